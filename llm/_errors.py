@@ -1,0 +1,85 @@
+"""Errors of the ``llm`` package.
+
+The tree (``llm`` imports nothing else of speakstream, so its root is
+``LLMError``; ``pipeline.SpeakStreamError`` groups it with the other roots)::
+
+    LLMError                    any failure talking to a model
+    ├── LLMConnectionError      could not connect / connection refused (retryable)
+    ├── LLMTimeoutError         connect, time-to-first-token or idle timeout
+    ├── ModelNotFoundError      Ollama 404 "model not found", OpenAI 404, no GGUF file
+    ├── LLMAuthError            HTTP 401/403, missing API key
+    ├── LLMRateLimitError       HTTP 429 (retryable)
+    ├── LLMResponseError        any other HTTP error status before the stream
+    └── LLMStreamError          the stream broke after it started (error object
+                                inside the stream, dropped connection, bad JSON)
+
+Every error carries ``provider``, ``status_code`` (``None`` when not HTTP),
+``retryable`` and ``partial_text``: all text already yielded to the caller
+before the failure (``""`` when it failed before the first token). httpx and
+llama-cpp exceptions are translated once, at the edge, with
+``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class LLMError(Exception):
+    """Root of every error raised by :mod:`llm`.
+
+    Attributes:
+        provider: ``"ollama"``, ``"openai"``, ``"anthropic"``, ``"gemini"`` or ``"local"``.
+        status_code: the HTTP status when the server answered with one, else ``None``.
+        retryable: ``True`` when the same request may succeed if sent again.
+        partial_text: the text deltas yielded before the failure, concatenated.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status_code: int | None = None,
+        retryable: bool = False,
+        partial_text: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status_code = status_code
+        self.retryable = retryable
+        self.partial_text = partial_text
+
+
+class LLMConnectionError(LLMError):
+    """The server could not be reached (refused, DNS, reset before any reply)."""
+
+
+class LLMTimeoutError(LLMError):
+    """A timeout fired: connect, time to first token, or idle time between chunks.
+
+    Attributes:
+        phase: ``"connect"``, ``"first_token"`` or ``"idle"``.
+    """
+
+    def __init__(self, message: str, *, phase: str = "", **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.phase = phase
+
+
+class ModelNotFoundError(LLMError):
+    """The requested model does not exist on the server (or the GGUF file is missing)."""
+
+
+class LLMAuthError(LLMError):
+    """The server refused the credentials (HTTP 401/403) or none were given."""
+
+
+class LLMRateLimitError(LLMError):
+    """The server asked us to slow down (HTTP 429)."""
+
+
+class LLMResponseError(LLMError):
+    """The server answered with an HTTP error status not covered above."""
+
+
+class LLMStreamError(LLMError):
+    """The stream failed after it had started; ``partial_text`` holds what arrived."""
