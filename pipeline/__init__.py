@@ -6,6 +6,7 @@ import it.
 
 from __future__ import annotations
 
+from ._cleanup import clean_for_speech
 from ._config import StreamingConfig
 from ._events import (
     AudioReady,
@@ -19,6 +20,8 @@ from ._events import (
     event_to_dict,
 )
 from ._segment import Segment
+from ._sentence_buffer import SentenceBuffer
+from ._sentences import split_sentences
 
 __all__ = [
     "AudioReady",
@@ -29,7 +32,10 @@ __all__ = [
     "RunStarted",
     "Segment",
     "SegmentQueued",
+    "SentenceBuffer",
     "StreamingConfig",
     "TextDelta",
+    "clean_for_speech",
     "event_to_dict",
+    "split_sentences",
 ]
