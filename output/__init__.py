@@ -3,4 +3,47 @@ merging, subtitles and playback. Knows nothing of LLMs."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ._errors import (
+    FormatError,
+    ManifestError,
+    NoAudioDeviceError,
+    OutputError,
+    OutputExistsError,
+    PlaybackError,
+)
+from ._formats import CHAPTER_FORMATS, FILE_FORMATS, convert, probe_duration, sniff_format
+from ._manifest import MANIFEST_NAME, read_manifest
+from ._merge import merge
+from ._player import AudioOutput, Player, find_audio_output
+from ._subtitles import Cue, cues_from_segments, format_srt, format_vtt, write_srt, write_vtt
+from ._writer import SegmentWriter, WrittenSegment
+
+# Plain sorted() order, as tests/test_exported_members.py checks; ruff's RUF022
+# wants isort order (CONSTANTS first), which differs here.
+__all__ = [  # noqa: RUF022
+    "AudioOutput",
+    "CHAPTER_FORMATS",
+    "Cue",
+    "FILE_FORMATS",
+    "FormatError",
+    "MANIFEST_NAME",
+    "ManifestError",
+    "NoAudioDeviceError",
+    "OutputError",
+    "OutputExistsError",
+    "PlaybackError",
+    "Player",
+    "SegmentWriter",
+    "WrittenSegment",
+    "convert",
+    "cues_from_segments",
+    "find_audio_output",
+    "format_srt",
+    "format_vtt",
+    "merge",
+    "probe_duration",
+    "read_manifest",
+    "sniff_format",
+    "write_srt",
+    "write_vtt",
+]

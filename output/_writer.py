@@ -1,0 +1,300 @@
+"""Writing each segment's audio to its own file, atomically, with a manifest."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from tts import SynthesizedAudio, WordBoundary
+
+from ._atomic import atomic_write_bytes
+from ._errors import OutputExistsError
+from ._formats import check_format, convert
+from ._manifest import MANIFEST_NAME, ManifestWriter
+
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class WrittenSegment:
+    """One segment file on disk.
+
+    Attributes:
+        index: the segment's index in the run (0-based, as the pipeline numbers).
+        path: absolute path of the file.
+        format: its format, one of :data:`FILE_FORMATS` (also the extension).
+        duration_s: length of the audio in seconds (decoded frames / sample rate).
+        bytes: size of the file in bytes.
+        engine: the TTS engine that made the audio.
+        voice: the engine's voice, or ``None`` for its default.
+        text: the segment's text (characters).
+        words: word timings relative to the start of this file, where known.
+        sample_rate: samples per second of the file (Hz).
+        channels: 1 mono, 2 stereo.
+    """
+
+    index: int
+    path: Path
+    format: str
+    duration_s: float
+    bytes: int
+    engine: str
+    voice: str | None
+    text: str
+    words: tuple[WordBoundary, ...] = field(default=())
+    sample_rate: int = 0
+    channels: int = 0
+
+    def to_record(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The manifest record of this segment (``"type": "segment"``).
+
+        ``path`` is the file name relative to the manifest's directory, so a
+        run directory can be moved. ``extra`` keys are added; they may not
+        replace the standard keys.
+
+        Raises:
+            ValueError: an ``extra`` key collides with a standard key.
+        """
+        record: dict[str, Any] = {
+            "type": "segment",
+            "index": self.index,
+            "text": self.text,
+            "path": self.path.name,
+            "format": self.format,
+            "duration_s": round(self.duration_s, 6),
+            "bytes": self.bytes,
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "engine": self.engine,
+            "voice": self.voice,
+            "words": [
+                {"text": w.text, "offset_s": w.offset_s, "duration_s": w.duration_s}
+                for w in self.words
+            ],
+        }
+        clash = sorted(set(extra or {}) & set(record))
+        if clash:
+            raise ValueError(f"extra may not replace manifest keys {clash}")
+        record.update(extra or {})
+        return record
+
+
+@dataclass(frozen=True)
+class _WriterConfig:
+    format: str
+    prefix: str
+    overwrite: bool
+    run_subdir: bool
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "format", check_format(self.format))
+        if not isinstance(self.prefix, str) or not _PREFIX_RE.match(self.prefix):
+            raise ValueError(
+                "prefix must be 1-64 characters of letters, digits, '.', '_' or '-' "
+                f"starting with a letter or digit, got {self.prefix!r}"
+            )
+
+
+class SegmentWriter:
+    """Writes segment audio as ``<prefix>_<index:04d>.<format>`` plus ``manifest.jsonl``.
+
+    Where files go: with ``run_subdir=True`` (default) every writer makes a new
+    directory ``output_dir/run-YYYYmmdd-HHMMSS`` (``-2``, ``-3``... if taken),
+    so a run never touches another run's files. With ``run_subdir=False`` the
+    files go straight into ``output_dir``; then an existing manifest or segment
+    file of the same prefix raises :class:`OutputExistsError` unless
+    ``overwrite=True`` (which truncates the manifest and replaces files as they
+    are written). :attr:`directory` is where this run's files are.
+
+    Each file is converted (pydub + ffmpeg) only when the engine's format
+    differs, written to a temp file in the same directory and renamed, so the
+    final name never holds a partial file. The manifest line for a segment is
+    appended and fsynced right after its file lands. ``close(summary)`` writes
+    the summary line; ``write`` after ``close`` raises ``RuntimeError``.
+
+    ``write`` is thread-safe; ``awrite`` runs it in a worker thread so the
+    event loop never blocks on encoding or disk.
+
+    Raises (constructor):
+        ValueError: bad ``format`` (allowed: wav, mp3, ogg, opus, flac) or ``prefix``.
+        OutputExistsError: see above.
+    """
+
+    def __init__(
+        self,
+        output_dir: str | os.PathLike[str],
+        *,
+        format: str = "wav",
+        prefix: str = "segment",
+        overwrite: bool = False,
+        run_subdir: bool = True,
+    ) -> None:
+        self._config = _WriterConfig(format, prefix, overwrite, run_subdir)
+        self.format: str = self._config.format
+        self.prefix: str = prefix
+        self.directory: Path = self._make_directory(Path(output_dir).resolve())
+        self.manifest_path: Path = self.directory / MANIFEST_NAME
+        self._manifest = ManifestWriter(self.manifest_path, overwrite=overwrite)
+        self._lock = threading.Lock()
+        self._segments: list[WrittenSegment] = []
+        self._closed = False
+
+    @property
+    def segments(self) -> tuple[WrittenSegment, ...]:
+        """The segments written so far, in the order they landed."""
+        with self._lock:
+            return tuple(self._segments)
+
+    def _make_directory(self, output_dir: Path) -> Path:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if not self._config.run_subdir:
+            if not self._config.overwrite:
+                taken = (
+                    [output_dir / MANIFEST_NAME] if (output_dir / MANIFEST_NAME).exists() else []
+                )
+                taken += sorted(output_dir.glob(f"{self._config.prefix}_[0-9][0-9][0-9][0-9]*.*"))
+                if taken:
+                    raise OutputExistsError(
+                        f"{output_dir} already holds a run ({taken[0].name}); use run_subdir=True, "
+                        "another prefix, or overwrite=True",
+                        path=taken[0],
+                    )
+            return output_dir
+        stamp = dt.datetime.now().strftime("run-%Y%m%d-%H%M%S")
+        for n in range(1, 1000):
+            candidate = output_dir / (stamp if n == 1 else f"{stamp}-{n}")
+            try:
+                candidate.mkdir()
+            except FileExistsError:
+                continue
+            return candidate
+        raise OutputExistsError(f"no free run directory {stamp}-N in {output_dir}", path=output_dir)
+
+    def path_for(self, index: int) -> Path:
+        """The final path of segment ``index``."""
+        return self.directory / f"{self.prefix}_{index:04d}.{self.format}"
+
+    def write(
+        self,
+        index: int,
+        audio: SynthesizedAudio,
+        *,
+        text: str,
+        extra: dict[str, Any] | None = None,
+    ) -> WrittenSegment:
+        """Write segment ``index`` and append its manifest line.
+
+        ``extra`` holds JSON-serialisable fields added to the manifest record.
+
+        Raises:
+            ValueError: ``index`` is not an int >= 0, or ``extra`` clashes with
+                the standard keys.
+            FormatError: the audio is not what its format says, or conversion
+                failed (nothing is written).
+            OutputExistsError: the file exists (same index twice, or a previous
+                run with ``run_subdir=False``) and ``overwrite`` is false.
+            RuntimeError: the writer is closed.
+        """
+        if self._closed:
+            raise RuntimeError("SegmentWriter is closed")
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+            raise ValueError(f"index must be an int >= 0, got {index!r}")
+        converted = convert(audio, self.format)
+        path = self.path_for(index)
+        written = WrittenSegment(
+            index=index,
+            path=path,
+            format=self.format,
+            duration_s=converted.duration_s,
+            bytes=len(converted.data),
+            engine=audio.engine,
+            voice=audio.voice,
+            text=text,
+            words=audio.words,
+            sample_rate=converted.sample_rate,
+            channels=converted.channels,
+        )
+        record = written.to_record(extra)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("SegmentWriter is closed")
+            atomic_write_bytes(path, converted.data, overwrite=self._config.overwrite)
+            self._manifest.append(record)
+            self._segments.append(written)
+        return written
+
+    async def awrite(
+        self,
+        index: int,
+        audio: SynthesizedAudio,
+        *,
+        text: str,
+        extra: dict[str, Any] | None = None,
+    ) -> WrittenSegment:
+        """:meth:`write` in a worker thread (same arguments, result and errors)."""
+        return await asyncio.to_thread(self.write, index, audio, text=text, extra=extra)
+
+    def close(self, summary: dict[str, Any] | None = None) -> None:
+        """Append the summary line and close the manifest. Idempotent.
+
+        The line is ``{"type": "summary", "segments": N, "duration_s": total,
+        **summary}`` (N segments written, total seconds of audio).
+
+        Raises:
+            ValueError: ``summary`` tries to set ``"type"``.
+        """
+        if summary and "type" in summary:
+            raise ValueError("summary may not set 'type'")
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._manifest.append(
+                    {
+                        "type": "summary",
+                        "segments": len(self._segments),
+                        "duration_s": round(sum(s.duration_s for s in self._segments), 6),
+                        **(summary or {}),
+                    }
+                )
+            finally:
+                self._manifest.close()
+
+    async def aclose(self, summary: dict[str, Any] | None = None) -> None:
+        """:meth:`close` in a worker thread."""
+        await asyncio.to_thread(self.close, summary)
+
+    def _exit_summary(self, exc: BaseException | None) -> dict[str, Any]:
+        if exc is None:
+            return {"complete": True}
+        return {"complete": False, "error": f"{type(exc).__name__}: {exc}"}
+
+    def __enter__(self) -> SegmentWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close(self._exit_summary(exc))
+
+    async def __aenter__(self) -> SegmentWriter:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose(self._exit_summary(exc))

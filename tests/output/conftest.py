@@ -1,0 +1,70 @@
+"""Fixtures for output tests: real espeak-ng speech, tones, a real PulseAudio server."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import wave
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fakes.pulse import PulseServer, pulse_available
+from tests.fakes.tones import tone_wav, wav_bytes
+from tts import SynthesizedAudio, WordBoundary
+
+
+def espeak_audio(text: str) -> SynthesizedAudio:
+    """Real espeak-ng speech as WAV (22050 Hz mono)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed")
+    data = subprocess.run(["espeak-ng", "--stdout", text], capture_output=True, check=True).stdout
+    # espeak-ng --stdout leaves the RIFF sizes as 0xFFFFFFFF (streaming); let
+    # the wave module rewrite a proper header.
+    with wave.open(io.BytesIO(data)) as w:
+        rate, frames = w.getframerate(), w.readframes(w.getnframes())
+    wav = wav_bytes(frames, sample_rate=rate)
+    return SynthesizedAudio(
+        data=wav,
+        format="wav",
+        sample_rate=rate,
+        channels=1,
+        duration_s=len(frames) / 2 / rate,
+        engine="espeak",
+        voice="en",
+        text=text,
+    )
+
+
+def tone_audio(
+    freq: float, seconds: float, *, words: tuple[WordBoundary, ...] = ()
+) -> SynthesizedAudio:
+    return SynthesizedAudio(
+        data=tone_wav(freq, seconds),
+        format="wav",
+        sample_rate=22050,
+        channels=1,
+        duration_s=seconds,
+        words=words,
+        engine="tone",
+        voice=None,
+        text=f"{freq} Hz",
+    )
+
+
+@pytest.fixture(scope="module")
+def pulse_server() -> Iterator[PulseServer]:
+    """A private PulseAudio daemon with a null sink ``ttsnull`` (module-scoped)."""
+    if not pulse_available():
+        pytest.skip("pulseaudio / pulseaudio-utils not installed")
+    with PulseServer() as server:
+        yield server
+
+
+@pytest.fixture
+def pulse_env(pulse_server: PulseServer, monkeypatch: pytest.MonkeyPatch) -> PulseServer:
+    """``pulse_server`` with PULSE_SERVER set in os.environ for this test."""
+    for key, value in pulse_server.env.items():
+        monkeypatch.setenv(key, value)
+    return pulse_server
