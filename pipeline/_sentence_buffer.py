@@ -138,6 +138,7 @@ class SentenceBuffer:
         self._sentences = 0  # sentence ends inside the unreleased text
         self._last_sentence_end = 0  # global offset of the latest confirmed sentence end
         self._first_done = first_segment_min_length is None
+        self._content_at: int | None = None  # global offset of the first unreleased non-space
         # Time rule: arrival time of each push (end offset, clock) while unreleased.
         self._arrivals: deque[tuple[int, float]] = deque()
         self._content_since: float | None = None  # when the oldest unreleased word arrived
@@ -158,6 +159,8 @@ class SentenceBuffer:
             raise RuntimeError("SentenceBuffer is spent: push() after flush()")
         if not text:
             return []
+        if self._content_at is None and not text.isspace():
+            self._content_at = self._end + _first_non_space(text)
         self._end += len(text)
         self._pending.append(text)
         self._window += text
@@ -231,6 +234,8 @@ class SentenceBuffer:
             cut = base + offset
             if cut <= self._released:
                 continue  # already released by the time rule
+            if self._content_at is None or cut <= self._content_at:
+                continue  # only whitespace before it: merge it into the next segment
             length = cut - self._released
             if is_sentence:
                 self._sentences += 1
@@ -257,13 +262,15 @@ class SentenceBuffer:
         self._index += 1
         self._released = cut
         self._pending = [rest] if rest else []
+        has_content = bool(rest) and not rest.isspace()
+        self._content_at = cut + _first_non_space(rest) if has_content else None
         self._sentences = 0
         self._first_done = True
         if self._max_time is not None:
             arrivals = self._arrivals
             while arrivals and arrivals[0][0] <= cut:
                 arrivals.popleft()
-            if rest and not rest.isspace():
+            if has_content:
                 # rest starts where a word starts; it arrived with the oldest push left.
                 self._content_since = arrivals[0][1]
             else:
@@ -292,3 +299,7 @@ def _last_match(regex: re.Pattern[str], text: str) -> re.Match[str] | None:
     for last in regex.finditer(text):  # noqa: B007 - we want the last one
         pass
     return last
+
+
+def _first_non_space(text: str) -> int:
+    return len(text) - len(text.lstrip())
