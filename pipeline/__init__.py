@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._cleanup import clean_for_speech
 from ._config import StreamingConfig
+from ._errors import NarrationError, PipelineError, SpeakStreamError
 from ._events import (
     AudioReady,
     ProgressEvent,
@@ -19,12 +20,20 @@ from ._events import (
     TextDelta,
     event_to_dict,
 )
+from ._pipeline import (
+    StreamingPipeline,
+    astream_chat_to_audio,
+    create_streaming_pipeline,
+    stream_chat_to_audio,
+)
 from ._segment import Segment
 from ._sentence_buffer import SentenceBuffer
 from ._sentences import split_sentences
 
 __all__ = [
     "AudioReady",
+    "NarrationError",
+    "PipelineError",
     "ProgressEvent",
     "RunCancelled",
     "RunCompleted",
@@ -33,9 +42,14 @@ __all__ = [
     "Segment",
     "SegmentQueued",
     "SentenceBuffer",
+    "SpeakStreamError",
     "StreamingConfig",
+    "StreamingPipeline",
     "TextDelta",
+    "astream_chat_to_audio",
     "clean_for_speech",
+    "create_streaming_pipeline",
     "event_to_dict",
     "split_sentences",
+    "stream_chat_to_audio",
 ]

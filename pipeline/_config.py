@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-#: File formats a run can write (``"pcm"`` is an engine format, not a file format).
-FILE_FORMATS = ("wav", "mp3", "ogg", "opus", "flac")
+from output import FILE_FORMATS
+
+from ._cleanup import Mode
+from ._sentence_buffer import DEFAULT_FIRST_SEGMENT_MIN_LENGTH
+
 _CLEAN_MODES = ("placeholder", "drop")
 _SUBTITLES = ("srt", "vtt")
 
@@ -24,9 +27,10 @@ class StreamingConfig:
         min_chunk_length: minimum segment length in characters (integer >= 0).
         max_buffer_time: seconds after which buffered text is released even
             without a sentence boundary (float > 0, or ``None`` to disable).
-        first_segment_min_length: characters before the first segment may be
-            released early at a clause boundary (integer >= 1), or ``None`` for
-            the sentence buffer's own default.
+        first_segment_min_length: characters after which the first segment
+            may be released early at a clause boundary, so speech starts sooner
+            (integer >= 1; default: the sentence buffer's default, 40), or
+            ``None`` to disable the early release.
         output_dir: base directory for audio files; each run writes into its
             own subfolder (str or path).
         format: audio file format, one of ``wav mp3 ogg opus flac``.
@@ -54,7 +58,7 @@ class StreamingConfig:
     sentence_buffer_size: int = 2
     min_chunk_length: int = 20
     max_buffer_time: float | None = 3.0
-    first_segment_min_length: int | None = None
+    first_segment_min_length: int | None = DEFAULT_FIRST_SEGMENT_MIN_LENGTH
     output_dir: str | Path = "speakstream-out"
     format: str = "wav"
     workers: int = 2
@@ -66,8 +70,8 @@ class StreamingConfig:
     rate: float | None = None
     volume: float | None = None
     pitch: float | None = None
-    clean_code: str = "placeholder"
-    clean_urls: str = "placeholder"
+    clean_code: Mode = "placeholder"
+    clean_urls: Mode = "placeholder"
 
     def __post_init__(self) -> None:
         _int("sentence_buffer_size", self.sentence_buffer_size, 1, 1000)

