@@ -1,0 +1,1 @@
+"""Benchmarks: speed measured side by side against a baseline (never in tests)."""
