@@ -61,7 +61,9 @@ def time_speakstream(text: str, chunk: int = CHUNK) -> dict[str, Any]:
             "segments": segments}  # fmt: skip
 
 
-def time_stream2sentence(text: str, chunk: int = CHUNK, cap_chars: int | None = None) -> dict[str, Any]:
+def time_stream2sentence(
+    text: str, chunk: int = CHUNK, cap_chars: int | None = None
+) -> dict[str, Any]:
     """Stream ``text`` (or its first ``cap_chars``) through stream2sentence's defaults."""
     from stream2sentence import generate_sentences
 
