@@ -5,9 +5,12 @@ See :func:`create_client`.
 
 from __future__ import annotations
 
+from ._base import LLMClient
+from ._conversation import Conversation
 from ._errors import (
     LLMAuthError,
     LLMConnectionError,
+    LLMDependencyError,
     LLMError,
     LLMRateLimitError,
     LLMResponseError,
@@ -15,14 +18,25 @@ from ._errors import (
     LLMTimeoutError,
     ModelNotFoundError,
 )
+from ._factory import create_client
+from ._options import ClientOptions
+from ._types import ModelResponse, StreamChunk, StreamStats
 
 __all__ = [
+    "ClientOptions",
+    "Conversation",
     "LLMAuthError",
+    "LLMClient",
     "LLMConnectionError",
+    "LLMDependencyError",
     "LLMError",
     "LLMRateLimitError",
     "LLMResponseError",
     "LLMStreamError",
     "LLMTimeoutError",
     "ModelNotFoundError",
+    "ModelResponse",
+    "StreamChunk",
+    "StreamStats",
+    "create_client",
 ]

@@ -10,6 +10,7 @@ The tree (``llm`` imports nothing else of speakstream, so its root is
     ├── LLMAuthError            HTTP 401/403, missing API key
     ├── LLMRateLimitError       HTTP 429 (retryable)
     ├── LLMResponseError        any other HTTP error status before the stream
+    ├── LLMDependencyError      an optional dependency (llama-cpp-python) is missing
     └── LLMStreamError          the stream broke after it started (error object
                                 inside the stream, dropped connection, bad JSON)
 
@@ -83,3 +84,11 @@ class LLMResponseError(LLMError):
 
 class LLMStreamError(LLMError):
     """The stream failed after it had started; ``partial_text`` holds what arrived."""
+
+
+class LLMDependencyError(LLMError):
+    """An optional dependency of a provider is not installed.
+
+    The message says what to install, e.g. ``pip install 'speakstream[local]'``
+    for the ``"local"`` provider (llama-cpp-python).
+    """

