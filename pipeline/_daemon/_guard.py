@@ -1,0 +1,116 @@
+"""ASGI middleware in front of every route: bearer-token auth and the body size limit.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) so it also guards WebSockets and
+never buffers streaming responses.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ._http import error_body
+
+#: Paths anyone may read without the token: the page, health and API schema.
+PUBLIC_PATHS = frozenset(
+    {"/", "/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+)
+
+
+class GuardMiddleware:
+    """Checks ``Authorization: Bearer <token>`` and caps request bodies.
+
+    * Auth (only when ``token`` is set): every path but :data:`PUBLIC_PATHS`
+      and ``/static/*`` needs the header; WebSockets may instead pass
+      ``?token=`` (browsers cannot set headers on them). Failure: HTTP 401
+      JSON, or a WebSocket close with code 1008 before the handshake.
+    * Size: a declared ``Content-Length`` above ``max_body_bytes`` is refused
+      with 413 before reading; otherwise the body is read (at most
+      ``max_body_bytes`` + one chunk) and replayed to the app, so chunked
+      uploads are capped too.
+    """
+
+    def __init__(self, app: ASGIApp, *, token: str | None, max_body_bytes: int) -> None:
+        self.app = app
+        self.token = token
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if not self._authorized(scope):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008, "reason": "unauthorized"})
+            else:
+                await _json(send, 401, error_body("unauthorized", "missing or wrong bearer token"),
+                            {"www-authenticate": "Bearer"})
+            return
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            replay = await self._capped_body(scope, receive, send)
+            if replay is None:
+                return
+            receive = replay
+        await self.app(scope, receive, send)
+
+    def _authorized(self, scope: Scope) -> bool:
+        if self.token is None:
+            return True
+        path: str = scope["path"]
+        if path in PUBLIC_PATHS or path.startswith("/static/"):
+            return True
+        expected = f"Bearer {self.token}".encode()
+        for name, value in scope["headers"]:
+            if name == b"authorization" and hmac.compare_digest(value, expected):
+                return True
+        if scope["type"] == "websocket":
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            for given in query.get("token", []):
+                if hmac.compare_digest(given.encode(), self.token.encode()):
+                    return True
+        return False
+
+    async def _capped_body(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        limit = self.max_body_bytes
+        too_large = error_body(
+            "payload_too_large", f"request body is larger than the limit of {limit} bytes"
+        )
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await _json(send, 413, too_large, {"connection": "close"})
+                return None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None  # the client left: nothing to answer
+            body = message.get("body", b"")
+            size += len(body)
+            if size > limit:
+                await _json(send, 413, too_large, {"connection": "close"})
+                return None
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        replay: list[Message] = [{"type": "http.request", "body": b"".join(chunks),
+                                  "more_body": False}]
+
+        async def replaying_receive() -> Message:
+            if replay:
+                return replay.pop()
+            return await receive()
+
+        return replaying_receive
+
+
+async def _json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+    payload = json.dumps(body).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})

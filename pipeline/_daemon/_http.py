@@ -1,0 +1,80 @@
+"""JSON errors and id checks shared by every route.
+
+Every error the daemon returns has one shape, OpenAI's (so the official SDK
+parses it too)::
+
+    {"error": {"type": "...", "message": "...", "param": null, "code": null}}
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+#: Run and narration job ids: 1–64 letters, digits, ``_`` or ``-``, starting
+#: with a letter or digit. Anything else (``..``, ``/``, ``%2F``) is a 404
+#: before any path is built.
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class ApiError(Exception):
+    """An error answered as JSON with ``status``.
+
+    Attributes:
+        status: HTTP status code.
+        type: machine-readable kind (``"not_found"``, ``"payload_too_large"``...).
+        message: human-readable explanation.
+        param: the request field concerned, if any.
+    """
+
+    def __init__(self, status: int, type: str, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type
+        self.message = message
+        self.param = param
+
+
+def error_body(type: str, message: str, *, param: str | None = None) -> dict[str, Any]:
+    """The JSON body of an error (see the module docstring)."""
+    return {"error": {"type": type, "message": message, "param": param, "code": type}}
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    """``exc`` as a :class:`JSONResponse`."""
+    return JSONResponse(error_body(exc.type, exc.message, param=exc.param), status_code=exc.status)
+
+
+def check_id(value: str, *, kind: str) -> str:
+    """Return ``value`` if it is a valid id (:data:`ID_RE`), else raise ``ApiError(404)``."""
+    if not ID_RE.match(value):
+        raise ApiError(404, "not_found", f"no {kind} {value!r}")
+    return value
+
+
+def contained(base: Path, name: str) -> Path:
+    """``base / name`` resolved, guaranteed to stay inside ``base``.
+
+    Raises:
+        ApiError: 404 when the result would leave ``base`` (``..``, absolute
+            names, symlinks pointing out).
+    """
+    root = base.resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root) or path == root:
+        raise ApiError(404, "not_found", f"no file {name!r}")
+    return path
+
+
+def check_length(value: str, limit: int, *, param: str) -> None:
+    """Raise ``ApiError(413)`` when ``value`` is longer than ``limit`` characters."""
+    if len(value) > limit:
+        raise ApiError(
+            413,
+            "payload_too_large",
+            f"{param} is {len(value)} characters; the limit is {limit}",
+            param=param,
+        )

@@ -1,0 +1,8 @@
+"""The routers the app mounts, in order."""
+
+from __future__ import annotations
+
+from ._routes_basic import router as basic
+from ._routes_runs import router as runs
+
+ROUTERS = [basic, runs]

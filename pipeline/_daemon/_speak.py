@@ -1,0 +1,71 @@
+"""Starting LLM runs for ``POST /v1/speak`` and WebSocket ``speak`` messages."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .._pipeline import new_run_id
+from ._http import ApiError, check_id, check_length
+from ._runs import ActiveRun, RunRecord
+from ._state import DaemonState
+
+
+class SpeakRequest(BaseModel):
+    """Body of ``POST /v1/speak`` (and the fields of a WebSocket ``speak`` message).
+
+    Attributes:
+        message: the user's message (characters; at most ``max_message_chars``).
+        conversation_id: keep a conversation across requests under this id
+            (1–64 of ``A-Z a-z 0-9 _ -``); the reply is added to its history.
+        llm / model: LLM provider and model (default: the daemon's).
+        tts / voice: TTS engine and voice (default: the daemon's).
+        format: audio file format (``wav mp3 ogg opus flac``).
+        system: system prompt.
+        streaming_config: :class:`~pipeline.StreamingConfig` keys to override
+            (not ``output_dir`` or ``play``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    message: str
+    conversation_id: str | None = None
+    llm: str | None = None
+    model: str | None = None
+    tts: str | None = None
+    voice: str | None = None
+    format: str | None = None
+    system: str | None = None
+    streaming_config: dict[str, Any] | None = Field(default=None)
+
+
+def start_chat_run(state: DaemonState, body: SpeakRequest, *, endpoint: str) -> ActiveRun:
+    """Validate ``body`` and register a new LLM run (not started until iterated).
+
+    Raises:
+        ApiError: 413 for a too long message, 422 for bad options.
+    """
+    settings = state.settings
+    check_length(body.message, settings.max_message_chars, param="message")
+    if not body.message.strip():
+        raise ApiError(422, "invalid_request_error", "message is empty", param="message")
+    conversation = None
+    if body.conversation_id is not None:
+        check_id(body.conversation_id, kind="conversation")
+        conversation = state.conversation(body.conversation_id, body.llm, body.model)
+    config = state.source.config(body.streaming_config, output_dir=settings.runs_dir,
+                                 format=body.format)
+    pipe = state.source.pipeline(config, tts_name=body.tts, with_llm=True,
+                                 llm_provider=body.llm, model=body.model)
+    run_id = new_run_id()
+    stop = asyncio.Event()
+    events = state.source.chat(
+        body.message, pipe=pipe, run_id=run_id, voice=body.voice, system=body.system,
+        conversation=conversation, stop_event=stop,
+    )
+    run = ActiveRun(RunRecord(run_id=run_id, endpoint=endpoint), events, stop_event=stop,
+                    metrics=state.metrics, queue_size=settings.ws_queue_size)
+    state.runs.add(run)
+    return run

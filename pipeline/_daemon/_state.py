@@ -1,0 +1,60 @@
+"""Everything one daemon app shares between requests."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import llm
+from tts import TTSEngine
+
+from ._http import ApiError
+from ._metrics import DaemonMetrics
+from ._runs import RunRegistry
+from ._settings import DaemonSettings
+from ._source import PipelineSource
+
+logger = logging.getLogger("speakstream.daemon")
+
+
+class DaemonState:
+    """The app's shared objects: settings, metrics, run registry, pipeline source.
+
+    ``start()`` / ``aclose()`` are called by the app's lifespan.
+    """
+
+    def __init__(
+        self,
+        settings: DaemonSettings,
+        *,
+        llm_client: Any = None,
+        tts_engine: TTSEngine | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = DaemonMetrics()
+        self.runs = RunRegistry(settings.runs_dir)
+        self.source = PipelineSource(settings, llm_client=llm_client, tts_engine=tts_engine)
+        self._conversations: dict[str, Any] = {}
+
+    def conversation(self, conversation_id: str, provider: str | None, model: str | None) -> Any:
+        """The :class:`llm.Conversation` kept under ``conversation_id`` (created on first use).
+
+        Raises:
+            ApiError: 409 when the id is in use with another provider/model.
+        """
+        client = self.source.client(provider, model)
+        conversation = self._conversations.get(conversation_id)
+        if conversation is None:
+            conversation = llm.Conversation(client)
+            self._conversations[conversation_id] = conversation
+        elif conversation.client is not client:
+            raise ApiError(409, "conflict",
+                           f"conversation {conversation_id!r} uses another llm/model",
+                           param="conversation_id")
+        return conversation
+
+    async def start(self) -> None:
+        self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
+
+    async def aclose(self) -> None:
+        await self.source.aclose()
