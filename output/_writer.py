@@ -108,8 +108,9 @@ class SegmentWriter:
     Where files go: with ``run_subdir=True`` (default) every writer makes a new
     directory ``output_dir/run-YYYYmmdd-HHMMSS`` (``-2``, ``-3``... if taken),
     so a run never touches another run's files. With ``run_subdir=False`` the
-    files go straight into ``output_dir``; then an existing manifest or segment
-    file of the same prefix raises :class:`OutputExistsError` unless
+    files go straight into ``output_dir`` (one run per directory, as there is
+    one ``manifest.jsonl``); then an existing manifest or segment file of the
+    same prefix raises :class:`OutputExistsError` unless
     ``overwrite=True`` (which truncates the manifest and replaces files as they
     are written). :attr:`directory` is where this run's files are.
 

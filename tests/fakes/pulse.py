@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -208,6 +209,11 @@ class Recorder:
         need = round(seconds * self.sample_rate) * 2
         with self._cond:
             return self._cond.wait_for(lambda: len(self._buf) >= need, timeout)
+
+    def wait_until(self, predicate: Callable[[bytes], bool], *, timeout: float = 60.0) -> bool:
+        """Block until ``predicate(recorded pcm)`` holds (False on ``timeout``)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(bytes(self._buf)), timeout)
 
     def __exit__(
         self,

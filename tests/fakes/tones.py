@@ -77,3 +77,16 @@ def loud_runs(
     if start is not None:
         runs.append((start / sample_rate, len(values) / sample_rate))
     return runs
+
+
+def freq_track(
+    values: array.array[int], sample_rate: int, *, window_s: float = 0.05, threshold: float = 500
+) -> list[float]:
+    """Dominant frequency (Hz) of each loud ``window_s`` window, in order (quiet ones skipped)."""
+    step = max(1, round(window_s * sample_rate))
+    out = []
+    for i in range(0, len(values) - step + 1, step):
+        window = values[i : i + step]
+        if rms(window) > threshold:
+            out.append(dominant_freq(window, sample_rate))
+    return out

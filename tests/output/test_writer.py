@@ -1,0 +1,242 @@
+"""SegmentWriter: names, run directories, atomic writes, manifest lines."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydub import AudioSegment
+
+import output._atomic as atomic_mod
+from output import (
+    FormatError,
+    OutputExistsError,
+    SegmentWriter,
+    WrittenSegment,
+    probe_duration,
+    read_manifest,
+    sniff_format,
+)
+from tests.output.conftest import espeak_audio, tone_audio
+from tts import WordBoundary
+
+
+def test_writes_named_files_with_manifest(tmp_path: Path) -> None:
+    speech = espeak_audio("Hello there.")
+    words = (WordBoundary("Hello", 0.0, 0.3), WordBoundary("there.", 0.3, 0.4))
+    with SegmentWriter(tmp_path, format="mp3") as writer:
+        a = writer.write(0, speech, text="Hello there.", extra={"ttfa_ms": 12.5})
+        b = writer.write(1, tone_audio(440, 0.5, words=words), text="tone")
+    assert writer.directory.parent == tmp_path and writer.directory.name.startswith("run-")
+    assert a.path == writer.directory / "segment_0000.mp3"
+    assert b.path.name == "segment_0001.mp3"
+    for seg in (a, b):
+        data = seg.path.read_bytes()
+        assert sniff_format(data) == "mp3" and seg.bytes == len(data)
+        # ffprobe counts whole MP3 frames incl. encoder delay/padding (< 2 frames).
+        assert probe_duration(seg.path) == pytest.approx(seg.duration_s, abs=2 * 1152 / 22050)
+        decoded = AudioSegment.from_file(seg.path)
+        assert decoded.frame_count() / decoded.frame_rate == pytest.approx(seg.duration_s, abs=1e-3)
+    records = read_manifest(writer.directory)
+    assert [r["type"] for r in records] == ["segment", "segment", "summary"]
+    first, second, summary = records
+    assert first["index"] == 0 and first["text"] == "Hello there."
+    assert first["path"] == "segment_0000.mp3" and first["format"] == "mp3"
+    assert first["engine"] == "espeak" and first["voice"] == "en" and first["ttfa_ms"] == 12.5
+    assert second["words"] == [
+        {"text": "Hello", "offset_s": 0.0, "duration_s": 0.3},
+        {"text": "there.", "offset_s": 0.3, "duration_s": 0.4},
+    ]
+    assert summary["segments"] == 2 and summary["complete"] is True
+    assert summary["duration_s"] == pytest.approx(a.duration_s + b.duration_s, abs=1e-5)
+    assert writer.segments == (a, b)
+
+
+def test_manifest_line_lands_with_each_file(tmp_path: Path) -> None:
+    writer = SegmentWriter(tmp_path)
+    writer.write(0, tone_audio(440, 0.1), text="one")
+    # Before close: the line is already on disk (flushed), no summary yet.
+    assert [r["index"] for r in read_manifest(writer.manifest_path)] == [0]
+    writer.write(1, tone_audio(440, 0.1), text="two")
+    assert [r["index"] for r in read_manifest(writer.manifest_path)] == [0, 1]
+    writer.close({"reason": "done"})
+    writer.close()  # idempotent
+    assert read_manifest(writer.manifest_path)[-1]["reason"] == "done"
+    with pytest.raises(RuntimeError, match="closed"):
+        writer.write(2, tone_audio(440, 0.1), text="late")
+
+
+def test_each_run_gets_its_own_directory(tmp_path: Path) -> None:
+    first = SegmentWriter(tmp_path)
+    second = SegmentWriter(tmp_path)
+    first.write(0, tone_audio(440, 0.1), text="a")
+    second.write(0, tone_audio(880, 0.1), text="b")
+    first.close()
+    second.close()
+    assert first.directory != second.directory
+    assert first.path_for(0).read_bytes() != second.path_for(0).read_bytes()
+
+
+def test_flat_directory_never_overwrites_unless_asked(tmp_path: Path) -> None:
+    with SegmentWriter(tmp_path, run_subdir=False) as writer:
+        writer.write(0, tone_audio(440, 0.1), text="old")
+    old = (tmp_path / "segment_0000.wav").read_bytes()
+    with pytest.raises(OutputExistsError, match="already holds a run"):
+        SegmentWriter(tmp_path, run_subdir=False)
+    assert (tmp_path / "segment_0000.wav").read_bytes() == old
+    # One manifest per directory: another prefix does not make room for a second run.
+    with pytest.raises(OutputExistsError, match=r"\(manifest.jsonl\)"):
+        SegmentWriter(tmp_path, run_subdir=False, prefix="take2")
+    # overwrite=True replaces files and starts a fresh manifest.
+    with SegmentWriter(tmp_path, run_subdir=False, overwrite=True) as again:
+        again.write(0, tone_audio(880, 0.1), text="new")
+    assert (tmp_path / "segment_0000.wav").read_bytes() != old
+    texts = [r.get("text") for r in read_manifest(tmp_path) if r["type"] == "segment"]
+    assert texts == ["new"]
+
+
+def test_same_index_twice_is_refused(tmp_path: Path) -> None:
+    with SegmentWriter(tmp_path) as writer:
+        first = writer.write(3, tone_audio(440, 0.1), text="a")
+        with pytest.raises(OutputExistsError):
+            writer.write(3, tone_audio(880, 0.1), text="b")
+        assert [s.text for s in writer.segments] == ["a"]
+        assert first.path.read_bytes() == tone_audio(440, 0.1).data
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"format": "aac"}, "format must be one of wav, mp3, ogg, opus, flac, got 'aac'"),
+        ({"prefix": "../x"}, "prefix must be 1-64 characters"),
+        ({"prefix": ""}, "prefix must be"),
+    ],
+)
+def test_options_validated(tmp_path: Path, kwargs: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        SegmentWriter(tmp_path, **kwargs)  # type: ignore[arg-type]
+
+
+def test_bad_write_arguments(tmp_path: Path) -> None:
+    with SegmentWriter(tmp_path) as writer:
+        for index in (-1, 1.0, True):
+            with pytest.raises(ValueError, match="index must be an int >= 0"):
+                writer.write(index, tone_audio(440, 0.1), text="x")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=r"extra may not replace manifest keys \['path'\]"):
+            writer.write(0, tone_audio(440, 0.1), text="x", extra={"path": "/etc/passwd"})
+    assert list(writer.directory.iterdir()) == [writer.manifest_path]
+
+
+def test_failed_conversion_writes_nothing(tmp_path: Path) -> None:
+    liar = tone_audio(440, 0.1)
+    liar = type(liar)(**{**liar.__dict__, "format": "mp3"})  # WAV bytes labelled MP3
+    with SegmentWriter(tmp_path, format="ogg") as writer:
+        with pytest.raises(FormatError):
+            writer.write(0, liar, text="x")
+        ok = writer.write(1, tone_audio(440, 0.1), text="y")
+    assert sorted(p.name for p in writer.directory.iterdir()) == ["manifest.jsonl", ok.path.name]
+
+
+def test_crash_mid_write_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure after half the bytes were written: the final name keeps the old file."""
+    writer = SegmentWriter(tmp_path, run_subdir=False, overwrite=True)
+    good = writer.write(0, tone_audio(440, 1.0), text="good")
+    before = good.path.read_bytes()
+    real_open = open
+
+    class HalfWriter:
+        def __init__(self, f):  # type: ignore[no-untyped-def]
+            self.f = f
+
+        def __enter__(self):  # type: ignore[no-untyped-def]
+            return self
+
+        def __exit__(self, *exc):  # type: ignore[no-untyped-def]
+            self.f.close()
+
+        def write(self, data: bytes) -> int:
+            self.f.write(data[: len(data) // 2])
+            self.f.flush()
+            raise OSError(28, "No space left on device")
+
+    def fake_open(path, mode="r", *args, **kwargs):  # type: ignore[no-untyped-def]
+        f = real_open(path, mode, *args, **kwargs)
+        return HalfWriter(f) if mode == "xb" else f
+
+    monkeypatch.setattr(atomic_mod, "open", fake_open, raising=False)
+    with pytest.raises(OSError, match="No space left"):
+        writer.write(0, tone_audio(880, 1.0), text="doomed")
+    monkeypatch.undo()
+    assert good.path.read_bytes() == before  # never a partial file under the final name
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # temp cleaned
+    writer.close()
+    records = read_manifest(tmp_path)
+    assert [r.get("text") for r in records if r["type"] == "segment"] == ["good"]
+
+
+CRASH_CHILD = """
+import os, sys
+import output._atomic as atomic
+from output import SegmentWriter
+from tests.output.conftest import tone_audio
+writer = SegmentWriter(sys.argv[1], run_subdir=False)
+writer.write(0, tone_audio(440, 0.2), text="done")
+def die(src, dst):
+    os._exit(9)  # hard crash: no cleanup, no exception handlers
+atomic.os.link = die
+writer.write(1, tone_audio(880, 2.0), text="crashes")
+"""
+
+
+def test_hard_crash_never_leaves_final_name(tmp_path: Path) -> None:
+    """A real process killed between writing the temp file and renaming it."""
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH_CHILD, str(tmp_path)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 9, proc.stderr
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert "segment_0000.wav" in names and "segment_0001.wav" not in names
+    leftovers = [n for n in names if n.startswith(".segment_0001.wav.") and n.endswith(".tmp")]
+    assert len(leftovers) == 1  # the complete temp file, never under the final name
+    records = read_manifest(tmp_path)
+    assert [r["index"] for r in records] == [0]  # resume would redo index 1
+
+
+async def test_awrite_from_many_tasks(tmp_path: Path) -> None:
+    async with SegmentWriter(tmp_path, format="flac") as writer:
+        results = await asyncio.gather(
+            *(writer.awrite(i, tone_audio(300 + 100 * i, 0.2), text=f"s{i}") for i in range(6))
+        )
+    assert [r.index for r in results] == list(range(6))
+    assert all(isinstance(r, WrittenSegment) and r.path.is_file() for r in results)
+    records = read_manifest(writer.manifest_path)
+    assert sorted(r["index"] for r in records if r["type"] == "segment") == list(range(6))
+    assert records[-1] == {
+        "type": "summary",
+        "segments": 6,
+        "duration_s": pytest.approx(1.2, abs=1e-3),
+        "complete": True,
+    }
+    for line in writer.manifest_path.read_text().splitlines():
+        json.loads(line)
+
+
+def test_exception_in_with_block_marks_summary_incomplete(tmp_path: Path) -> None:
+    with pytest.raises(KeyError), SegmentWriter(tmp_path) as writer:
+        writer.write(0, tone_audio(440, 0.1), text="kept")
+        raise KeyError("boom")
+    summary = read_manifest(writer.directory)[-1]
+    assert summary["complete"] is False and "KeyError" in summary["error"]
+    assert writer.path_for(0).is_file()  # what was written before the failure stays
+    assert os.path.getsize(writer.path_for(0)) > 44
