@@ -123,7 +123,8 @@ def _join(files: list[Path], silence_ms: int) -> AudioSegment:
         if not file.is_file():
             raise FileNotFoundError(f"merge input {file} does not exist")
         try:
-            part = AudioSegment.from_file(file, format=_demuxer(file))
+            with open(file, "rb") as f:  # pydub leaves files it opens unclosed
+                part = AudioSegment.from_file(f, format=_demuxer(file))
         except (PydubException, OSError, IndexError) as exc:
             raise FormatError(f"ffmpeg could not decode {file}: {exc}", path=file) from exc
         if combined is None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 import wave
 from collections.abc import Iterator
 
 import pytest
+from pydub import AudioSegment
 
 from tests.fakes.pulse import PulseServer, pulse_available
 from tests.fakes.tones import tone_wav, wav_bytes
@@ -35,6 +37,12 @@ def espeak_audio(text: str) -> SynthesizedAudio:
         voice="en",
         text=text,
     )
+
+
+def decode_file(path: str | os.PathLike[str]) -> AudioSegment:
+    """Decode a file with pydub, closing it (pydub's own open leaks the handle)."""
+    with open(path, "rb") as f:
+        return AudioSegment.from_file(f)
 
 
 def tone_audio(

@@ -6,11 +6,10 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from pydub import AudioSegment
 
 from output import FILE_FORMATS, FormatError, convert, probe_duration, sniff_format
 from tests.fakes.tones import tone_pcm
-from tests.output.conftest import espeak_audio, tone_audio
+from tests.output.conftest import decode_file, espeak_audio, tone_audio
 from tts import SynthesizedAudio
 
 MAGIC = {
@@ -40,7 +39,7 @@ def test_wav_to_format_and_back(speech: SynthesizedAudio, fmt: str, tmp_path: Pa
     path = tmp_path / f"x.{fmt}"
     path.write_bytes(out.data)
     assert probe_duration(path) == pytest.approx(speech.duration_s, rel=0.05)
-    decoded = AudioSegment.from_file(path)
+    decoded = decode_file(path)
     assert decoded.frame_rate == out.sample_rate
     assert decoded.channels == 1
     back = convert(out, "wav")

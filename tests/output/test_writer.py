@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from pydub import AudioSegment
 
 import output._atomic as atomic_mod
 from output import (
@@ -22,7 +21,7 @@ from output import (
     read_manifest,
     sniff_format,
 )
-from tests.output.conftest import espeak_audio, tone_audio
+from tests.output.conftest import decode_file, espeak_audio, tone_audio
 from tts import WordBoundary
 
 
@@ -40,7 +39,7 @@ def test_writes_named_files_with_manifest(tmp_path: Path) -> None:
         assert sniff_format(data) == "mp3" and seg.bytes == len(data)
         # ffprobe counts whole MP3 frames incl. encoder delay/padding (< 2 frames).
         assert probe_duration(seg.path) == pytest.approx(seg.duration_s, abs=2 * 1152 / 22050)
-        decoded = AudioSegment.from_file(seg.path)
+        decoded = decode_file(seg.path)
         assert decoded.frame_count() / decoded.frame_rate == pytest.approx(seg.duration_s, abs=1e-3)
     records = read_manifest(writer.directory)
     assert [r["type"] for r in records] == ["segment", "segment", "summary"]
