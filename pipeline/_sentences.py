@@ -54,18 +54,16 @@ EXTRA_ABBREVIATIONS: Final = frozenset(
     {
         # Latin and reference abbreviations the English model lacks or mishandles.
         "e.g", "i.e", "etc", "cf", "vs", "viz", "approx", "ca", "incl", "excl", "fig",
-        "figs", "eq", "eqs", "no", "nos", "vol", "vols", "pp", "pg", "ch", "sec",
-        "dept", "est", "min", "max", "misc", "ref", "refs", "al",
+        "figs", "eq", "eqs", "vol", "vols", "pp", "dept", "al",
         # Titles and name parts.
         "dr", "mr", "mrs", "ms", "mx", "prof", "st", "mt", "rev", "fr", "hon", "pres",
         "gov", "capt", "cmdr", "sgt", "lt", "col", "gen", "adm", "sen", "rep", "jr",
         "sr", "messrs", "mme", "mlle",
-        # Places, organisations, time.
+        # Places, organisations, time. (Not "no", "min", "sun"...: common words.)
         "u.s", "u.k", "u.n", "e.u", "u.s.a", "inc", "ltd", "co", "corp", "llc", "bros",
-        "ave", "blvd", "rd", "a.m", "p.m", "jan", "feb", "mar", "apr", "jun", "jul",
-        "aug", "sep", "sept", "oct", "nov", "dec", "mon", "tue", "tues", "wed",
-        "thu", "thur", "thurs", "fri", "sat", "sun", "ph.d", "b.a", "m.a", "b.sc",
-        "m.sc", "m.d",
+        "ave", "blvd", "rd", "a.m", "p.m", "jan", "feb", "apr", "aug", "sep", "sept",
+        "oct", "nov", "dec", "tue", "tues", "thu", "thur", "thurs", "fri", "ph.d",
+        "b.a", "m.a", "b.sc", "m.sc", "m.d",
     }
 )  # fmt: skip
 """Abbreviation types (lowercase, no final period) added to the Punkt model."""
@@ -88,7 +86,9 @@ _OPENERS: Final = frozenset(
     her their if after before in on at as for from to with without however also still
     now today tomorrow yesterday thanks thank yes no sure ok okay one two first next
     finally meanwhile although though while since because unless once some many most
-    all each every both either neither nobody everyone someone""".split()
+    all each every both either neither nobody everyone someone don't do does did it's
+    i'm i've i'd i'll let's that's there's here's we're we've we'll you're you'll
+    they're they'll he's she's can't won't isn't aren't wasn't didn't doesn't""".split()
 )
 """Closed-class words that open sentences: after an abbreviation (``U.S.``, ``etc.``)
 a capitalised one of these starts a new sentence."""
@@ -104,14 +104,16 @@ _OPENING = "\"'“‘«([{*_`¿¡"
 _TERM_ALT = rf"(?P<term>[{_TERMINATORS}]+)[{_CLOSERS}]*(?P<ws>\s+)"
 _NL_ALT = r"(?P<nl>\n)\s*"
 _CLAUSE_ALT = r"(?P<clause>(?<=[\w)\"'”’])(?:[,;:—–]|--))[ \t]+"
-SENTENCE_CANDIDATES: Final = re.compile(f"{_TERM_ALT}|{_NL_ALT}")
+_FENCE_ALT = r"(?P<fence>```|~~~)"
+SENTENCE_CANDIDATES: Final = re.compile(f"{_TERM_ALT}|{_NL_ALT}|{_FENCE_ALT}")
 """Candidate sentence boundaries."""
-CLAUSE_CANDIDATES: Final = re.compile(f"{_TERM_ALT}|{_NL_ALT}|{_CLAUSE_ALT}")
+CLAUSE_CANDIDATES: Final = re.compile(f"{_TERM_ALT}|{_NL_ALT}|{_FENCE_ALT}|{_CLAUSE_ALT}")
+_FENCE_MARKS: Final = {"```": re.compile("```"), "~~~": re.compile("~~~")}
 """Candidate sentence boundaries and clause boundaries (for the first fragment)."""
 
 _NEXT_TOKEN = re.compile(rf"\S{{1,{LOOKAHEAD}}}")
 _LIST_MARKER_WORD = re.compile(r"(?:\d{1,3}|[a-zA-Z]|[ivxIVX]{1,4})\Z")
-_BLOCK_START = re.compile(r"(?:#{1,6}\s|[-*+•]\s|\d{1,3}[.)]\s|>|```|~~~|\|)")
+_BLOCK_START = re.compile(r"(?:#{1,6}\s|[-*+•]\s|(?:\d{1,3}|[a-zA-Z])[.)]\s|>|```|~~~|\|)")
 _BLOCK_LINE = re.compile(r"[ \t]*(?:#{1,6}\s|[-*+•]\s|\d{1,3}[.)]\s|```|~~~)")
 
 
@@ -182,17 +184,30 @@ def _line_before(window: str, pos: int, at_text_start: bool) -> str | None:
     return None
 
 
+def _at_line_start(window: str, pos: int, text_start: bool) -> bool:
+    """True if only up to 3 spaces/tabs separate ``pos`` from the start of its line."""
+    start = pos
+    while start > 0 and pos - start <= 3 and window[start - 1] in " \t":
+        start -= 1
+    if pos - start > 3:
+        return False
+    return window[start - 1] == "\n" if start > 0 else text_start
+
+
 class BoundaryScanner:
     """Finds sentence (and optionally clause) boundaries in a growing text.
 
     Shared by :func:`split_sentences` (whole text, ``final=True``) and the
-    streaming :class:`~pipeline.SentenceBuffer`. A boundary is reported as the
+    streaming :class:`~pipeline.SentenceBuffer` (one scanner per stream: it
+    remembers whether a fenced code block is open, and a code block has no
+    boundaries inside). A boundary is reported as the
     offset where the next sentence starts (its first non-space character), so
     whitespace after a sentence belongs to that sentence.
     """
 
     def __init__(self, language: str = "english") -> None:
         self._tokenizer = _tokenizer(language)
+        self._fence: str | None = None  # the marker of the open code fence, if any
 
     def scan(
         self, window: str, pos: int, *, final: bool, text_start: bool, clauses: bool = False
@@ -215,9 +230,24 @@ class BoundaryScanner:
         found: list[tuple[int, bool]] = []
         regex = CLAUSE_CANDIDATES if clauses else SENTENCE_CANDIDATES
         n = len(window)
-        last_end = pos
-        for m in regex.finditer(window, pos):
-            end = m.end()
+        if self._fence is not None:
+            pos = self._skip_fence(window, pos, final=final, text_start=text_start)
+            if self._fence is not None:
+                return found, pos
+        last_end = search = pos  # last_end: after the last decided candidate
+        while (m := regex.search(window, search)) is not None:
+            end = search = m.end()
+            if m.group("fence") is not None:
+                if _at_line_start(window, m.start(), text_start):
+                    # A fenced code block has no sentence boundaries inside.
+                    self._fence = m.group("fence")
+                    end = self._skip_fence(window, end, final=final, text_start=text_start)
+                    if self._fence is not None:
+                        return found, end
+                    last_end = search = end
+                # else: inline backticks; a terminator before them may still be a
+                # candidate when whitespace arrives, so last_end stays put.
+                continue
             if end == n and not final:
                 return found, m.start()  # whitespace may continue, next word unseen
             if clauses and m.group("clause") is not None:
@@ -238,6 +268,22 @@ class BoundaryScanner:
         lo = max(last_end, n - LOOKAHEAD)
         run_start = max(window.rfind(" ", lo), window.rfind("\n", lo), window.rfind("\t", lo)) + 1
         return found, max(lo, run_start)
+
+    def _skip_fence(self, window: str, pos: int, *, final: bool, text_start: bool) -> int:
+        """Look for the fence closing ``self._fence`` from ``pos``; return where to go on.
+
+        Clears ``self._fence`` and returns the offset after the closing marker if
+        found; otherwise returns where the next scan must resume.
+        """
+        assert self._fence is not None
+        for m in _FENCE_MARKS[self._fence].finditer(window, pos):
+            if _at_line_start(window, m.start(), text_start):
+                self._fence = None
+                return m.end()
+        if final:
+            return len(window)
+        # A closing marker may be arriving: "\n" + up to 3 spaces + part of it.
+        return max(pos, len(window) - 6)
 
     def _decide(
         self, window: str, m: re.Match[str], *, final: bool, text_start: bool
@@ -297,7 +343,7 @@ class BoundaryScanner:
             return False
         params = self._tokenizer._params
         if (lower in params.abbrev_types or lower.split("-")[-1] in params.abbrev_types) and (
-            next_word.rstrip(".,;:!?\"')]}”’").lower() in _OPENERS
+            next_word.rstrip(".,;:!?\"')]}”’").lower().replace("’", "'") in _OPENERS
         ):
             return True
         return _punkt_says_break(self._tokenizer, word + ".", next_word)

@@ -18,6 +18,7 @@ FRAGMENTS = [
     " www.x.org.", "Hi.", " Hi. ", "Yes!", "?!", "?", "!", ".", ". ", ",", ", ", ";", " -- ",
     "—", ":", " ", "  ", "the", " cat", " sat", "It", " He", " How", " I", " The", " p.m.",
     " 5", " etc.", " a. ", "J.", " K.", "v2.0.1", "mail a@b.co.", "Wait", " ok", "**", "`x`",
+    "```", "```py\n", "\n```\n", "~~~", "\n  ```",
 ]  # fmt: skip
 
 texts = st.lists(st.sampled_from(FRAGMENTS), min_size=0, max_size=14).map("".join)

@@ -131,3 +131,17 @@ def test_spans_tile_the_text(text: str) -> None:
 def test_decimal_and_version_and_url_periods_are_not_boundaries() -> None:
     text = "Pi is 3.14159 and v10.2.3 is at https://a.b/c.d?e=f.g so read it."
     assert split_sentences(text) == [text]
+
+
+def test_fenced_code_block_has_no_boundaries_inside() -> None:
+    text = "Run this:\n```py\n# Done. Next thing.\nx = 1\n\n```\nDone. Ok then."
+    assert split_sentences(text) == [
+        "Run this:",
+        "```py\n# Done. Next thing.\nx = 1\n\n```",
+        "Done.",
+        "Ok then.",
+    ]
+
+
+def test_unclosed_fence_runs_to_the_end() -> None:
+    assert split_sentences("Code:\n~~~\nA. B. C.\n\nD.") == ["Code:", "~~~\nA. B. C.\n\nD."]
