@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from ._routes_basic import router as basic
 from ._routes_runs import router as runs
+from ._routes_speech import router as speech
 
-ROUTERS = [basic, runs]
+ROUTERS = [basic, runs, speech]
