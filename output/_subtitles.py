@@ -104,7 +104,7 @@ def cues_from_segments(
         end = start + duration
         if words:
             cues += _word_cues(words, start, end, max_chars, max_cue_s)
-        elif " ".join(text.split()) and duration > 0:
+        elif " ".join(text.split()) and end > start:
             cues.append(Cue(start, end, " ".join(text.split())))
         start = end
     return _monotonic(cues)
