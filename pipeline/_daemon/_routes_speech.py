@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Literal
 
@@ -105,7 +105,7 @@ async def create_speech(body: SpeechRequest, request: Request) -> StreamingRespo
     )
 
 
-async def _first_audio(events: AsyncIterator[ProgressEvent]) -> AudioReady:
+async def _first_audio(events: AsyncGenerator[ProgressEvent, None]) -> AudioReady:
     """The first AudioReady of the run, or ApiError(502) when the run ends without one."""
     failure: RunFailed | None = None
     async for event in events:
@@ -120,7 +120,7 @@ async def _first_audio(events: AsyncIterator[ProgressEvent]) -> AudioReady:
 
 
 async def _body(
-    state: DaemonState, run: ActiveRun, events: AsyncIterator[ProgressEvent],
+    state: DaemonState, run: ActiveRun, events: AsyncGenerator[ProgressEvent, None],
     encoder: StreamEncoder, first_pcm: bytes, rate: int, channels: int,
 ) -> AsyncIterator[bytes]:
     async def feed() -> None:
@@ -144,5 +144,5 @@ async def _body(
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait({feeder})
         await encoder.aclose()
-        await events.aclose()  # type: ignore[attr-defined]
+        await events.aclose()
         state.runs.finished(run.run_id)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,7 +132,7 @@ class ActiveRun:
         ``RunCancelled`` and ``RunCompleted`` still come through the iterator."""
         self._stop_event.set()
 
-    async def events(self, *, coalesce_s: float = 0.0) -> AsyncIterator[ProgressEvent]:
+    async def events(self, *, coalesce_s: float = 0.0) -> AsyncGenerator[ProgressEvent, None]:
         """The run's events in order; iterate once. Closing this iterator
         (client gone) cancels the run.
 

@@ -82,7 +82,8 @@ def test_openai_sdk_streams_real_audio(espeak_daemon: Daemon, tmp_path: Path, fm
 
 
 def test_pcm_is_raw_samples_of_every_segment(espeak_daemon: Daemon) -> None:
-    with OpenAI(base_url=espeak_daemon.url + "/v1", api_key="x") as client, client.audio.speech.with_streaming_response.create(
+    with OpenAI(base_url=espeak_daemon.url + "/v1", api_key="x") as client, \
+            client.audio.speech.with_streaming_response.create(
         model="espeak", voice="en-us", input=TEXT, response_format="pcm", speed=1.5
     ) as response:
         rate = int(response.headers["x-sample-rate"])
