@@ -1,0 +1,131 @@
+"""EspeakEngine runs the real espeak-ng; ffprobe judges what it returns."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+import pytest
+
+from tts import EngineUnavailableError, EspeakEngine, SynthesisError
+from tts._espeak import espeak_arguments, parse_voice_table
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
+
+TEXT = "Hello there. This is speakstream."
+
+
+async def test_synthesizes_a_real_wav_whose_duration_is_measured(probe) -> None:  # type: ignore[no-untyped-def]
+    async with EspeakEngine() as engine:
+        audio = await engine.synthesize(TEXT)
+    judged = probe(audio.data, ".wav")
+    assert audio.format == "wav" and judged["codec"] == "pcm_s16le"
+    assert (audio.sample_rate, audio.channels) == (judged["sample_rate"], judged["channels"])
+    assert audio.duration_s == pytest.approx(judged["duration_s"], abs=1e-3)
+    assert audio.duration_s > 1.0
+    assert audio.engine == "espeak" and audio.text == TEXT
+
+
+async def test_word_timings_are_ordered_and_inside_the_audio() -> None:
+    async with EspeakEngine() as engine:
+        audio = await engine.synthesize(TEXT)
+    assert [w.text for w in audio.words] == TEXT.split()
+    ends = [w.offset_s + w.duration_s for w in audio.words]
+    for word, next_word in zip(audio.words, audio.words[1:], strict=False):
+        assert word.offset_s + word.duration_s <= next_word.offset_s
+    assert audio.words[0].offset_s >= 0 and ends[-1] <= audio.duration_s + 1e-3
+
+
+async def test_rate_changes_the_audio_length() -> None:
+    async with EspeakEngine() as engine:
+        slow = await engine.synthesize(TEXT, rate=0.5)
+        fast = await engine.synthesize(TEXT, rate=2.0)
+    assert slow.duration_s > 2 * fast.duration_s
+
+
+async def test_text_starting_with_a_dash_is_spoken_not_parsed_as_option() -> None:
+    async with EspeakEngine() as engine:
+        audio = await engine.synthesize("-v is not an option here")
+    assert audio.duration_s > 0.5
+
+
+def test_prosody_mapping() -> None:
+    assert espeak_arguments(voice="en-us", rate=2.0, volume=0.5, pitch=1.5) == [
+        "-v", "en-us", "-s", "350", "-a", "50", "-p", "75"
+    ]
+    assert espeak_arguments(voice=None, rate=0.25, volume=None, pitch=2.0) == ["-s", "80", "-p", "99"]
+    assert espeak_arguments(voice=None, rate=None, volume=None, pitch=None) == []
+
+
+async def test_unknown_voice_is_a_synthesis_error_naming_the_text() -> None:
+    async with EspeakEngine() as engine:
+        with pytest.raises(SynthesisError) as info:
+            await engine.synthesize("Hello.", voice="nosuchvoice")
+    assert info.value.engine == "espeak" and info.value.text == "Hello."
+    assert "does not exist" in str(info.value)
+
+
+async def test_missing_executable_is_engine_unavailable() -> None:
+    async with EspeakEngine(executable="/nonexistent/espeak-ng") as engine:
+        with pytest.raises(EngineUnavailableError) as info:
+            await engine.synthesize("Hello.")
+    assert isinstance(info.value.__cause__, FileNotFoundError)
+
+
+async def test_hung_process_times_out_into_a_retryable_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    hang = tmp_path / "hang.sh"
+    hang.write_text("#!/bin/sh\nexec sleep 60\n")
+    hang.chmod(0o755)
+    async with EspeakEngine(executable=str(hang), timeout_s=0.5) as engine:
+        with pytest.raises(SynthesisError) as info:
+            await engine.synthesize("Hello.")
+    assert info.value.retryable and isinstance(info.value.__cause__, TimeoutError)
+
+
+async def test_concurrent_calls_do_not_block_each_other_or_the_loop() -> None:
+    texts = [f"Sentence number {i}." for i in range(6)]
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    tick_task = asyncio.create_task(ticker())
+    async with EspeakEngine() as engine:
+        results = await asyncio.gather(*(engine.synthesize(t) for t in texts))
+    tick_task.cancel()
+    assert [r.text for r in results] == texts
+    assert ticks > len(texts)  # the loop kept running while espeak-ng worked
+
+
+async def test_list_voices_has_english() -> None:
+    async with EspeakEngine() as engine:
+        voices = await engine.list_voices()
+    assert any(v.id == "en-us" for v in voices)
+    assert all(v.engine == "espeak" for v in voices)
+
+
+def test_voice_table_parsing() -> None:
+    table = (
+        "Pty Language       Age/Gender VoiceName          File                 Other Languages\n"
+        " 2  en-us           --/M      English_(America)  gmw/en-US            (en 3)\n"
+        " 5  fr-fr           --/F      French             roa/fr               \n"
+    )
+    voices = parse_voice_table(table)
+    assert [(v.id, v.name, v.gender) for v in voices] == [
+        ("en-us", "English (America)", "male"), ("fr-fr", "French", "female")
+    ]
+
+
+async def test_closed_engine_refuses_work() -> None:
+    engine = EspeakEngine()
+    await engine.aclose()
+    with pytest.raises(RuntimeError):
+        await engine.synthesize("Hello.")
+
+
+def test_options_are_validated() -> None:
+    with pytest.raises(ValueError, match="timeout_s"):
+        EspeakEngine(timeout_s=0)

@@ -1,0 +1,198 @@
+"""EspeakEngine: the ``espeak-ng`` command line, the dependable offline engine.
+
+Protocol source: ``espeak-ng(1)``. The text goes in on stdin (``--stdin``, so a
+segment starting with ``-`` is never read as an option) and ``--stdout`` gives
+a 22050 Hz mono 16-bit WAV, whose streamed header sizes we correct.
+
+Word timings: the CLI reports none; they are estimated from text length over
+the measured speech span (see :mod:`tts._words`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from dataclasses import dataclass
+
+from ._audio import normalize_wav
+from ._base import TTSEngine
+from ._errors import EngineUnavailableError, SynthesisError
+from ._types import SynthesizedAudio, Voice
+from ._words import estimate_words
+
+#: espeak-ng's default speed in words per minute and the range it honours.
+DEFAULT_WPM = 175
+MIN_WPM, MAX_WPM = 80, 450
+
+
+@dataclass(frozen=True)
+class EspeakConfig:
+    """Options of :class:`EspeakEngine` (validated on construction).
+
+    Attributes:
+        voice: default ``-v`` voice (``"en-us"``, see ``espeak-ng --voices``),
+            ``None`` for espeak-ng's default.
+        executable: the program to run.
+        timeout_s: seconds one synthesis may take before the process is killed
+            and :class:`SynthesisError` raised; > 0.
+    """
+
+    voice: str | None = None
+    executable: str = "espeak-ng"
+    timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0 seconds, got {self.timeout_s!r}")
+        if not self.executable:
+            raise ValueError("executable must be a non-empty program name or path")
+
+
+def espeak_arguments(
+    *, voice: str | None, rate: float | None, volume: float | None, pitch: float | None
+) -> list[str]:
+    """Map the relative prosody of :class:`TTSEngine` to espeak-ng options.
+
+    ``rate`` x 175 wpm (clamped to espeak's 80-450 wpm), ``volume`` x 100
+    amplitude (``-a``, 0-200 scale, 100 normal), ``pitch`` x 50 (``-p``, 0-99).
+    """
+    args: list[str] = []
+    if voice:
+        args += ["-v", voice]
+    if rate is not None:
+        args += ["-s", str(min(MAX_WPM, max(MIN_WPM, round(DEFAULT_WPM * rate))))]
+    if volume is not None:
+        args += ["-a", str(round(volume * 100))]
+    if pitch is not None:
+        args += ["-p", str(min(99, max(0, round(50 * pitch))))]
+    return args
+
+
+async def run_program(
+    argv: list[str], *, stdin: bytes, timeout_s: float, engine: str, text: str
+) -> bytes:
+    """Run ``argv`` with ``stdin``; return its stdout.
+
+    Raises EngineUnavailableError when the program is missing, SynthesisError
+    (retryable) on timeout, SynthesisError with stderr on a non-zero exit.
+    """
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except (FileNotFoundError, PermissionError) as exc:
+        raise EngineUnavailableError(f"cannot run {argv[0]!r}: {exc}", engine=engine) from exc
+    try:
+        stdout, stderr = await asyncio.wait_for(proc.communicate(stdin), timeout_s)
+    except TimeoutError as exc:
+        raise SynthesisError(
+            f"{argv[0]} took longer than {timeout_s} s", engine=engine, text=text, retryable=True
+        ) from exc
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+    if proc.returncode != 0:
+        message = stderr.decode("utf-8", "replace").strip()
+        raise SynthesisError(
+            f"{argv[0]} exited with status {proc.returncode}: {message}", engine=engine, text=text
+        )
+    return stdout
+
+
+class EspeakEngine(TTSEngine):
+    """``espeak-ng`` as a subprocess per segment (asyncio, never blocks the loop).
+
+    Output: WAV, 22050 Hz, mono, 16-bit; ``duration_s`` from the sample count;
+    ``words`` estimated (see module docstring).
+    """
+
+    name = "espeak"
+
+    def __init__(
+        self, *, voice: str | None = None, executable: str = "espeak-ng", timeout_s: float = 30.0
+    ) -> None:
+        self.config = EspeakConfig(voice=voice, executable=executable, timeout_s=timeout_s)
+
+    async def _synthesize(
+        self,
+        text: str,
+        *,
+        voice: str | None,
+        rate: float | None,
+        volume: float | None,
+        pitch: float | None,
+    ) -> SynthesizedAudio:
+        voice = voice or self.config.voice
+        argv = [
+            self.config.executable,
+            *espeak_arguments(voice=voice, rate=rate, volume=volume, pitch=pitch),
+            "--stdin",
+            "--stdout",
+        ]
+        raw = await run_program(
+            argv,
+            stdin=text.encode("utf-8"),
+            timeout_s=self.config.timeout_s,
+            engine=self.name,
+            text=text,
+        )
+        try:
+            wav = normalize_wav(raw)
+        except ValueError as exc:
+            raise SynthesisError(
+                f"espeak-ng wrote no valid WAV ({len(raw)} bytes): {exc}",
+                engine=self.name,
+                text=text,
+            ) from exc
+        return SynthesizedAudio(
+            data=wav.data,
+            format="wav",
+            sample_rate=wav.info.sample_rate,
+            channels=wav.info.channels,
+            duration_s=wav.info.duration_s,
+            words=estimate_words(text, wav),
+            engine=self.name,
+            voice=voice,
+            text=text,
+        )
+
+    async def list_voices(self) -> list[Voice]:
+        """Voices from ``espeak-ng --voices``; ``id`` is the language column (``-v`` value)."""
+        out = await run_program(
+            [self.config.executable, "--voices"],
+            stdin=b"",
+            timeout_s=self.config.timeout_s,
+            engine=self.name,
+            text="",
+        )
+        return parse_voice_table(out.decode("utf-8", "replace"))
+
+
+_GENDERS = {"M": "male", "F": "female"}
+
+
+def parse_voice_table(table: str) -> list[Voice]:
+    """Parse the table printed by ``espeak-ng --voices``."""
+    voices = []
+    for line in table.splitlines()[1:]:
+        fields = re.split(r"\s+", line.strip())
+        if len(fields) < 5:
+            continue
+        _priority, language, age_gender, name = fields[:4]
+        gender = _GENDERS.get(age_gender.rpartition("/")[2], "")
+        voices.append(
+            Voice(
+                id=language,
+                name=name.replace("_", " "),
+                language=language,
+                gender=gender,
+                engine="espeak",
+            )
+        )
+    return voices
