@@ -6,8 +6,8 @@ See :class:`TTSEngine` and :func:`create_engine`.
 from __future__ import annotations
 
 from ._base import TTSEngine
-from ._espeak import EspeakEngine
 from ._errors import EngineUnavailableError, SynthesisError, TTSError
+from ._espeak import EspeakEngine
 from ._types import AUDIO_FORMATS, SynthesizedAudio, Voice, WordBoundary
 
 __all__ = [

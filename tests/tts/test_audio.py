@@ -36,7 +36,9 @@ def test_wav_torn_last_frame_is_dropped() -> None:
     assert wav.info.duration_s == 100 / 8000
 
 
-@pytest.mark.parametrize("junk", [b"", b"RIFF", b"ID3\x03" + b"\x00" * 50, b"RIFF\x00\x00\x00\x00WAVE"])
+@pytest.mark.parametrize(
+    "junk", [b"", b"RIFF", b"ID3\x03" + b"\x00" * 50, b"RIFF\x00\x00\x00\x00WAVE"]
+)
 def test_wav_rejects_non_wav(junk: bytes) -> None:
     with pytest.raises(ValueError):
         normalize_wav(junk)

@@ -53,7 +53,8 @@ def test_prosody_mapping() -> None:
     assert espeak_arguments(voice="en-us", rate=2.0, volume=0.5, pitch=1.5) == [
         "-v", "en-us", "-s", "350", "-a", "50", "-p", "75"
     ]
-    assert espeak_arguments(voice=None, rate=0.25, volume=None, pitch=2.0) == ["-s", "80", "-p", "99"]
+    clamped = espeak_arguments(voice=None, rate=0.25, volume=None, pitch=2.0)
+    assert clamped == ["-s", "80", "-p", "99"]
     assert espeak_arguments(voice=None, rate=None, volume=None, pitch=None) == []
 
 
