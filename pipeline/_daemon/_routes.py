@@ -5,5 +5,6 @@ from __future__ import annotations
 from ._routes_basic import router as basic
 from ._routes_runs import router as runs
 from ._routes_speech import router as speech
+from ._routes_ws import router as ws
 
-ROUTERS = [basic, runs, speech]
+ROUTERS = [basic, runs, speech, ws]

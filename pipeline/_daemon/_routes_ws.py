@@ -1,0 +1,161 @@
+"""``WS /v1/stream``: the WebSocket protocol.
+
+Client → server (JSON text frames)::
+
+    {"type": "speak", "message": "...", ...}   same fields as POST /v1/speak
+    {"type": "stop"}                           cancel the current run
+    {"type": "ping"}                           → {"type": "pong"}
+
+Server → client::
+
+    {"type": "started", "run_id": ...}
+    {"type": "chunk", "data": "<text>"}        text deltas, coalesced over coalesce_ms
+    {"type": "segment", "index": ..., ...}
+    {"type": "audio", "index", "format", "duration_s", "url", ...}
+        followed by ONE binary frame: the segment's file bytes
+    {"type": "error", "error": {"type", "message", ...}}
+    {"type": "cancelled", "reason": ...}
+    {"type": "done", ...summary...}
+
+One run at a time per connection (``speak`` during a run → ``error`` type
+``busy``). Malformed frames (not JSON, binary, unknown ``type``, bad fields)
+get an ``error`` message and the connection stays usable. Heartbeat: the
+server pings every ``ws_ping_s`` (protocol-level, by uvicorn) and answers
+application ``ping`` messages. Backpressure: run events pass a bounded queue
+(``ws_queue_size``) and each frame is awaited before the next is taken, so a
+slow client makes the daemon wait instead of buffering without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+from pydantic import ValidationError
+from starlette.websockets import WebSocketDisconnect
+
+from .._events import AudioReady, RunFailed
+from ._http import ApiError
+from ._messages import client_message
+from ._runs import ActiveRun
+from ._speak import SpeakRequest, start_chat_run
+from ._state import DaemonState
+
+router = APIRouter(tags=["stream"])
+logger = logging.getLogger("speakstream.daemon")
+
+
+class _Connection:
+    def __init__(self, ws: WebSocket, state: DaemonState) -> None:
+        self.ws = ws
+        self.state = state
+        self.lock = asyncio.Lock()  # an audio header and its binary frame stay together
+        self.run: ActiveRun | None = None
+        self.pump: asyncio.Task[None] | None = None
+        self.sent = state.metrics.messages_sent.labels("websocket")
+
+    async def send(self, message: dict[str, Any], binary: bytes | None = None) -> None:
+        async with self.lock:
+            await self.ws.send_text(json.dumps(message, ensure_ascii=False))
+            self.sent.inc()
+            if binary is not None:
+                await self.ws.send_bytes(binary)
+                self.sent.inc()
+
+    async def error(self, type: str, message: str, **extra: Any) -> None:
+        await self.send({"type": "error", "error": {"type": type, "message": message, **extra}})
+
+    async def handle(self, raw: dict[str, Any]) -> None:
+        if raw.get("bytes") is not None:
+            await self.error("invalid_message", "binary frames are not accepted")
+            return
+        try:
+            message = json.loads(raw.get("text") or "")
+        except ValueError as exc:
+            await self.error("invalid_message", f"not JSON: {exc}")
+            return
+        if not isinstance(message, dict):
+            await self.error("invalid_message", "a message must be a JSON object")
+            return
+        kind = message.pop("type", None)
+        if kind == "ping":
+            await self.send({"type": "pong"})
+        elif kind == "stop":
+            if self.run is None or self.pump is None or self.pump.done():
+                await self.error("no_run", "no run to stop")
+            else:
+                self.run.stop()
+        elif kind == "speak":
+            await self.speak(message)
+        else:
+            await self.error("invalid_message", f"unknown message type {kind!r}; "
+                             "expected speak, stop or ping")
+
+    async def speak(self, fields: dict[str, Any]) -> None:
+        if self.pump is not None and not self.pump.done():
+            await self.error("busy", "a run is in progress; send stop first")
+            return
+        try:
+            body = SpeakRequest.model_validate(fields)
+            run = start_chat_run(self.state, body, endpoint="stream")
+        except ValidationError as exc:
+            await self.error("invalid_request_error", str(exc))
+            return
+        except ApiError as exc:
+            await self.error(exc.type, exc.message, param=exc.param)
+            return
+        self.run = run
+        self.pump = asyncio.create_task(self._pump(run), name=f"ws-{run.run_id}")
+
+    async def _pump(self, run: ActiveRun) -> None:
+        coalesce_s = self.state.settings.coalesce_ms / 1000
+        try:
+            async for event in run.events(coalesce_s=coalesce_s):
+                kind, data = client_message(event)
+                if kind == "token":
+                    await self.send({"type": "chunk", "data": data["text"], "t": data["t"]})
+                elif isinstance(event, AudioReady):
+                    audio = await asyncio.to_thread(Path(event.path).read_bytes)
+                    await self.send({"type": "audio", **data}, audio)
+                elif isinstance(event, RunFailed):
+                    await self.send({"type": "error", "error": {"type": event.error_type, **data}})
+                else:
+                    await self.send({"type": kind, **data})
+        finally:
+            self.state.runs.finished(run.run_id)
+
+    async def aclose(self) -> None:
+        pump = self.pump
+        if pump is None:
+            return
+        if not pump.done():
+            pump.cancel()
+            await asyncio.wait({pump})
+        if not pump.cancelled() and pump.exception() is not None:
+            logger.warning("WebSocket run ended with %r", pump.exception())
+
+
+@router.websocket("/v1/stream")
+async def stream(ws: WebSocket) -> None:
+    """The WebSocket protocol (see the module docstring)."""
+    state: DaemonState = ws.app.state.daemon
+    await ws.accept()
+    state.metrics.ws_opened()
+    received = state.metrics.messages_received.labels("websocket")
+    connection = _Connection(ws, state)
+    try:
+        while True:
+            raw = await ws.receive()
+            if raw["type"] == "websocket.disconnect":
+                break
+            received.inc()
+            await connection.handle(raw)
+    except WebSocketDisconnect:
+        pass  # the client left: the finally below stops its run
+    finally:
+        await connection.aclose()
+        state.metrics.ws_closed()
