@@ -18,9 +18,7 @@ from ._player import AudioOutput, Player, find_audio_output
 from ._subtitles import Cue, cues_from_segments, format_srt, format_vtt, write_srt, write_vtt
 from ._writer import SegmentWriter, WrittenSegment
 
-# Plain sorted() order, as tests/test_exported_members.py checks; ruff's RUF022
-# wants isort order (CONSTANTS first), which differs here.
-__all__ = [  # noqa: RUF022
+__all__ = [
     "AudioOutput",
     "CHAPTER_FORMATS",
     "Cue",
