@@ -41,7 +41,7 @@ from ._errors import (
     ModelNotFoundError,
 )
 from ._options import ClientOptions
-from ._sse import SSEDecoder, SSEEvent
+from ._sse import LineSplitter, SSEDecoder, SSEEvent
 
 _RETRYABLE_STATUS = frozenset({429, 503, 529})
 _MAX_ERROR_BODY = 4096
@@ -187,8 +187,12 @@ class HTTPClient(LLMClient):
 
     async def _lines(self, response: httpx.Response) -> AsyncGenerator[str, None]:
         """Decoded lines of the body (UTF-8 split across chunks is handled by httpx)."""
+        splitter = LineSplitter()
         try:
-            async for line in response.aiter_lines():
+            async for text in response.aiter_text():
+                for line in splitter.feed(text):
+                    yield line
+            for line in splitter.flush():
                 yield line
         except httpx.TransportError as exc:
             raise LLMStreamError(

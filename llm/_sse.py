@@ -4,17 +4,56 @@ Follows the WHATWG HTML Standard, section 9.2 "Server-sent events",
 "Interpreting an event stream": a blank line dispatches the event, lines
 starting with ``:`` are comments (keep-alives), ``field: value`` lines set
 ``event``/``data``/``id``/``retry`` (one leading space of the value is
-dropped), several ``data`` lines are joined with ``\\n``. Line splitting
-(``\\n``, ``\\r\\n``, ``\\r``) and incremental UTF-8 decoding across network
-chunks are done by ``httpx.Response.aiter_lines``; this decoder sees whole lines.
+dropped), several ``data`` lines are joined with ``\\n``.
+
+Incremental UTF-8 decoding across network chunks is done by
+``httpx.Response.aiter_text``; :class:`LineSplitter` cuts lines on ``\\r\\n``,
+``\\r`` or ``\\n`` ONLY, as the SSE spec says (``aiter_lines`` follows
+``str.splitlines`` and also cuts on U+0085, U+2028 and U+2029, which JSON
+strings may contain raw: that would break a record in two).
 
 A small decoder of our own rather than ``httpx-sse``: it is the core of the
-streaming path, 40 lines, and keeps the dependency list unchanged.
+streaming path, and ``httpx-sse`` reads ``aiter_lines`` (the U+2028 problem).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_EOL = re.compile(r"\r\n|\r|\n")
+
+
+class LineSplitter:
+    """Incremental line splitter for text chunks cut anywhere (also between CR and LF).
+
+    Serves NDJSON too: JSON text never contains a raw CR or LF.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = ""
+        self._skip_lf = False
+
+    def feed(self, text: str) -> list[str]:
+        """Add a chunk; return the lines it completes, without terminators."""
+        if self._skip_lf and text:
+            text = text.removeprefix("\n")
+            self._skip_lf = False
+        buffer = self._buffer + text
+        lines: list[str] = []
+        start = 0
+        for match in _EOL.finditer(buffer):
+            lines.append(buffer[start : match.start()])
+            start = match.end()
+            if match.group() == "\r" and start == len(buffer):
+                self._skip_lf = True  # a LF may open the next chunk: same line end
+        self._buffer = buffer[start:]
+        return lines
+
+    def flush(self) -> list[str]:
+        """End of input: the unterminated last line, if any."""
+        rest, self._buffer = self._buffer, ""
+        return [rest] if rest else []
 
 
 @dataclass(frozen=True)

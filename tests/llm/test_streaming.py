@@ -65,7 +65,9 @@ async def test_aclose_disconnects_at_once(
     assert stats is not None and not stats.completed and stats.text_chars == len(TOKENS[0])
 
 
-async def test_break_out_of_loop_disconnects(server: FakeLLMServer, make_client: MakeClient) -> None:
+async def test_break_out_of_loop_disconnects(
+    server: FakeLLMServer, make_client: MakeClient
+) -> None:
     gate = Gate()
     server.push(Reply(tokens=TOKENS, gate=gate))
     gate.release(1)
@@ -76,7 +78,9 @@ async def test_break_out_of_loop_disconnects(server: FakeLLMServer, make_client:
         assert await server.requests[0].wait_disconnected()
 
 
-async def test_task_cancellation_disconnects(server: FakeLLMServer, make_client: MakeClient) -> None:
+async def test_task_cancellation_disconnects(
+    server: FakeLLMServer, make_client: MakeClient
+) -> None:
     gate = Gate()
     server.push(Reply(tokens=TOKENS, gate=gate))
     got_first = asyncio.Event()
@@ -207,7 +211,9 @@ async def test_http_error_before_stream(
     assert "fake" in str(info.value) or "not found" in str(info.value) or "exist" in str(info.value)
 
 
-async def test_ollama_model_not_found_message(server: FakeLLMServer, make_client: MakeClient) -> None:
+async def test_ollama_model_not_found_message(
+    server: FakeLLMServer, make_client: MakeClient
+) -> None:
     server.push(Reply(status=404))
     async with make_client("ollama") as client:
         with pytest.raises(llm.ModelNotFoundError, match='model "fake-model" not found'):
