@@ -210,7 +210,10 @@ def _cmd_ask(args: argparse.Namespace) -> int:
             await _check_playback(pipe)
             done = None
             events = pipe.astream_chat_to_audio(
-                args.question, system=args.system, stop_event=interrupts.new_run()
+                args.question,
+                system=args.system,
+                max_tokens=args.max_tokens,
+                stop_event=interrupts.new_run(),
             )
             async for event in events:
                 view.show(event)
@@ -390,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ask = sub.add_parser("ask", help="ask one question and speak the answer")
     ask.add_argument("question")
+    ask.add_argument("--max-tokens", dest="max_tokens", type=int, help="cap the answer's tokens")
     _add_llm_options(ask)
     _add_output_options(ask)
     ask.set_defaults(func=_cmd_ask)

@@ -188,6 +188,8 @@ class StreamingPipeline:
         run_id: str | None = None,
         output_dir: str | Path | None = None,
         stop_event: asyncio.Event | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
     ) -> AsyncGenerator[ProgressEvent, None]:
         """Ask the LLM ``message`` and stream the answer to audio, yielding events.
 
@@ -211,19 +213,24 @@ class StreamingPipeline:
             stop_event: set it to stop the run gracefully: the LLM request
                 and pending synthesis are cancelled and the stream still ends
                 with ``RunCancelled`` and ``RunCompleted``.
+            temperature, max_tokens: sampling options of the LLM request
+                (see :meth:`llm.LLMClient.astream_chat`); not with ``conversation``.
 
         Closing the iterator early (``aclose()``, ``break``, cancelling the
         task) cancels the LLM request (the HTTP response is closed), pending
         synthesis and playback; files already written stay.
 
         Raises:
-            ValueError: empty message, bad ``run_id``.
+            ValueError: empty message, bad ``run_id``, sampling options
+                given with ``conversation``.
             RuntimeError: the pipeline is closed, or it has no LLM client.
             OutputExistsError: the run directory already holds a run.
         """
         if not isinstance(message, str) or not message.strip():
             raise ValueError(f"message must be non-empty text, got {message!r}")
         if conversation is not None:
+            if temperature is not None or max_tokens is not None:
+                raise ValueError("temperature/max_tokens cannot be set per reply of a conversation")
             client: Any = getattr(conversation, "client", None)
             deltas: AsyncIterable[str] = conversation.astream_reply(message)
         else:
@@ -231,7 +238,10 @@ class StreamingPipeline:
                 raise RuntimeError("this pipeline has no LLM client")
             client = self.llm_client
             deltas = self.llm_client.astream_chat(
-                [{"role": "user", "content": message}], system=system
+                [{"role": "user", "content": message}],
+                system=system,
+                temperature=temperature,
+                max_tokens=max_tokens,
             )
         spec = RunSpec(
             llm_provider=str(getattr(client, "provider", "")),
