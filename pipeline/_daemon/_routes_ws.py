@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ class _Connection:
     async def error(self, type: str, message: str, **extra: Any) -> None:
         await self.send({"type": "error", "error": {"type": type, "message": message, **extra}})
 
-    async def handle(self, raw: dict[str, Any]) -> None:
+    async def handle(self, raw: Mapping[str, Any]) -> None:
         if raw.get("bytes") is not None:
             await self.error("invalid_message", "binary frames are not accepted")
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -9,6 +10,7 @@ import llm
 from tts import TTSEngine
 
 from ._http import ApiError
+from ._jobs import JobStore, NarrationJobs
 from ._metrics import DaemonMetrics
 from ._runs import RunRegistry
 from ._settings import DaemonSettings
@@ -35,6 +37,14 @@ class DaemonState:
         self.runs = RunRegistry(settings.runs_dir)
         self.source = PipelineSource(settings, llm_client=llm_client, tts_engine=tts_engine)
         self._conversations: dict[str, Any] = {}
+        self._jobs: NarrationJobs | None = None
+
+    @property
+    def jobs(self) -> NarrationJobs:
+        """The narration jobs (available once the app started)."""
+        if self._jobs is None:
+            raise RuntimeError("the daemon has not started")
+        return self._jobs
 
     def conversation(self, conversation_id: str, provider: str | None, model: str | None) -> Any:
         """The :class:`llm.Conversation` kept under ``conversation_id`` (created on first use).
@@ -54,7 +64,19 @@ class DaemonState:
         return conversation
 
     async def start(self) -> None:
+        """Create directories, open the job store and resume unfinished jobs."""
         self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
+        store = await asyncio.to_thread(JobStore, self.settings.database)
+        self._jobs = NarrationJobs(store, self.source, self.settings.narrations_dir,
+                                   self.metrics)
+        resumed = await self._jobs.resume_unfinished()
+        if resumed:
+            logger.info("resuming narration jobs %s", ", ".join(resumed))
 
     async def aclose(self) -> None:
-        await self.source.aclose()
+        """Stop jobs (they resume at the next start), close engines the daemon made."""
+        try:
+            if self._jobs is not None:
+                await self._jobs.aclose()
+        finally:
+            await self.source.aclose()

@@ -1,0 +1,153 @@
+"""``/v1/narrations``: long texts narrated as background jobs (SQLite-backed)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.datastructures import UploadFile
+from starlette.responses import FileResponse
+
+from ._http import ApiError, check_id, check_length, contained
+from ._routes_basic import daemon
+from ._routes_runs import MEDIA_TYPES
+from ._state import DaemonState
+
+router = APIRouter(tags=["narrations"])
+
+
+class NarrationRequest(BaseModel):
+    """A narration job: ``text`` (or an uploaded UTF-8 ``file``), engine options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    voice: str | None = None
+    tts: str | None = None
+    format: str | None = None
+    streaming_config: dict[str, Any] | None = None
+
+
+_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": NarrationRequest.model_json_schema()},
+            "multipart/form-data": {"schema": {"type": "object", "properties": {
+                "file": {"type": "string", "format": "binary"},
+                "voice": {"type": "string"}, "tts": {"type": "string"},
+                "format": {"type": "string"}}, "required": ["file"]}},
+        },
+    }
+}
+
+
+async def _parse(request: Request) -> NarrationRequest:
+    content_type = request.headers.get("content-type", "")
+    try:
+        if content_type.startswith("multipart/form-data"):
+            form = await request.form()
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise ApiError(422, "invalid_request_error", "multipart body needs a 'file'",
+                               param="file")
+            raw = await upload.read()
+            await form.close()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ApiError(422, "invalid_request_error", f"file is not UTF-8 text: {exc}",
+                               param="file") from exc
+            fields = {k: v for k, v in form.items() if k != "file" and isinstance(v, str)}
+            return NarrationRequest.model_validate({"text": text, **fields})
+        return NarrationRequest.model_validate(json.loads(await request.body()))
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_request_error", str(exc)) from exc
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request_error", f"body is not JSON: {exc}") from exc
+
+
+@router.post("/v1/narrations", status_code=202, openapi_extra=_BODY_DOC)
+async def create_narration(request: Request) -> dict[str, Any]:
+    """Queue a narration job; returns ``202`` with ``{"id", "status", "url"}``.
+
+    Body: JSON ``{"text", "voice"?, "tts"?, "format"?, "streaming_config"?}`` or
+    multipart with a UTF-8 ``file``. Errors: 413 (text over
+    ``max_narration_chars`` or body over ``max_body_bytes``), 422.
+    """
+    state = daemon(request)
+    body = await _parse(request)
+    check_length(body.text, state.settings.max_narration_chars, param="text")
+    if not body.text.strip():
+        raise ApiError(422, "invalid_request_error", "text is empty", param="text")
+    job_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(4)
+    # Validate the options now (422), not when the job runs.
+    state.source.config(body.streaming_config, output_dir=state.jobs.directory(job_id),
+                        format=body.format)
+    await asyncio.to_thread(state.jobs.store.create, job_id, text=body.text, voice=body.voice,
+                            tts=body.tts, format=body.format,
+                            options=body.streaming_config or {})
+    job = await asyncio.to_thread(state.jobs.store.get, job_id)
+    assert job is not None
+    state.jobs.start(job)
+    return {"id": job_id, "status": "queued", "url": f"/v1/narrations/{job_id}"}
+
+
+def _describe(state: DaemonState, job_id: str) -> dict[str, Any]:
+    job = state.jobs.store.get(job_id)
+    if job is None:
+        raise ApiError(404, "not_found", f"no narration {job_id!r}")
+    files = state.jobs.store.files(job_id)
+    return {
+        "id": job.id, "status": job.status, "chapters": job.chapters,
+        "segments": job.segments, "audio_s": job.audio_s, "error": job.error,
+        "attempts": job.attempts, "created": job.created, "updated": job.updated,
+        "files": [
+            {**f, "url": f"/v1/narrations/{job_id}/chapters/{f['chapter']}/audio/{f['idx']}"}
+            for f in files
+        ],
+    }
+
+
+@router.get("/v1/narrations/{job_id}")
+async def get_narration(job_id: str, request: Request) -> dict[str, Any]:
+    """Status and progress of a job, with the URL of every file written so far."""
+    check_id(job_id, kind="narration")
+    return await asyncio.to_thread(_describe, daemon(request), job_id)
+
+
+@router.delete("/v1/narrations/{job_id}", status_code=202)
+async def cancel_narration(job_id: str, request: Request) -> dict[str, Any]:
+    """Cancel a running job (files written so far stay). 409 if it is not running."""
+    check_id(job_id, kind="narration")
+    state = daemon(request)
+    job = await asyncio.to_thread(state.jobs.store.get, job_id)
+    if job is None:
+        raise ApiError(404, "not_found", f"no narration {job_id!r}")
+    if job.status not in ("queued", "running"):
+        raise ApiError(409, "conflict", f"narration {job_id!r} is {job.status}")
+    await asyncio.to_thread(state.jobs.store.update, job_id, status="cancelled")
+    state.jobs.cancel(job_id)
+    return {"id": job_id, "status": "cancelled"}
+
+
+@router.get("/v1/narrations/{job_id}/chapters/{chapter}/audio/{index}",
+            response_class=FileResponse)
+async def narration_audio(job_id: str, chapter: int, index: int,
+                          request: Request) -> FileResponse:
+    """One segment file of a job."""
+    check_id(job_id, kind="narration")
+    state = daemon(request)
+    files = await asyncio.to_thread(state.jobs.store.files, job_id)
+    for f in files:
+        if f["chapter"] == chapter and f["idx"] == index:
+            path = contained(state.jobs.directory(job_id), f["name"])
+            if path.is_file():
+                return FileResponse(path, media_type=MEDIA_TYPES.get(f["format"]),
+                                    filename=path.name)
+    raise ApiError(404, "not_found", f"no audio {chapter}/{index} in narration {job_id!r}")
