@@ -111,6 +111,7 @@ class LocalClient(LLMClient):
         self._llama: Any = None
         self._lock = threading.Lock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama-cpp")
+        self._worker_stopped = False
 
     @classmethod
     def from_config(
@@ -213,6 +214,17 @@ class LocalClient(LLMClient):
             if handoff.cancel():
                 await job  # at most one more token: generation stops between tokens
 
+    def _unload(self) -> None:
+        """Worker thread, after any running job: free the model's memory."""
+        with self._lock:
+            llama, self._llama = self._llama, None
+            if llama is not None:
+                llama.close()
+
     async def aclose(self) -> None:
+        """Stop accepting streams; the model is freed on the worker once it is idle."""
         await super().aclose()
-        self._worker.shutdown(wait=False, cancel_futures=True)
+        if not self._worker_stopped:
+            self._worker_stopped = True
+            self._worker.submit(self._unload)
+            self._worker.shutdown(wait=False)

@@ -220,3 +220,14 @@ async def test_ollama_model_not_found_message(
             async for _ in client.astream_chat(USER):
                 pass
     assert len(server.requests) == 1  # 404 is not retried
+
+
+async def test_plain_break_disconnects(server: FakeLLMServer, make_client: MakeClient) -> None:
+    """Without aclosing(): the dropped generator is finalized by the loop's asyncgen hook."""
+    gate = Gate()
+    server.push(Reply(tokens=TOKENS, gate=gate))
+    gate.release(1)
+    async with make_client("gemini") as client:
+        async for _ in client.astream_chat(USER):
+            break
+        assert await server.requests[0].wait_disconnected()
