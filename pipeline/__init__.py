@@ -7,7 +7,9 @@ import it.
 from __future__ import annotations
 
 from ._cleanup import clean_for_speech
+from ._client import DaemonClient, DaemonError
 from ._config import StreamingConfig
+from ._daemon import DaemonSettings, create_app, serve
 from ._errors import NarrationError, PipelineError, SpeakStreamError
 from ._events import (
     AudioReady,
@@ -32,6 +34,9 @@ from ._sentences import split_sentences
 
 __all__ = [
     "AudioReady",
+    "DaemonClient",
+    "DaemonError",
+    "DaemonSettings",
     "NarrationError",
     "PipelineError",
     "ProgressEvent",
@@ -48,8 +53,10 @@ __all__ = [
     "TextDelta",
     "astream_chat_to_audio",
     "clean_for_speech",
+    "create_app",
     "create_streaming_pipeline",
     "event_to_dict",
+    "serve",
     "split_sentences",
     "stream_chat_to_audio",
 ]

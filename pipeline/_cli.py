@@ -36,6 +36,7 @@ from rich.progress import (
 import llm
 import tts
 
+from ._daemon._serve import add_serve_arguments, run_from_args
 from ._events import (
     AudioReady,
     ProgressEvent,
@@ -200,8 +201,11 @@ async def _check_playback(pipe: StreamingPipeline) -> None:
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
+    if args.daemon:  # issue 6: a running daemon instead of the in-process pipeline
+        from ._client import ask_daemon
+
+        return ask_daemon(args)
     settings = resolve_settings(_flags(args))
-    # Hook for the daemon client (issue 6): `ask --daemon URL` is dispatched here.
     view = JsonView() if args.json else LiveView()
 
     async def main(interrupts: Interrupts) -> int:
@@ -396,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--max-tokens", dest="max_tokens", type=int, help="cap the answer's tokens")
     _add_llm_options(ask)
     _add_output_options(ask)
+    ask.add_argument("--daemon", metavar="URL",
+                     help="use a running daemon (speakstream serve) at URL; token from "
+                     "$SPEAKSTREAM_TOKEN")
     ask.set_defaults(func=_cmd_ask)
 
     chat = sub.add_parser("chat", help="interactive conversation, each reply spoken")
@@ -415,6 +422,10 @@ def build_parser() -> argparse.ArgumentParser:
     voices.add_argument("--tts", help="engine (default: from settings)")
     voices.add_argument("--json", action="store_true")
     voices.set_defaults(func=_cmd_voices)
+
+    serve = sub.add_parser("serve", help="run the HTTP daemon (SSE, WebSocket, OpenAI speech)")
+    add_serve_arguments(serve)
+    serve.set_defaults(func=run_from_args)
 
     config = sub.add_parser("config", help="print the effective configuration and its sources")
     config.add_argument("--json", action="store_true")

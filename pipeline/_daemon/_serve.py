@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import socket
+import sys
 from collections.abc import Sequence
 
 from ._settings import TOKEN_ENV, DaemonSettings
@@ -75,6 +76,17 @@ async def aserve(settings: DaemonSettings, *, sock: socket.socket | None = None)
         log_level="info", ws_ping_interval=settings.ws_ping_s, lifespan="on",
     )
     await uvicorn.Server(config).serve(sockets=[sock] if sock is not None else None)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """``speakstream serve``: serve with the parsed arguments; 2 on invalid options."""
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:
+        print(f"speakstream serve: {exc}", file=sys.stderr)
+        return 2
+    serve(settings)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
