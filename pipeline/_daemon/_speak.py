@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from .._pipeline import new_run_id
-from ._http import ApiError, check_id, check_length
+from ._http import ID_RE, ApiError, check_length
 from ._runs import ActiveRun, RunRecord
 from ._state import DaemonState
 
@@ -53,8 +53,12 @@ def start_chat_run(state: DaemonState, body: SpeakRequest, *, endpoint: str) -> 
         raise ApiError(422, "invalid_request_error", "message is empty", param="message")
     conversation = None
     if body.conversation_id is not None:
-        check_id(body.conversation_id, kind="conversation")
-        conversation = state.conversation(body.conversation_id, body.llm, body.model)
+        if not ID_RE.match(body.conversation_id):
+            raise ApiError(422, "invalid_request_error",
+                           "conversation_id must be 1-64 of A-Z a-z 0-9 _ -",
+                           param="conversation_id")
+        conversation = state.conversation(body.conversation_id, body.llm, body.model,
+                                          system=body.system)
     config = state.source.config(body.streaming_config, output_dir=settings.runs_dir,
                                  format=body.format)
     pipe = state.source.pipeline(config, tts_name=body.tts, with_llm=True,

@@ -46,7 +46,8 @@ class DaemonState:
             raise RuntimeError("the daemon has not started")
         return self._jobs
 
-    def conversation(self, conversation_id: str, provider: str | None, model: str | None) -> Any:
+    def conversation(self, conversation_id: str, provider: str | None, model: str | None,
+                     *, system: str | None = None) -> Any:
         """The :class:`llm.Conversation` kept under ``conversation_id`` (created on first use).
 
         Raises:
@@ -55,7 +56,7 @@ class DaemonState:
         client = self.source.client(provider, model)
         conversation = self._conversations.get(conversation_id)
         if conversation is None:
-            conversation = llm.Conversation(client)
+            conversation = llm.Conversation(client, system=system)
             self._conversations[conversation_id] = conversation
         elif conversation.client is not client:
             raise ApiError(409, "conflict",

@@ -12,7 +12,8 @@ from .conftest import LONG_ANSWER, Daemon, ScriptedLLM, read_sse, start_daemon
 
 
 def _speak(daemon: Daemon, **body: object) -> list[tuple[str, dict]]:
-    with httpx.stream("POST", daemon.url + "/v1/speak", json={"message": "Tell me", **body},
+    body = {"message": "Tell me", **body}
+    with httpx.stream("POST", daemon.url + "/v1/speak", json=body,
                       timeout=60) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -170,3 +171,19 @@ def test_llm_failure_gives_error_then_done_and_keeps_audio(settings) -> None:
             in metrics
     finally:
         running.stop()
+
+
+def test_conversation_id_keeps_history(daemon: Daemon) -> None:
+    first = _speak(daemon, conversation_id="chat-1")
+    assert first[-1][1]["error"] is None
+    _speak(daemon, conversation_id="chat-1", message="And then?")
+    _speak(daemon, message="Unrelated")
+    requests = daemon.llm.requests
+    assert requests[1] == [
+        {"role": "user", "content": "Tell me"},
+        {"role": "assistant", "content": "".join(LONG_ANSWER)},
+        {"role": "user", "content": "And then?"},
+    ]
+    assert requests[2] == [{"role": "user", "content": "Unrelated"}]
+    bad = httpx.post(daemon.url + "/v1/speak", json={"message": "x", "conversation_id": "../x"})
+    assert bad.status_code == 422 and bad.json()["error"]["param"] == "conversation_id"
