@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -436,6 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``speakstream`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    # The CLI reports everything itself (events, the no-device note): keep the
+    # library's log records off stderr unless the user configures logging.
+    logging.getLogger("speakstream").addHandler(logging.NullHandler())
     try:
         return int(args.func(args))
     except (ValueError, FileNotFoundError) as exc:
