@@ -1,0 +1,108 @@
+"""Scenario 1: the pipeline's own overhead on time to first audio (TTFA).
+
+A :class:`~bench.common.TimedLLMServer` (Ollama NDJSON over real HTTP on
+127.0.0.1) replays :func:`~bench.common.short_answer` with TTFT 200 ms and 40
+tokens/s; :class:`tests.fakes.engine.FakeEngine` answers after
+``engine_latency(text)`` seconds. For each run::
+
+    overhead = first AudioReady seen by the caller
+               - (instant the server sent the last character of segment 0
+                  + engine_latency(segment 0's spoken text))
+
+so the overhead is everything the pipeline adds: HTTP parsing in the LLM
+client, the sentence buffer, cleanup, queues, the fake engine's own work
+(making the WAV bytes) and writing the file and its manifest line. It is split
+into ``to_engine`` (text complete -> engine call starts), ``engine_extra``
+(engine call time beyond its set latency) and ``to_caller`` (engine done ->
+``AudioReady`` received). The run is closed after its first audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench.common import TimedLLMServer, complete_at, llm_reply, short_answer, summary
+from pipeline import AudioReady, SegmentQueued, create_streaming_pipeline
+from tests.fakes.engine import FakeEngine
+
+TTFT_S = 0.2
+TOKENS_PER_S = 40.0
+
+
+def engine_latency(text: str) -> float:
+    """Seconds: 30 ms + 1 ms per character (a fast neural engine)."""
+    return 0.030 + 0.001 * len(text)
+
+
+def fast_engine(latency: Callable[[str], float] = engine_latency) -> FakeEngine:
+    # Short tones: the WAV bytes cost little, the latency function dominates.
+    return FakeEngine(latency=latency, seconds_per_char=0.001, min_duration_s=0.05)
+
+
+async def _one_run(server: TimedLLMServer, pipe: Any, engine: FakeEngine, i: int) -> dict:
+    server.push(llm_reply(short_answer(), ttft_s=TTFT_S, tokens_per_s=TOKENS_PER_S))
+    calls_before = len(engine.calls)
+    first: SegmentQueued | None = None
+    audio_at: float | None = None
+    start = time.monotonic()
+    async with contextlib.aclosing(pipe.astream_chat_to_audio("How does a bike stay up?",
+                                                              run_id=f"ttfa-{i}")) as events:
+        async for event in events:
+            if isinstance(event, SegmentQueued) and event.index == 0:
+                first = event
+            if isinstance(event, AudioReady):
+                audio_at = time.monotonic()
+                break
+    assert first is not None and audio_at is not None, "no first audio"
+    rec = server.requests[-1]
+    text_done = complete_at(server.token_times(rec), first.end)
+    latency = engine_latency(first.spoken_text)
+    call = engine.calls[calls_before]
+    assert call.text == first.spoken_text and call.end is not None
+    return {
+        "overhead_ms": 1000 * (audio_at - (text_done + latency)),
+        "to_engine_ms": 1000 * (call.start - text_done),
+        "engine_extra_ms": 1000 * (call.end - call.start - latency),
+        "to_caller_ms": 1000 * (audio_at - call.end),
+        "ttfa_s": audio_at - start,
+        "segment0_chars": len(first.text),
+        "segment0_reason": first.reason,
+    }
+
+
+async def run_async(runs: int = 20) -> dict[str, Any]:
+    engine = fast_engine()
+    rows = []
+    with TimedLLMServer() as server, tempfile.TemporaryDirectory() as out:
+        pipe = create_streaming_pipeline(
+            "ollama", llm_config={"model": "fake", "base_url": server.url},
+            tts_engine=engine, streaming_config={"output_dir": out},
+        )  # fmt: skip
+        async with pipe:
+            await _one_run(server, pipe, engine, -1)  # warm-up (imports, first connection)
+            for i in range(runs):
+                rows.append(await _one_run(server, pipe, engine, i))
+    result: dict[str, Any] = {
+        "runs": runs, "ttft_s": TTFT_S, "tokens_per_s": TOKENS_PER_S,
+        "engine_latency": "0.030 s + 0.001 s/char",
+        "segment0_chars": rows[0]["segment0_chars"], "segment0_reason": rows[0]["segment0_reason"],
+    }  # fmt: skip
+    for key in ("overhead_ms", "to_engine_ms", "engine_extra_ms", "to_caller_ms", "ttfa_s"):
+        result[key] = summary([r[key] for r in rows])
+    result["samples_overhead_ms"] = [r["overhead_ms"] for r in rows]
+    return result
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    return asyncio.run(run_async(runs=20))
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps({k: v for k, v in run().items() if not k.startswith("samples")}, indent=1))
