@@ -12,6 +12,14 @@ stage overlaps with the others::
                        (gapless, its own      index; writes the file + manifest
                         worker)               line, emits AudioReady, strictly in order
 
+Backpressure: the event stream holds at most :data:`EVENT_BACKLOG` events
+the consumer has not taken yet. When it is full the reader stops taking
+deltas from the source, so a slow consumer (a slow SSE or WebSocket client)
+slows the LLM stream itself (the HTTP response is no longer read, and TCP
+pushes back to the server) instead of growing memory. Only the reader waits:
+later stages emit a bounded number of events per segment, and the final
+events never wait, so cancellation cannot hang on a full queue.
+
 Nothing polls on a fixed tick: the cutter waits for the next delta *or* the
 buffer's ``next_deadline()``, whichever comes first; stages end on sentinels
 and joins. Completion waits for every queued segment, its file and (when
@@ -67,6 +75,9 @@ from ._sentence_buffer import SentenceBuffer
 logger = logging.getLogger("speakstream.pipeline")
 
 _EOF: Any = object()  # end-of-stream sentinel on every queue
+
+#: Events not yet taken by the consumer before the reader stops taking deltas.
+EVENT_BACKLOG = 256
 
 
 @dataclass(frozen=True)
@@ -145,6 +156,8 @@ class StreamRun:
 
         self._start = time.monotonic()
         self._events: asyncio.Queue[Any] = asyncio.Queue()
+        self._room = asyncio.Event()  # set while the backlog is below EVENT_BACKLOG
+        self._room.set()
         self._text_q: asyncio.Queue[Any] = asyncio.Queue()
         self._jobs_q: asyncio.Queue[Any] = asyncio.Queue(maxsize=2 * config.workers)
         self._done_q: asyncio.Queue[Any] = asyncio.Queue()
@@ -179,6 +192,8 @@ class StreamRun:
         try:
             while True:
                 event = await self._events.get()
+                if self._events.qsize() < EVENT_BACKLOG:
+                    self._room.set()
                 if event is _EOF:
                     break
                 yield event
@@ -203,6 +218,8 @@ class StreamRun:
                 **fields,
             )
         )
+        if self._events.qsize() >= EVENT_BACKLOG:
+            self._room.clear()
 
     def _fail(self, exc: BaseException, *, segment_index: int | None = None) -> None:
         if self._first_error is None:
@@ -329,6 +346,7 @@ class StreamRun:
             async for delta in source:
                 if not delta:
                     continue
+                await self._room.wait()  # backpressure: see the module docstring
                 if self._ttft is None:
                     self._ttft = self._now()
                 self._text.append(delta)

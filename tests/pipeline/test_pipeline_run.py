@@ -396,3 +396,36 @@ async def test_closed_pipeline_refuses_runs_and_leaves_injected_engine_open(
     assert engine.closed_count == 0
     with pytest.raises(RuntimeError, match="closed"):
         await collect(pipe.astream_text_to_audio("Hello."))
+
+
+async def test_slow_consumer_holds_the_source_back_and_loses_nothing(tmp_path: Path) -> None:
+    """Backpressure: while the consumer takes no events, the reader stops taking
+    deltas once EVENT_BACKLOG events are waiting; everything arrives later."""
+    from pipeline._run import EVENT_BACKLOG
+
+    total = EVENT_BACKLOG * 4
+    pulled = 0
+
+    async def source() -> AsyncIterator[str]:
+        nonlocal pulled
+        for _ in range(total):
+            pulled += 1
+            await asyncio.sleep(0)
+            yield "word "
+
+    pipe = make(tmp_path, max_buffer_time=None, workers=1)
+    agen = pipe.astream_text_to_audio(source())
+    async with asyncio.timeout(GUARD):
+        first = await anext(agen)
+        assert isinstance(first, RunStarted)
+        # Give the stages many turns of the event loop (the unbounded version
+        # drains the whole source within a few thousand) while taking nothing.
+        for _ in range(total * 10):
+            await asyncio.sleep(0)
+        assert pulled <= EVENT_BACKLOG + 2, f"reader took {pulled} of {total} deltas"
+        rest = [event async for event in agen]
+    done = of(rest, RunCompleted)[0]
+    assert pulled == total
+    assert done.complete_text == "word " * total
+    assert len(of(rest, TextDelta)) == total
+    await pipe.aclose()
