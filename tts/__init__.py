@@ -6,14 +6,19 @@ See :class:`TTSEngine` and :func:`create_engine`.
 from __future__ import annotations
 
 from ._base import TTSEngine
-from ._errors import EngineUnavailableError, SynthesisError, TTSError
+from ._errors import AllEnginesFailedError, EngineUnavailableError, SynthesisError, TTSError
 from ._espeak import EspeakEngine
+from ._fallback import FallbackEngine
+from ._pyttsx3 import Pyttsx3Engine
 from ._types import AUDIO_FORMATS, SynthesizedAudio, Voice, WordBoundary
 
 __all__ = [
     "AUDIO_FORMATS",
+    "AllEnginesFailedError",
     "EngineUnavailableError",
     "EspeakEngine",
+    "FallbackEngine",
+    "Pyttsx3Engine",
     "SynthesisError",
     "SynthesizedAudio",
     "TTSEngine",

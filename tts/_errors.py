@@ -6,6 +6,7 @@ The tree (``tts`` imports nothing else of speakstream, so its root is
     TTSError                      any failure to turn text into audio
     ├── EngineUnavailableError    engine not installed, no device, no network
     └── SynthesisError            the engine ran but gave no usable audio
+        └── AllEnginesFailedError every engine of a FallbackEngine failed
 
 Vendor exceptions (aiohttp, edge_tts.exceptions, pyttsx3/OSError, subprocess
 failures) are mapped once, at the edge, with ``raise ... from exc``.
@@ -45,3 +46,18 @@ class SynthesisError(TTSError):
     ) -> None:
         super().__init__(message, engine=engine, retryable=retryable)
         self.text = text
+
+
+class AllEnginesFailedError(SynthesisError):
+    """Every engine of a :class:`~tts.FallbackEngine` failed on one segment.
+
+    Attributes:
+        failures: ``(engine name, error)`` for every attempt, in order; the
+            last one is also ``__cause__``.
+    """
+
+    def __init__(
+        self, message: str, *, text: str, failures: tuple[tuple[str, TTSError], ...]
+    ) -> None:
+        super().__init__(message, engine="fallback", text=text, retryable=False)
+        self.failures = failures

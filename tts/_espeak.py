@@ -10,14 +10,13 @@ the measured speech span (see :mod:`tts._words`).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 from dataclasses import dataclass
 
 from ._audio import normalize_wav
 from ._base import TTSEngine
-from ._errors import EngineUnavailableError, SynthesisError
+from ._errors import SynthesisError
+from ._process import run_program
 from ._types import SynthesizedAudio, Voice
 from ._words import estimate_words
 
@@ -67,42 +66,6 @@ def espeak_arguments(
     if pitch is not None:
         args += ["-p", str(min(99, max(0, round(50 * pitch))))]
     return args
-
-
-async def run_program(
-    argv: list[str], *, stdin: bytes, timeout_s: float, engine: str, text: str
-) -> bytes:
-    """Run ``argv`` with ``stdin``; return its stdout.
-
-    Raises EngineUnavailableError when the program is missing, SynthesisError
-    (retryable) on timeout, SynthesisError with stderr on a non-zero exit.
-    """
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-    except (FileNotFoundError, PermissionError) as exc:
-        raise EngineUnavailableError(f"cannot run {argv[0]!r}: {exc}", engine=engine) from exc
-    try:
-        stdout, stderr = await asyncio.wait_for(proc.communicate(stdin), timeout_s)
-    except TimeoutError as exc:
-        raise SynthesisError(
-            f"{argv[0]} took longer than {timeout_s} s", engine=engine, text=text, retryable=True
-        ) from exc
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-    if proc.returncode != 0:
-        message = stderr.decode("utf-8", "replace").strip()
-        raise SynthesisError(
-            f"{argv[0]} exited with status {proc.returncode}: {message}", engine=engine, text=text
-        )
-    return stdout
 
 
 class EspeakEngine(TTSEngine):
