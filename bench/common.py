@@ -173,6 +173,10 @@ class TimedLLMServer(FakeLLMServer):
         self._times: dict[int, list[tuple[float, str]]] = {}
         self._frames: dict[int, tuple[RecordedRequest, str]] = {}
 
+    def __enter__(self) -> TimedLLMServer:
+        super().__enter__()
+        return self
+
     def token_times(self, rec: RecordedRequest) -> list[tuple[float, str]]:
         return list(self._times.get(id(rec), []))
 

@@ -74,7 +74,7 @@ async def _client(http: httpx.AsyncClient, url: str, n: int) -> dict[str, Any]:
             if response.status_code != 200:
                 row["error"] = f"HTTP {response.status_code}"
                 return row
-            event, data = "message", []
+            event, data = "message", list[str]()
             async for line in response.aiter_lines():
                 if line == "":
                     if data:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _get(results: dict[str, Any], *path: Any) -> Any:
+def _get(results: Any, *path: Any) -> Any:
     node: Any = results
     for key in path:
         if node is None:
@@ -235,6 +235,12 @@ def plot(results: dict[str, Any], path: Path) -> Path | None:
         ax.bar([f"{r['size'] / 1e6:g} MB" for r in mem["rows"]],
                [r["peak_rss_mb"] for r in mem["rows"]], color="tab:purple")
         ax.set(title="5. Narration peak RSS", ylabel="MB")
+        drawn = True
+    elif results.get("first_segment"):
+        row = results["first_segment"]["streams"]["answer"]
+        tools = [k for k in row if k not in ("tokens", "chars")]
+        ax.barh(tools, [row[t]["first_segment_s"] or 0 for t in tools], color="tab:orange")
+        ax.set(title="3. First segment after first token (answer stream)", xlabel="s")
         drawn = True
     elif daemon:
         ax.set_axis_off()

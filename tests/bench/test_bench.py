@@ -1,0 +1,78 @@
+"""Smoke tests of the benchmark machinery (no timing is asserted: speed lives in bench/)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+
+from bench.__main__ import main
+from bench.baseline import BaselineBuffer, split_baseline
+from bench.common import LONG_ANSWER, TimedLLMServer, complete_at, llm_reply, tokenize
+from pipeline import split_sentences
+
+REQUIRED_KEYS = (
+    "ttfa_overhead_ms_median", "ttfa_overhead_ms_p95", "overlap_efficiency",
+    "baseline_overlap_efficiency", "first_segment_s_speakstream",
+    "first_segment_s_stream2sentence", "segmenter_chars_per_s",
+    "segmenter_speedup_vs_stream2sentence", "narration_peak_rss_mb_1mb",
+    "narration_peak_rss_mb_10mb", "narration_speedup_2_workers", "daemon_errors",
+    "daemon_ttfa_overhead_ms_p99", "local_ttft_s", "local_ttfa_s", "machine", "timestamp",
+)  # fmt: skip
+
+
+def test_tokenize_is_lossless_and_llm_sized() -> None:
+    tokens = tokenize(LONG_ANSWER)
+    assert "".join(tokens) == LONG_ANSWER
+    assert 3.0 < len(LONG_ANSWER) / len(tokens) < 5.0  # ~4 characters per token
+    assert " bike" in tokens  # a word keeps its leading space
+    assert len(split_sentences(LONG_ANSWER)) >= 40  # the long answer of scenario 2
+
+
+def test_baseline_has_no_lookahead_and_groups_two_sentences() -> None:
+    buffer = BaselineBuffer()
+    out = []
+    for chunk in ["It is warm. Pi is about 3.", "14 today. It is", " round."]:
+        out += buffer.push(chunk)
+    out += buffer.flush()
+    assert "".join(out) == "It is warm. Pi is about 3.14 today. It is round."  # raw, lossless
+    assert out[0] == "It is warm. Pi is about 3."  # "3." ended a sentence: no lookahead
+    assert split_baseline("Dr. Smith is here.") == ["Dr.", "Smith is here."]
+    short = BaselineBuffer()
+    assert short.push("Hi. Ok. ") == []  # two sentences, but under 20 characters
+    assert short.push("That is all for now. ") == ["Hi. Ok. That is all for now. "]
+
+
+def test_timed_server_records_each_token_send_time() -> None:
+    tokens = tokenize("Hello there. How are you today?")
+    with TimedLLMServer(llm_reply("Hello there. How are you today?", ttft_s=0.0,
+                                  tokens_per_s=1000.0)) as server:  # fmt: skip
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        lines = httpx.post(server.url + "/api/chat", json=body).text.splitlines()
+        times = server.token_times(server.requests[0])
+    assert [text for _, text in times] == tokens
+    assert len(lines) == len(tokens) + 1  # one NDJSON record per token, then "done"
+    assert [t for t, _ in times] == sorted(t for t, _ in times)
+    assert complete_at(times, len("Hello there.")) == times[tokens.index(".")][0]
+
+
+def test_python_m_bench_writes_json_table_and_plot(tmp_path: Path, capsys) -> None:
+    assert main(["--quick", "--only", "first_segment", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "latest.json").read_text())
+    assert set(REQUIRED_KEYS) <= set(data)
+    assert data["first_segment_s_speakstream"] > 0
+    assert data["first_segment_s_stream2sentence"] > 0
+    assert data["ttfa_overhead_ms_median"] is None  # not run: no made-up number
+    assert data["scenarios"]["first_segment"]["accuracy"]["speakstream"]["total"] >= 60
+    table = (tmp_path / "latest.md").read_text()
+    assert "| # | Metric | Value | Target |" in table
+    assert table in capsys.readouterr().out
+    assert (tmp_path / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unknown_scenario_is_refused(tmp_path: Path) -> None:
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["--only", "nope", "--out", str(tmp_path)])
