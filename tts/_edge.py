@@ -17,7 +17,8 @@ Failures, mapped once here:
   (offline costs one quick attempt);
 * HTTP 403 on the handshake (after edge-tts's own clock-skew retry), other
   5xx/429 handshakes, ``NoAudioReceived``, dropped connections
-  (``ClientError``, ``WebSocketError``), clock-skew and receive timeouts ->
+  (``ClientError``, ``WebSocketError``), clock-skew errors, timeouts (socket
+  or the whole attempt, ``attempt_timeout_s``) ->
   retried ``attempts`` times in all with exponential backoff
   (``backoff_s``, ``2 * backoff_s``, ...), then a retryable
   :class:`SynthesisError`;
@@ -55,6 +56,9 @@ class EdgeConfig:
         connect_timeout_s: socket connect timeout in whole seconds, 1-300.
         receive_timeout_s: socket read timeout in whole seconds, 1-600.
         proxy: HTTP proxy URL or ``None``.
+        attempt_timeout_s: wall-clock limit of one attempt in seconds, > 0
+            (edge-tts's own read timeout does not cover WebSocket reads, so a
+            silent server would otherwise hang the call forever).
     """
 
     voice: str = DEFAULT_VOICE
@@ -63,8 +67,13 @@ class EdgeConfig:
     connect_timeout_s: int = 10
     receive_timeout_s: int = 60
     proxy: str | None = None
+    attempt_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.attempt_timeout_s, (int, float)) or not self.attempt_timeout_s > 0:
+            raise ValueError(
+                f"attempt_timeout_s must be > 0 seconds, got {self.attempt_timeout_s!r}"
+            )
         _check_int("attempts", self.attempts, 1, 10)
         _check_int("connect_timeout_s", self.connect_timeout_s, 1, 300)
         _check_int("receive_timeout_s", self.receive_timeout_s, 1, 600)
@@ -116,8 +125,10 @@ class EdgeEngine(TTSEngine):
         connect_timeout_s: int = 10,
         receive_timeout_s: int = 60,
         proxy: str | None = None,
+        attempt_timeout_s: float = 60.0,
     ) -> None:
         self.config = EdgeConfig(
+            attempt_timeout_s=attempt_timeout_s,
             voice=voice,
             attempts=attempts,
             backoff_s=backoff_s,
@@ -142,7 +153,10 @@ class EdgeEngine(TTSEngine):
             if attempt:
                 await asyncio.sleep(self.config.backoff_s * 2 ** (attempt - 1))
             try:
-                return await self._attempt(text, voice, prosody)
+                async with asyncio.timeout(self.config.attempt_timeout_s):
+                    return await self._attempt(text, voice, prosody)
+            except TimeoutError as exc:
+                last = exc
             except _Retryable as exc:
                 last = exc.__cause__
         raise SynthesisError(
