@@ -173,7 +173,7 @@ class FakeEdgeServer:
         mode = self.failures.pop(0) if self.failures else "ok"
         if mode in ("403", "500", "400"):
             return web.Response(status=int(mode), text=f"fake edge: {mode}")
-        self._transport = request.transport  # type: ignore[assignment]
+        self._transport = request.transport
         ws = web.WebSocketResponse(compress=True)
         await ws.prepare(request)
         config: dict[str, Any] = {}
