@@ -51,6 +51,17 @@ def find_bundled_model() -> tuple[Path, Path]:
     )
 
 
+def _onnxruntime_errors() -> tuple[type[Exception], ...]:
+    """onnxruntime's own exception classes (they derive from Exception only)."""
+    try:
+        from onnxruntime.capi import onnxruntime_pybind11_state as ort
+    except ImportError:
+        return ()
+    names = ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoSuchFile",
+             "NoModel", "RuntimeException", "EngineError", "NotImplemented")
+    return tuple(getattr(ort, n) for n in names if isinstance(getattr(ort, n, None), type))
+
+
 @dataclass(frozen=True)
 class PiperConfig:
     """Options of :class:`PiperEngine`.
@@ -108,9 +119,10 @@ class PiperEngine(TTSEngine):
         else:
             model = self.config.model_path
             config = self.config.config_path or model.with_name(model.name + ".json")
+        load_errors = (OSError, ValueError, RuntimeError, *_onnxruntime_errors())
         try:
             self._voice = PiperVoice.load(model, config_path=config)
-        except (OSError, ValueError, RuntimeError) as exc:  # missing/corrupt model, onnxruntime
+        except load_errors as exc:
             raise EngineUnavailableError(
                 f"cannot load piper model {model}: {exc}", engine=self.name
             ) from exc
@@ -126,9 +138,10 @@ class PiperEngine(TTSEngine):
             length_scale=None if rate is None else 1.0 / rate,
             volume=1.0 if volume is None else volume,
         )
+        synth_errors = (RuntimeError, ValueError, KeyError, *_onnxruntime_errors())
         try:
             chunks = list(voice.synthesize(text, syn_config=syn))
-        except (RuntimeError, ValueError, KeyError) as exc:  # onnxruntime / phonemizer errors
+        except synth_errors as exc:
             raise SynthesisError(f"piper failed: {exc}", engine=self.name, text=text) from exc
         if not chunks:
             return b"", voice.config.sample_rate

