@@ -119,7 +119,9 @@ class PiperEngine(TTSEngine):
         else:
             model = self.config.model_path
             config = self.config.config_path or model.with_name(model.name + ".json")
-        load_errors = (OSError, ValueError, RuntimeError, *_onnxruntime_errors())
+        load_errors: tuple[type[Exception], ...] = (
+            OSError, ValueError, RuntimeError, *_onnxruntime_errors()
+        )
         try:
             self._voice = PiperVoice.load(model, config_path=config)
         except load_errors as exc:
@@ -138,7 +140,9 @@ class PiperEngine(TTSEngine):
             length_scale=None if rate is None else 1.0 / rate,
             volume=1.0 if volume is None else volume,
         )
-        synth_errors = (RuntimeError, ValueError, KeyError, *_onnxruntime_errors())
+        synth_errors: tuple[type[Exception], ...] = (
+            RuntimeError, ValueError, KeyError, *_onnxruntime_errors()
+        )
         try:
             chunks = list(voice.synthesize(text, syn_config=syn))
         except synth_errors as exc:
