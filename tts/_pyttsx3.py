@@ -126,9 +126,9 @@ class _Worker:
             return self._request_once(payload)
 
     def _request_once(self, payload: dict[str, Any]) -> dict[str, Any]:
-        proc = self._proc if self._proc is not None and self._proc.poll() is None else None
-        if proc is None:
-            proc = self._start()
+        if self._proc is not None and self._proc.poll() is not None:
+            self.stop()  # died while idle: reap it and close its pipes
+        proc = self._proc if self._proc is not None else self._start()
         self._next_id += 1
         payload = {**payload, "id": self._next_id}
         assert proc.stdin is not None

@@ -76,3 +76,25 @@ def test_mp3_duration_agrees_with_ffprobe(args: list[str], suffix: str, probe) -
 def test_mp3_without_frames_is_rejected() -> None:
     with pytest.raises(ValueError, match="no MPEG audio frame"):
         mp3_info(b"\x00" * 1000)
+
+
+def _aiff_file(tmp_path) -> bytes:  # type: ignore[no-untyped-def]
+    """An AIFF as NSSpeechSynthesizer writes it: a file, with its sizes filled in."""
+    path = tmp_path / "say.aiff"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=300:duration=0.5",
+         "-ar", "22050", "-ac", "1", str(path)],
+        check=True,
+    )
+    return path.read_bytes()
+
+
+@needs_ffmpeg
+async def test_aiff_from_macos_is_converted_to_wav(probe, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tts._process import aiff_to_wav
+
+    aiff = _aiff_file(tmp_path)
+    assert aiff[:4] == b"FORM"
+    wav = normalize_wav(await aiff_to_wav(aiff, engine="pyttsx3", text="x"))
+    assert wav.info.duration_s == pytest.approx(0.5, abs=1e-3)
+    assert probe(wav.data, ".wav")["duration_s"] == pytest.approx(0.5, abs=1e-3)
