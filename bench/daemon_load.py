@@ -96,14 +96,22 @@ async def _client(http: httpx.AsyncClient, url: str, n: int) -> dict[str, Any]:
 def _on_event(row: dict[str, Any], event: str, data: dict[str, Any]) -> None:
     if event == "segment" and data["index"] == 0:
         row["segment0"] = data
+        row["segment0_at"] = time.monotonic()
     elif event == "audio" and "audio_at" not in row:
         row["audio_at"] = time.monotonic()
+        row["audio0"] = data
     elif event == "error" and row["error"] is None:
         row["error"] = f"{data.get('error_type')}: {data.get('message')}"
     elif event == "done":
         row["done"] = True
         if data.get("error") and row["error"] is None:
             row["error"] = data["error"]
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _vm_hwm_mb(pid: int) -> float:
@@ -143,9 +151,11 @@ def run(quick: bool = False) -> dict[str, Any]:
             url = f"http://127.0.0.1:{int(proc.stdout.readline())}"
             asyncio.run(_wait_ready(url))
             idle_mb = _vm_hwm_mb(proc.pid)
-            started = time.monotonic()
+            started, cpu_here, cpu_daemon = time.monotonic(), time.process_time(), _cpu_s(proc.pid)
             rows = asyncio.run(_burst(url, clients))
             burst_s = time.monotonic() - started
+            cpu_here = time.process_time() - cpu_here
+            cpu_daemon = _cpu_s(proc.pid) - cpu_daemon
             peak_mb = _vm_hwm_mb(proc.pid)
         finally:
             proc.send_signal(signal.SIGINT)
@@ -158,17 +168,26 @@ def run(quick: bool = False) -> dict[str, Any]:
         for rec in server.requests:
             messages = (rec.json or {}).get("messages") or [{}]
             by_message[messages[-1].get("content")] = server.token_times(rec)
-    overheads = []
+    overheads, to_segment, in_daemon, delivery = [], [], [], []
     for row in rows:
         if row["error"] is None:
             seg = row["segment0"]
             text_done = complete_at(by_message[row["message"]], seg["end"])
-            expected = text_done + engine_latency(seg["spoken_text"])
-            overheads.append(1000 * (row["audio_at"] - expected))
+            latency = engine_latency(seg["spoken_text"])
+            overheads.append(1000 * (row["audio_at"] - (text_done + latency)))
+            # Breakdown: text complete -> segment event received; segment -> audio
+            # inside the daemon (its own clock, minus the engine latency); the rest.
+            to_segment.append(1000 * (row["segment0_at"] - text_done))
+            in_daemon.append(1000 * (row["audio0"]["t"] - seg["t"] - latency))
+            delivery.append(overheads[-1] - to_segment[-1] - in_daemon[-1])
     errors = [row["error"] for row in rows if row["error"] is not None]
     return {
         "clients": clients, "errors": len(errors), "error_samples": errors[:5],
         "burst_s": burst_s, "ttfa_overhead_ms": summary(overheads) if overheads else None,
+        "to_segment_event_ms": summary(to_segment) if to_segment else None,
+        "segment_to_audio_in_daemon_ms": summary(in_daemon) if in_daemon else None,
+        "rest_ms": summary(delivery) if delivery else None,
+        "cpu_s_daemon": cpu_daemon, "cpu_s_llm_server_and_clients": cpu_here,
         "daemon_rss_idle_mb": idle_mb, "daemon_peak_rss_mb": peak_mb, "cores": os.cpu_count(),
     }  # fmt: skip
 
