@@ -332,12 +332,22 @@ class StreamRun:
 
     async def _work(self) -> None:
         async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._warm_up(), name="speakstream-warm-up")
             tg.create_task(self._read(), name="speakstream-reader")
             tg.create_task(self._cut(), name="speakstream-cutter")
             tg.create_task(self._synthesize(), name="speakstream-synthesis")
             tg.create_task(self._deliver(), name="speakstream-in-order")
 
     # -- stages --------------------------------------------------------------
+
+    async def _warm_up(self) -> None:
+        """Load the engine's model while the LLM works on its first token."""
+        try:
+            await self._engine.warm_up()
+        except TTSError as exc:
+            # Not lost: the first synthesis meets the same error and reports it
+            # per segment (with the engine's fallback applied).
+            logger.info("engine warm-up failed (%s); synthesis will report it", exc)
 
     async def _read(self) -> None:
         """Deltas -> TextDelta events + text_q. An LLM error ends the stream."""

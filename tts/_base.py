@@ -88,6 +88,18 @@ class TTSEngine(ABC):
         """The voices this engine offers (may be empty when it cannot tell)."""
         return []
 
+    async def warm_up(self) -> None:
+        """Get ready so the first :meth:`synthesize` is fast (load a model, start a worker).
+
+        Idempotent and cheap once warm. The pipeline calls it when a run
+        starts, concurrently with the LLM request, so a model load does not
+        delay the first audio. The default does nothing.
+
+        Raises:
+            EngineUnavailableError: the engine cannot run here.
+        """
+        return None
+
     async def aclose(self) -> None:
         """Release the engine's resources. Idempotent."""
         self._closed = True

@@ -99,6 +99,23 @@ class FallbackEngine(TTSEngine):
             failures=tuple(failures),
         ) from last
 
+    async def warm_up(self) -> None:
+        """Warm every engine still available, concurrently.
+
+        An engine whose warm-up raises :class:`EngineUnavailableError` is ruled
+        out for the rest of the run, exactly as if a synthesis had found it
+        unavailable; other errors propagate.
+        """
+        candidates = [i for i in range(len(self.engines)) if i not in self._unavailable]
+        results = await asyncio.gather(
+            *(self.engines[i].warm_up() for i in candidates), return_exceptions=True
+        )
+        for index, result in zip(candidates, results, strict=True):
+            if isinstance(result, EngineUnavailableError):
+                self._unavailable[index] = result
+            elif isinstance(result, BaseException):
+                raise result
+
     async def list_voices(self) -> list[Voice]:
         """The voices of every engine still available, in engine order."""
         voices: list[Voice] = []

@@ -182,6 +182,10 @@ class PiperEngine(TTSEngine):
             text=text,
         )
 
+    async def warm_up(self) -> None:
+        """Load the model (about 1-2 s, once) in the engine's thread."""
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._load)
+
     async def list_voices(self) -> list[Voice]:
         """The one loaded model (loads it if needed)."""
         loop = asyncio.get_running_loop()

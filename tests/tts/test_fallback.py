@@ -14,6 +14,8 @@ from tts import (
     PiperEngine,
     Pyttsx3Engine,
     SynthesisError,
+    SynthesizedAudio,
+    TTSEngine,
     create_engine,
 )
 
@@ -143,3 +145,29 @@ async def test_auto_chain_falls_back_to_offline_engines_when_edge_is_unreachable
         results = [await chain.synthesize(s) for s in SEGMENTS[:2]]
         assert isinstance(chain, FallbackEngine) and list(chain.unavailable) == ["edge"]
     assert [r.engine for r in results] == ["espeak", "espeak"]
+
+
+class _WarmRecorder(TTSEngine):
+    def __init__(self, name: str, *, unavailable: bool = False) -> None:
+        self.name = name
+        self.unavailable_on_warm = unavailable
+        self.warmed = 0
+
+    async def warm_up(self) -> None:
+        self.warmed += 1
+        if self.unavailable_on_warm:
+            raise EngineUnavailableError(f"{self.name} is not here", engine=self.name)
+
+    async def _synthesize(self, text: str, **_: object) -> SynthesizedAudio:
+        raise AssertionError("not called in this test")
+
+
+async def test_warm_up_warms_every_engine_and_rules_out_unavailable_ones() -> None:
+    first = _WarmRecorder("gone", unavailable=True)
+    second = _WarmRecorder("here")
+    chain = FallbackEngine([first, second])
+    await chain.warm_up()
+    assert (first.warmed, second.warmed) == (1, 1)
+    assert set(chain.unavailable) == {"gone"}
+    await chain.warm_up()  # ruled-out engines are not warmed again
+    assert (first.warmed, second.warmed) == (1, 2)

@@ -88,3 +88,15 @@ async def test_corrupt_model_is_engine_unavailable(broken_model: Path) -> None:
     async with PiperEngine(model_path=model) as engine:
         with pytest.raises(EngineUnavailableError, match="cannot load piper model"):
             await engine.synthesize("Hello.")
+
+
+@needs_piper
+async def test_warm_up_loads_the_model_before_the_first_segment(broken_model: Path) -> None:
+    """warm_up() does the model load (so a bad model surfaces there, not later)."""
+    async with PiperEngine(model_path=broken_model) as engine:
+        with pytest.raises(EngineUnavailableError, match="cannot load piper model"):
+            await engine.warm_up()
+    async with PiperEngine() as engine:
+        assert engine._voice is None
+        await engine.warm_up()
+        assert engine._voice is not None
