@@ -80,15 +80,18 @@ def find_audio_output(
     for name in backends:
         if name not in _BACKENDS:
             raise ValueError(f"backends must be taken from {_BACKENDS}, got {name!r}")
-    checked: list[str] = []
+    checked: list[str] = []  # details, with what the tools printed
+    reasons: list[str] = []  # one short phrase per backend, for the message
     for name in backends:
         if name == "pulse":
             if not (shutil.which("pactl") and shutil.which("pacat")):
                 checked.append("pulse: pactl/pacat not installed (pulseaudio-utils)")
+                reasons.append("pactl/pacat not installed")
                 continue
             info = _run(["pactl", "info"])
             if info.returncode != 0:
                 checked.append(f"pulse: no server ({(info.stderr or info.stdout).strip()})")
+                reasons.append("no PulseAudio server")
                 continue
             server = next(
                 (ln for ln in info.stdout.splitlines() if ln.startswith("Server Name")), "server"
@@ -96,15 +99,17 @@ def find_audio_output(
             return AudioOutput("pulse", device, server.strip())
         if not shutil.which("aplay"):
             checked.append("alsa: aplay not installed (alsa-utils)")
+            reasons.append("aplay not installed")
             continue
         cards = _run(["aplay", "-l"])
         listed = [ln for ln in cards.stdout.splitlines() if ln.startswith("card ")]
         if cards.returncode != 0 or not listed:
             checked.append(f"alsa: no sound card ({(cards.stderr or cards.stdout).strip()})")
+            reasons.append("no ALSA sound card")
             continue
         return AudioOutput("alsa", device, listed[0])
     raise NoAudioDeviceError(
-        "no audio output found (" + "; ".join(checked) + "); write files only",
+        "no audio output found (" + "; ".join(reasons) + ")",
         checked=tuple(checked),
     )
 

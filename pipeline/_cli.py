@@ -195,7 +195,7 @@ def _announce(pipe: StreamingPipeline, settings: Settings) -> None:
 async def _check_playback(pipe: StreamingPipeline) -> None:
     note = await pipe.check_playback()
     if note:
-        _stderr.print(f"speakstream: no audio device, writing files only ({note})", style="yellow")
+        _stderr.print(f"speakstream: {note}; writing files only", style="yellow")
 
 
 # -- commands ----------------------------------------------------------------------
