@@ -19,6 +19,7 @@ once per client, on the same worker thread.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib.util
 import threading
 import time
@@ -140,6 +141,7 @@ class LocalClient(LLMClient):
                 "local: llama-cpp-python is not installed: pip install 'speakstream[local]'",
                 provider=self.provider,
             ) from exc
+        _close_llama_devnull_at_exit()
         if not self.model_path.is_file():
             raise ModelNotFoundError(
                 f"local: no GGUF file at {self.model_path}", provider=self.provider
@@ -228,3 +230,29 @@ class LocalClient(LLMClient):
             self._worker_stopped = True
             self._worker.submit(self._unload)
             self._worker.shutdown(wait=False)
+
+
+_devnull_hook_registered = False
+
+
+def _close_llama_devnull_at_exit() -> None:
+    """llama_cpp._utils opens two ``/dev/null`` files at import and never closes
+    them, so every process that loads a local model ends with two
+    ResourceWarnings. Close them when the interpreter exits (they are only
+    used while a model loads or runs)."""
+    global _devnull_hook_registered
+    if _devnull_hook_registered:
+        return
+    _devnull_hook_registered = True
+    try:
+        from llama_cpp import _utils
+    except ImportError:  # an older or newer layout: nothing to close
+        return
+
+    def close() -> None:
+        for name in ("outnull_file", "errnull_file"):
+            handle = getattr(_utils, name, None)
+            if handle is not None and not handle.closed:
+                handle.close()
+
+    atexit.register(close)
