@@ -123,6 +123,10 @@ class SegmentWriter:
     ``write`` is thread-safe; ``awrite`` runs it in a worker thread so the
     event loop never blocks on encoding or disk.
 
+    With ``keep_records=False`` the writer keeps no per-segment records
+    (:attr:`segments` stays empty; the manifest on disk has them all), so its
+    memory stays flat however long the run: use it for long narrations.
+
     Raises (constructor):
         ValueError: bad ``format`` (allowed: wav, mp3, ogg, opus, flac) or ``prefix``.
         OutputExistsError: see above.
@@ -136,8 +140,12 @@ class SegmentWriter:
         prefix: str = "segment",
         overwrite: bool = False,
         run_subdir: bool = True,
+        keep_records: bool = True,
     ) -> None:
         self._config = _WriterConfig(format, prefix, overwrite, run_subdir)
+        self._keep_records = keep_records
+        self._count = 0
+        self._duration_s = 0.0
         self.format: str = self._config.format
         self.prefix: str = prefix
         self.directory: Path = self._make_directory(Path(output_dir).resolve())
@@ -149,7 +157,8 @@ class SegmentWriter:
 
     @property
     def segments(self) -> tuple[WrittenSegment, ...]:
-        """The segments written so far, in the order they landed."""
+        """The segments written so far, in the order they landed (empty with
+        ``keep_records=False``)."""
         with self._lock:
             return tuple(self._segments)
 
@@ -228,7 +237,10 @@ class SegmentWriter:
                 raise RuntimeError("SegmentWriter is closed")
             atomic_write_bytes(path, converted.data, overwrite=self._config.overwrite)
             self._manifest.append(record)
-            self._segments.append(written)
+            self._count += 1
+            self._duration_s += written.duration_s
+            if self._keep_records:
+                self._segments.append(written)
         return written
 
     async def awrite(
@@ -261,8 +273,8 @@ class SegmentWriter:
                 self._manifest.append(
                     {
                         "type": "summary",
-                        "segments": len(self._segments),
-                        "duration_s": round(sum(s.duration_s for s in self._segments), 6),
+                        "segments": self._count,
+                        "duration_s": round(self._duration_s, 6),
                         **(summary or {}),
                     }
                 )

@@ -16,11 +16,12 @@ from typing import Any
 import llm
 import output
 import tts
-from output import AudioOutput, NoAudioDeviceError, Player, SegmentWriter, read_manifest
-from tts import SynthesizedAudio, TTSEngine, WordBoundary
+from output import AudioOutput, NoAudioDeviceError, Player, SegmentWriter
+from tts import TTSEngine
 
 from ._config import StreamingConfig
 from ._events import ProgressEvent, event_to_dict
+from ._resume import ReusableSegment, load_reusable
 from ._run import RunSpec, StreamRun
 from ._sync import PortalHolder, iterate_in_portal
 
@@ -300,7 +301,7 @@ class StreamingPipeline:
             run_id = check_run_id(run_id) if run_id is not None else new_run_id()
             base = output_dir if output_dir is not None else self.config.output_dir
             run_dir = Path(base) / run_id
-            reuse: dict[int, SynthesizedAudio] = {}
+            reuse: dict[int, ReusableSegment] = {}
             if resume:
                 reuse = await asyncio.to_thread(load_reusable, run_dir)
             writer = await asyncio.to_thread(
@@ -310,6 +311,7 @@ class StreamingPipeline:
                 prefix=self._output.get("prefix", "segment"),
                 overwrite=resume,
                 run_subdir=False,
+                keep_records=False,  # the run keeps what it needs; memory stays flat
             )
         except BaseException:
             aclose = getattr(deltas, "aclose", None)
@@ -358,42 +360,6 @@ class StreamingPipeline:
 
 async def _one_chunk(text: str) -> AsyncIterator[str]:
     yield text
-
-
-def load_reusable(run_dir: Path) -> dict[int, SynthesizedAudio]:
-    """Audio of the segments an earlier run in ``run_dir`` finished (for resume).
-
-    Reads ``manifest.jsonl`` (a torn last line is tolerated) and keeps the
-    segment records whose file still exists; each becomes a
-    :class:`SynthesizedAudio` holding the file's bytes, keyed by index
-    (``text`` is the spoken text, so a changed input is synthesized anew).
-    Returns ``{}`` when there is no manifest.
-    """
-    manifest = run_dir / output.MANIFEST_NAME
-    if not manifest.is_file():
-        return {}
-    reusable: dict[int, SynthesizedAudio] = {}
-    for record in read_manifest(manifest):
-        if record.get("type") != "segment":
-            continue
-        path = run_dir / str(record["path"])
-        if not path.is_file():
-            continue
-        reusable[int(record["index"])] = SynthesizedAudio(
-            data=path.read_bytes(),
-            format=str(record["format"]),
-            sample_rate=int(record.get("sample_rate") or 0),
-            channels=int(record.get("channels") or 0),
-            duration_s=float(record["duration_s"]),
-            words=tuple(
-                WordBoundary(w["text"], float(w["offset_s"]), float(w["duration_s"]))
-                for w in record.get("words") or ()
-            ),
-            engine=str(record.get("engine") or ""),
-            voice=record.get("voice"),
-            text=str(record["text"]),
-        )
-    return reusable
 
 
 def create_streaming_pipeline(

@@ -45,6 +45,7 @@ same in events, file names and the manifest.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, Mapping
@@ -69,6 +70,7 @@ from ._events import (
     TextDelta,
 )
 from ._finish import finish_outputs
+from ._resume import ReusableSegment
 from ._segment import Segment
 from ._sentence_buffer import SentenceBuffer
 
@@ -122,9 +124,9 @@ class StreamRun:
         player: plays files in order, or ``None``.
         stop_event: when set, the run stops gracefully and still yields
             ``RunCancelled`` then ``RunCompleted``.
-        reuse: audio of segments already done by an earlier, interrupted run
-            (index -> audio, from the manifest): written again from those
-            bytes instead of being synthesized (``--resume``).
+        reuse: segments already done by an earlier, interrupted run (index ->
+            :class:`ReusableSegment`, from the manifest): written again from
+            their files' bytes instead of being synthesized (``--resume``).
         chapters: ``(title, start_s)`` markers for the merged file.
     """
 
@@ -140,7 +142,7 @@ class StreamRun:
         voice: str | None = None,
         player: Player | None = None,
         stop_event: asyncio.Event | None = None,
-        reuse: Mapping[int, SynthesizedAudio] | None = None,
+        reuse: Mapping[int, ReusableSegment] | None = None,
     ) -> None:
         self.run_id = run_id
         self._deltas = deltas
@@ -161,8 +163,14 @@ class StreamRun:
         self._text_q: asyncio.Queue[Any] = asyncio.Queue()
         self._jobs_q: asyncio.Queue[Any] = asyncio.Queue(maxsize=2 * config.workers)
         self._done_q: asyncio.Queue[Any] = asyncio.Queue()
+        # Segments between "taken by a worker" and "landed in order": bounded, so
+        # a fast engine and a slower writer cannot pile up audio in memory.
+        # A worker takes a slot *before* taking a job, and jobs come out in
+        # index order, so the lowest unfinished index always holds a slot
+        # and the reorder buffer can always make progress (no deadlock).
+        self._in_flight = asyncio.Semaphore(2 * config.workers)
 
-        self._text: list[str] = []
+        self._text = io.StringIO()  # one growing buffer, not a list of tiny deltas
         self._ttft: float | None = None
         self._ttfa: float | None = None
         self._files: list[str] = []
@@ -229,7 +237,7 @@ class StreamRun:
             error_type=type(exc).__name__,
             message=str(exc),
             retryable=bool(getattr(exc, "retryable", False)),
-            partial_text="".join(self._text),
+            partial_text=self._text.getvalue(),
             segment_index=segment_index,
         )
 
@@ -297,7 +305,7 @@ class StreamRun:
         summary = {
             "run_id": self.run_id,
             "status": status,
-            "complete_text": "".join(self._text),
+            "complete_text": self._text.getvalue(),
             "segments_total": self._segments,
             "skipped_indices": self._skipped,
             "failed_indices": self._failed,
@@ -316,7 +324,7 @@ class StreamRun:
         self._emit(
             RunCompleted,
             audio_files=list(self._files),
-            complete_text="".join(self._text),
+            complete_text=self._text.getvalue(),
             ttft_s=self._ttft,
             ttfa_s=self._ttfa,
             total_s=total,
@@ -359,7 +367,7 @@ class StreamRun:
                 await self._room.wait()  # backpressure: see the module docstring
                 if self._ttft is None:
                     self._ttft = self._now()
-                self._text.append(delta)
+                self._text.write(delta)
                 self._emit(TextDelta, text=delta)
                 self._text_q.put_nowait(delta)
         except LLMError as exc:
@@ -427,8 +435,10 @@ class StreamRun:
     async def _worker(self) -> None:
         cfg = self._config
         while True:
+            await self._in_flight.acquire()  # released by _deliver once landed
             job = await self._jobs_q.get()
             if job is _EOF:
+                self._in_flight.release()
                 return
             index = job.segment.index
             if not job.spoken:
@@ -436,8 +446,13 @@ class StreamRun:
                 continue
             reused = self._reuse.get(index)
             if reused is not None and reused.text == job.spoken:
-                self._done_q.put_nowait(_Outcome(job, audio=reused, reused=True))
-                continue
+                try:
+                    audio = await asyncio.to_thread(reused.load)
+                except OSError:
+                    logger.info("segment %d: earlier file unreadable, synthesizing anew", index)
+                else:
+                    self._done_q.put_nowait(_Outcome(job, audio=audio, reused=True))
+                    continue
             began = time.monotonic()
             try:
                 audio = await self._engine.synthesize(
@@ -459,9 +474,11 @@ class StreamRun:
             pending[outcome.index] = outcome
             while next_index in pending:
                 await self._land(pending.pop(next_index))
+                self._in_flight.release()
                 next_index += 1
         for index in sorted(pending):  # only if the buffer ever skipped an index
             await self._land(pending.pop(index))
+            self._in_flight.release()
         if self._player is not None and not self._playback_off:
             await self._drain_player()
 
@@ -494,7 +511,8 @@ class StreamRun:
         if self._ttfa is None:
             self._ttfa = self._now()
         self._files.append(str(written.path))
-        self._words.append((written.text, written.duration_s, written.words))
+        if self._config.subtitles:  # word timings are kept only when they are used
+            self._words.append((written.text, written.duration_s, written.words))
         self._audio_s += written.duration_s
         self._synth_s += outcome.synth_s
         self._emit(

@@ -239,3 +239,18 @@ def test_exception_in_with_block_marks_summary_incomplete(tmp_path: Path) -> Non
     assert summary["complete"] is False and "KeyError" in summary["error"]
     assert writer.path_for(0).is_file()  # what was written before the failure stays
     assert os.path.getsize(writer.path_for(0)) > 44
+
+
+def test_keep_records_false_keeps_nothing_in_memory_but_the_summary_is_whole(
+    tmp_path: Path,
+) -> None:
+    writer = SegmentWriter(tmp_path, keep_records=False)
+    for index in range(3):
+        writer.write(index, tone_audio(440, 0.1), text=f"s{index}")
+    assert writer.segments == ()
+    writer.close({"note": "done"})
+    records = read_manifest(writer.directory)
+    assert [r["index"] for r in records if r["type"] == "segment"] == [0, 1, 2]
+    summary = records[-1]
+    assert summary["type"] == "summary" and summary["segments"] == 3
+    assert summary["duration_s"] == pytest.approx(0.3, abs=0.01)

@@ -429,3 +429,34 @@ async def test_slow_consumer_holds_the_source_back_and_loses_nothing(tmp_path: P
     assert done.complete_text == "word " * total
     assert len(of(rest, TextDelta)) == total
     await pipe.aclose()
+
+
+async def test_fast_engine_cannot_run_ahead_of_a_stalled_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Audio waiting to be written is bounded (2 x workers), so a fast engine and
+    a slow disk cannot pile synthesized audio up in memory."""
+    from output import SegmentWriter
+
+    gate = asyncio.Event()
+    real_awrite = SegmentWriter.awrite
+
+    async def gated_awrite(self: SegmentWriter, *args: Any, **kwargs: Any) -> Any:
+        await gate.wait()
+        return await real_awrite(self, *args, **kwargs)
+
+    monkeypatch.setattr(SegmentWriter, "awrite", gated_awrite)
+    engine = FakeEngine()
+    sentences = [f"Sentence number {n} is right here." for n in range(40)]
+    pipe = make(tmp_path, engine, workers=2, min_chunk_length=0, max_buffer_time=None)
+    async with asyncio.timeout(GUARD):
+        agen = pipe.astream_text_to_audio(" ".join(sentences))
+        run = asyncio.ensure_future(collect(agen))
+        for _ in range(5000):  # many loop turns: unbounded, all 40 would be synthesized
+            await asyncio.sleep(0)
+        assert len(engine.calls) <= 2 * 2, f"{len(engine.calls)} segments synthesized ahead"
+        gate.set()
+        events = await run
+    assert len(of(events, AudioReady)) == 40
+    assert [e.index for e in of(events, AudioReady)] == list(range(40))
+    await pipe.aclose()
