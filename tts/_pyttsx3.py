@@ -37,12 +37,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._audio import normalize_wav
 from ._base import TTSEngine
 from ._errors import EngineUnavailableError, SynthesisError
 from ._process import aiff_to_wav
 from ._types import SynthesizedAudio, Voice
-from ._words import estimate_words
+from ._words import audio_from_wav
 
 _WORKER_SCRIPT = Path(__file__).with_name("_pyttsx3_worker.py")
 
@@ -281,23 +280,7 @@ class Pyttsx3Engine(TTSEngine):
             await asyncio.to_thread(path.unlink, True)
         if raw[:4] == b"FORM":  # AIFF from NSSpeechSynthesizer
             raw = await aiff_to_wav(raw, engine=self.name, text=text)
-        try:
-            wav = normalize_wav(raw)
-        except ValueError as exc:
-            raise SynthesisError(
-                f"pyttsx3 wrote no valid WAV ({len(raw)} bytes): {exc}", engine=self.name, text=text
-            ) from exc
-        return SynthesizedAudio(
-            data=wav.data,
-            format="wav",
-            sample_rate=wav.info.sample_rate,
-            channels=wav.info.channels,
-            duration_s=wav.info.duration_s,
-            words=estimate_words(text, wav),
-            engine=self.name,
-            voice=voice,
-            text=text,
-        )
+        return audio_from_wav(raw, text=text, engine=self.name, voice=voice)
 
     async def list_voices(self) -> list[Voice]:
         """The driver's voices (``id`` is what ``voice=`` takes)."""

@@ -10,8 +10,37 @@ It is an estimate: good enough for subtitles cue by cue, not for lip sync.
 
 from __future__ import annotations
 
-from ._audio import PcmWav, speech_bounds
-from ._types import WordBoundary
+from ._audio import PcmWav, normalize_wav, speech_bounds
+from ._errors import SynthesisError
+from ._types import SynthesizedAudio, WordBoundary
+
+
+def audio_from_wav(raw: bytes, *, text: str, engine: str, voice: str | None) -> SynthesizedAudio:
+    """The :class:`SynthesizedAudio` of a WAV an engine wrote, with estimated word timings.
+
+    ``raw`` is normalized (header sizes repaired, see :func:`tts._audio.normalize_wav`);
+    the duration is measured from its samples.
+
+    Raises:
+        SynthesisError: ``raw`` is not a valid PCM WAV (names the engine and the byte count).
+    """
+    try:
+        wav = normalize_wav(raw)
+    except ValueError as exc:
+        raise SynthesisError(
+            f"{engine} wrote no valid WAV ({len(raw)} bytes): {exc}", engine=engine, text=text
+        ) from exc
+    return SynthesizedAudio(
+        data=wav.data,
+        format="wav",
+        sample_rate=wav.info.sample_rate,
+        channels=wav.info.channels,
+        duration_s=wav.info.duration_s,
+        words=estimate_words(text, wav),
+        engine=engine,
+        voice=voice,
+        text=text,
+    )
 
 
 def estimate_words(text: str, wav: PcmWav) -> tuple[WordBoundary, ...]:

@@ -98,3 +98,21 @@ async def test_aiff_from_macos_is_converted_to_wav(probe, tmp_path) -> None:  # 
     wav = normalize_wav(await aiff_to_wav(aiff, engine="pyttsx3", text="x"))
     assert wav.info.duration_s == pytest.approx(0.5, abs=1e-3)
     assert probe(wav.data, ".wav")["duration_s"] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_audio_from_wav_measures_and_names_the_engine_on_bad_bytes() -> None:
+    from tts import SynthesisError
+    from tts._audio import pcm_to_wav
+    from tts._words import audio_from_wav
+
+    pcm = (b"\x00\x10" * 11025)  # 0.5 s at 22050 Hz, mono, 16-bit
+    audio = audio_from_wav(
+        pcm_to_wav(pcm, sample_rate=22050), text="two words", engine="espeak", voice="en"
+    )
+    assert (audio.format, audio.sample_rate, audio.channels) == ("wav", 22050, 1)
+    assert audio.duration_s == pytest.approx(0.5)
+    assert [w.text for w in audio.words] == ["two", "words"]
+    assert (audio.engine, audio.voice, audio.text) == ("espeak", "en", "two words")
+    with pytest.raises(SynthesisError, match=r"espeak wrote no valid WAV \(4 bytes\)") as info:
+        audio_from_wav(b"RIFX", text="x", engine="espeak", voice=None)
+    assert info.value.engine == "espeak" and info.value.text == "x"
