@@ -599,8 +599,12 @@ class FakeLLMServer:
                 return
             if reply.keepalive:
                 await self._send(writer, protocol.keepalive(), reply.split)
-            await self._send(writer, protocol.token(tokens[i]), reply.split)
+            frame = protocol.token(tokens[i])
+            # Counted before the write: a client that has read a token always
+            # sees it counted (the server thread may not run again before the
+            # client's next assertion).
             rec.tokens_sent += 1
+            await self._send(writer, frame, reply.split)
         # From here on a hang-up is no longer "before the end": a client may close
         # as soon as it has parsed the end marker, before the terminating chunk.
         rec.complete = True
