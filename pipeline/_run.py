@@ -390,22 +390,37 @@ class StreamRun:
         )
         while True:
             deadline = buffer.next_deadline()
-            if deadline is None:
+            wait = None if deadline is None else deadline - time.monotonic()
+            if wait is not None and wait <= 0:
+                await self._dispatch(buffer.poll())
+                continue
+            if not self._text_q.empty():
+                # Already queued: no timer armed (the deadline has not passed,
+                # so it is the item the timed wait below would return).
+                item = self._text_q.get_nowait()
+            elif wait is None:
                 item = await self._text_q.get()
             else:
-                wait = deadline - time.monotonic()
                 try:
-                    if wait <= 0:
-                        raise TimeoutError
                     async with asyncio.timeout(wait):
                         item = await self._text_q.get()
                 except TimeoutError:
                     await self._dispatch(buffer.poll())
                     continue
+            # A burst of deltas already queued (one network read often holds
+            # several tokens) is pushed as one text: one scan instead of one per
+            # delta, and the same segments (the buffer is chunk-invariant).
+            texts: list[str] = []
+            while item is not _EOF:
+                texts.append(item)
+                if self._text_q.empty():
+                    break
+                item = self._text_q.get_nowait()
+            if texts:
+                await self._dispatch(buffer.push("".join(texts)))
             if item is _EOF:
                 await self._dispatch(buffer.flush())
                 break
-            await self._dispatch(buffer.push(item))
         for _ in range(cfg.workers):
             await self._jobs_q.put(_EOF)
 

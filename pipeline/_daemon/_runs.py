@@ -155,7 +155,11 @@ class ActiveRun:
         deadline = 0.0
         try:
             while True:
-                if pending:
+                if not self._queue.empty():
+                    # Already queued: no timer per event (a timed get of a
+                    # non-empty queue returns at once, so this is the same item).
+                    item = self._queue.get_nowait()
+                elif pending:
                     try:
                         async with asyncio.timeout_at(deadline):
                             item = await self._queue.get()

@@ -460,3 +460,25 @@ async def test_fast_engine_cannot_run_ahead_of_a_stalled_writer(
     assert len(of(events, AudioReady)) == 40
     assert [e.index for e in of(events, AudioReady)] == list(range(40))
     await pipe.aclose()
+
+
+async def test_a_burst_of_queued_deltas_cuts_like_deltas_one_by_one(tmp_path: Path) -> None:
+    # A source that never yields to the loop queues every delta before the
+    # cutter runs (it then takes them as one burst); the trickle hands it one
+    # delta per wake-up. Same segments, same text events, nothing lost.
+    async def burst(chunks: list[str]) -> AsyncIterator[str]:
+        for chunk in chunks:
+            yield chunk
+
+    chunks = [TEXT[i : i + 3] for i in range(0, len(TEXT), 3)]
+    runs = []
+    for name, source in (("trickle", deltas_of(chunks)), ("burst", burst(chunks))):
+        async with make(tmp_path / name, max_buffer_time=None) as pipe:
+            runs.append(await collect(pipe.astream_text_to_audio(source)))
+    trickle, bursty = runs
+    cut = [(s.index, s.text, s.start, s.end, s.reason) for s in of(trickle, SegmentQueued)]
+    assert len(cut) > 3
+    assert [(s.index, s.text, s.start, s.end, s.reason) for s in of(bursty, SegmentQueued)] == cut
+    assert [d.text for d in of(bursty, TextDelta)] == chunks
+    assert "".join(s.text for s in of(bursty, SegmentQueued)) == TEXT
+    assert len(of(bursty, AudioReady)) == len(cut)
