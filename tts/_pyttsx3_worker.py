@@ -26,13 +26,30 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from typing import Any
 
-#: pyttsx3 2.99's espeak driver runs espeak in AUDIO_OUTPUT_RETRIEVAL mode, whose
-#: callbacks come from espeak's own thread; racing with pyttsx3's loop it now and
-#: then writes a WAV with no samples (seen in about 1 call of 40 on a loaded
-#: machine). Such a write is repeated, up to this many attempts in all.
+#: pyttsx3 2.99's espeak driver runs espeak in AUDIO_OUTPUT_RETRIEVAL mode: the
+#: synthesis runs on espeak's own thread, and ``runAndWait()`` can return before
+#: it has finished (the queued ``endLoop`` ends the loop right after synthesis
+#: *starts*). The WAV is written, then ``finished-utterance`` is notified, by
+#: espeak's thread at the end. Trusting ``runAndWait()`` there gives empty files
+#: and, worse, audio shifted by one call (the late synthesis writes into the
+#: *next* request's file, with the previous prosody). So on that driver the
+#: worker waits for ``finished-utterance`` before it looks at the file.
+#: A write that still holds no samples is repeated, up to this many attempts.
+#:
+#: Prosody has the same race: ``setProperty`` is queued by pyttsx3 and handed
+#: to espeak's asynchronous command FIFO, and took effect one call late in about
+#: half the calls on a loaded machine (rate=2.0 spoken at normal speed, the next
+#: default-rate call fast). On the espeak driver the worker therefore sets the
+#: properties on the driver directly and then calls ``espeak_Synchronize()``,
+#: which returns once espeak has applied them, before queueing the synthesis.
 EMPTY_ATTEMPTS = 3
+
+#: Seconds to wait for ``finished-utterance`` (the parent's own timeout, which
+#: restarts a hung worker, is the real bound).
+FINISH_TIMEOUT_S = 120.0
 
 
 def main() -> None:
@@ -55,7 +72,11 @@ def main() -> None:
     except Exception as exc:  # any driver failure at start: reported, then exit
         send({"ready": False, "kind": "init", "error": f"{type(exc).__name__}: {exc}"})
         return
-    send({"ready": True, "driver": type(engine.proxy._driver).__module__})
+    driver = type(engine.proxy._driver).__module__
+    finished = threading.Event()
+    engine.connect("finished-utterance", lambda **_: finished.set())
+    waits_for_finish = driver.endswith(".espeak")
+    send({"ready": True, "driver": driver})
 
     for line in sys.stdin:
         request = json.loads(line)
@@ -72,10 +93,13 @@ def main() -> None:
                 ]
                 send({"id": request["id"], "ok": True, "voices": voices})
                 continue
-            _apply(engine, defaults, request)
+            _apply(engine, defaults, request, direct=waits_for_finish)
             for attempt in range(1, EMPTY_ATTEMPTS + 1):
+                finished.clear()
                 engine.save_to_file(request["text"], request["path"])
                 engine.runAndWait()
+                if waits_for_finish and not finished.wait(FINISH_TIMEOUT_S):
+                    raise TimeoutError(f"no finished-utterance in {FINISH_TIMEOUT_S} s")
                 if _has_frames(request["path"]):
                     send({"id": request["id"], "ok": True, "attempts": attempt})
                     break
@@ -117,20 +141,37 @@ def _get(engine: Any, name: str) -> Any:
         return None
 
 
-def _apply(engine: Any, defaults: dict[str, Any], request: dict[str, Any]) -> None:
-    """Set every property for this request, from the defaults: nothing leaks between calls."""
+def _apply(
+    engine: Any, defaults: dict[str, Any], request: dict[str, Any], *, direct: bool
+) -> None:
+    """Set every property for this request, from the defaults: nothing leaks between calls.
+
+    ``direct`` (the espeak driver): set them on the driver now and wait until
+    espeak has applied them (see the module notes), instead of queueing them.
+    """
+    set_property = engine.proxy._driver.setProperty if direct else engine.setProperty
+    _set_all(set_property, engine, defaults, request)
+    if direct:
+        from pyttsx3.drivers import _espeak
+
+        _espeak.Synchronize()
+
+
+def _set_all(
+    set_property: Any, engine: Any, defaults: dict[str, Any], request: dict[str, Any]
+) -> None:
     voice = request["voice"]
     if voice and voice not in _voice_ids(engine):
         # pyttsx3's espeak driver silently keeps the old voice for an unknown name.
         raise ValueError(f"unknown pyttsx3 voice {voice!r}")
-    engine.setProperty("voice", voice or defaults["voice"])
+    set_property("voice", voice or defaults["voice"])
     rate = request["rate"]
-    engine.setProperty("rate", round(defaults["rate"] * (1.0 if rate is None else rate)))
+    set_property("rate", round(defaults["rate"] * (1.0 if rate is None else rate)))
     volume = request["volume"]
-    engine.setProperty("volume", defaults["volume"] if volume is None else volume)
+    set_property("volume", defaults["volume"] if volume is None else volume)
     pitch = request["pitch"]
     if defaults["pitch"] is not None:
-        engine.setProperty("pitch", min(99, round(defaults["pitch"] * (pitch or 1.0))))
+        set_property("pitch", min(99, round(defaults["pitch"] * (pitch or 1.0))))
     elif pitch is not None and pitch != 1.0:
         raise ValueError("this pyttsx3 driver has no pitch control")
 

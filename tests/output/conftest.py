@@ -61,9 +61,11 @@ def tone_audio(
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def pulse_server() -> Iterator[PulseServer]:
-    """A private PulseAudio daemon with a null sink ``ttsnull`` (module-scoped)."""
+    """A private PulseAudio daemon with a null sink ``ttsnull``, one per test:
+    a shared daemon can still be draining an earlier test's stream into the sink
+    when the next test starts recording (seen under load)."""
     if not pulse_available():
         pytest.skip("pulseaudio / pulseaudio-utils not installed")
     with PulseServer() as server:
