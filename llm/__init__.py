@@ -20,6 +20,7 @@ from ._errors import (
 )
 from ._factory import create_client
 from ._options import ClientOptions
+from ._sse import SSEDecoder, SSEEvent
 from ._types import ModelResponse, StreamChunk, StreamStats
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "LLMTimeoutError",
     "ModelNotFoundError",
     "ModelResponse",
+    "SSEDecoder",
+    "SSEEvent",
     "StreamChunk",
     "StreamStats",
     "create_client",

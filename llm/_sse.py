@@ -65,11 +65,22 @@ class SSEEvent:
 
 
 class SSEDecoder:
-    """Feed lines (without their line terminator); get events on blank lines."""
+    """Feed lines (without their line terminator) to :meth:`decode`, or text
+    chunks cut anywhere to :meth:`feed`; get events on blank lines.
+
+    Public so every SSE reader of the project (LLM streams, the daemon client)
+    shares this one decoder.
+    """
 
     def __init__(self) -> None:
         self._event = ""
         self._data: list[str] = []
+        self._splitter = LineSplitter()
+
+    def feed(self, text: str) -> list[SSEEvent]:
+        """Consume a chunk of decoded text (any size); return the events it completes."""
+        events = [self.decode(line) for line in self._splitter.feed(text)]
+        return [event for event in events if event is not None]
 
     def decode(self, line: str) -> SSEEvent | None:
         """Consume one line; return the event it completes, else ``None``."""

@@ -15,11 +15,13 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import Any
 
 import httpx
+
+from llm import SSEDecoder
 
 from ._daemon._settings import TOKEN_ENV
 from ._errors import PipelineError
@@ -82,8 +84,10 @@ class DaemonClient:
                 if response.status_code != 200:
                     await response.aread()
                     raise _error(response)
-                async for item in _parse_sse(response.aiter_lines()):
-                    yield item
+                decoder = SSEDecoder()
+                async for text in response.aiter_text():
+                    for event in decoder.feed(text):
+                        yield {"status": event.event, **json.loads(event.data)}
         except httpx.HTTPError as exc:
             raise DaemonError(f"daemon at {self._http.base_url}: {exc}") from exc
 
@@ -105,21 +109,6 @@ def _error(response: httpx.Response) -> DaemonError:
         message, kind = response.text[:200], ""
     return DaemonError(f"HTTP {response.status_code}: {message}",
                        status_code=response.status_code, type=kind)
-
-
-async def _parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
-    event, data = "message", list[str]()
-    async for line in lines:
-        if line == "":
-            if data:
-                yield {"status": event, **json.loads("\n".join(data))}
-            event, data = "message", []
-        elif line.startswith(":"):
-            continue
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
 
 
 def ask_daemon(args: argparse.Namespace) -> int:

@@ -78,3 +78,16 @@ def test_line_splitter_agrees_with_batch_for_any_cut(text: str, cut: list[int]) 
     got += splitter.flush()
     assert got == expected
     assert "\x85" not in text or any("\x85" in line for line in expected)
+
+
+def test_sse_decoder_feed_takes_chunks_cut_anywhere() -> None:
+    from llm import SSEDecoder
+
+    body = 'event: token\ndata: {"text": "a\u2028b"}\n\n: keep-alive\r\n\r\nevent: done\r\ndata: {}\r\n\r\n'
+    for cut in range(len(body) + 1):
+        decoder = SSEDecoder()
+        events = decoder.feed(body[:cut]) + decoder.feed(body[cut:])
+        assert [(e.event, e.data) for e in events] == [
+            ("token", '{"text": "a\u2028b"}'),
+            ("done", "{}"),
+        ], cut

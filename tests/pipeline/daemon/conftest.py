@@ -145,15 +145,9 @@ def read_sse(response: Any) -> Iterator[tuple[str, dict[str, Any]]]:
     (JSON data; keep-alive comments skipped)."""
     import json
 
-    event, data = "message", []
-    for line in response.iter_lines():
-        if line == "":
-            if data:
-                yield event, json.loads("\n".join(data))
-            event, data = "message", []
-        elif line.startswith(":"):
-            continue
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].lstrip(" "))
+    from llm import SSEDecoder
+
+    decoder = SSEDecoder()
+    for text in response.iter_text():
+        for event in decoder.feed(text):
+            yield event.event, json.loads(event.data)
