@@ -83,7 +83,11 @@ def test_line_splitter_agrees_with_batch_for_any_cut(text: str, cut: list[int]) 
 def test_sse_decoder_feed_takes_chunks_cut_anywhere() -> None:
     from llm import SSEDecoder
 
-    body = 'event: token\ndata: {"text": "a\u2028b"}\n\n: keep-alive\r\n\r\nevent: done\r\ndata: {}\r\n\r\n'
+    body = (
+        'event: token\ndata: {"text": "a\u2028b"}\n\n'
+        ": keep-alive\r\n\r\n"
+        "event: done\r\ndata: {}\r\n\r\n"
+    )
     for cut in range(len(body) + 1):
         decoder = SSEDecoder()
         events = decoder.feed(body[:cut]) + decoder.feed(body[cut:])
