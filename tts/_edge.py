@@ -164,7 +164,9 @@ class EdgeEngine(TTSEngine):
             f"{type(last).__name__}: {last}",
             engine=self.name,
             text=text,
-            retryable=True,
+            # This engine already retried with backoff: a caller retrying again
+            # (FallbackEngine) would only multiply the attempts per segment.
+            retryable=False,
         ) from last
 
     async def _attempt(self, text: str, voice: str, prosody: dict[str, str]) -> SynthesizedAudio:

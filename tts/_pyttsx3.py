@@ -242,7 +242,9 @@ class Pyttsx3Engine(TTSEngine):
                 f"pyttsx3 failed ({reply.get('kind')}): {reply.get('error')}",
                 engine=self.name,
                 text=text,
-                retryable=reply.get("kind") == "EmptyAudio",
+                # EmptyAudio comes after the worker's own EMPTY_ATTEMPTS writes:
+                # not retryable, or FallbackEngine would multiply the writes.
+                retryable=False,
             )
         self.rewrites += reply.get("attempts", 1) - 1
         return reply

@@ -78,14 +78,27 @@ async def test_transient_failures_are_retried(server, mode: str) -> None:  # typ
     assert audio.duration_s > 0 and len(server.connections) == 2
 
 
-async def test_persistent_no_audio_becomes_retryable_synthesis_error(server) -> None:  # type: ignore[no-untyped-def]
+async def test_persistent_no_audio_is_a_final_synthesis_error(server) -> None:  # type: ignore[no-untyped-def]
+    """The engine retried itself; the error says not to retry again."""
     server.failures += ["no_audio"] * 3
     async with EdgeEngine(attempts=3, backoff_s=0.01) as engine:
         with pytest.raises(SynthesisError) as info:
             await engine.synthesize("Hello.")
-    assert info.value.retryable and info.value.text == "Hello."
+    assert not info.value.retryable and info.value.text == "Hello."
     assert type(info.value.__cause__).__name__ == "NoAudioReceived"
     assert len(server.connections) == 3
+
+
+async def test_fallback_does_not_multiply_edge_retries(server) -> None:  # type: ignore[no-untyped-def]
+    from tests.fakes.engine import FakeEngine
+    from tts import FallbackEngine
+
+    server.failures += ["no_audio"] * 10
+    chain = FallbackEngine([EdgeEngine(attempts=3, backoff_s=0.01), FakeEngine()], retries=1)
+    async with chain:
+        audio = await chain.synthesize("Hello.")
+    assert audio.engine == "fake"
+    assert len(server.connections) == 3  # edge's own attempts only, not 3 x (1 + retries)
 
 
 async def test_http_400_is_permanent(server) -> None:  # type: ignore[no-untyped-def]
