@@ -271,9 +271,24 @@ class StreamRun:
             await asyncio.wait({work})
             if not work.cancelled():
                 failure = work.exception()
-            if self._player is not None and (cancel_reason is not None or failure is not None):
-                await self._player.stop()
-            await self._finish(cancel_reason, failure)
+            try:
+                if self._player is not None and (cancel_reason is not None or failure is not None):
+                    await self._player.stop()
+            finally:
+                try:
+                    await self._finish(cancel_reason, failure)
+                finally:
+                    try:
+                        # A no-op when _finish closed it; after an unexpected error
+                        # the manifest still gets its summary line.
+                        await asyncio.shield(self._writer.aclose(
+                            {"status": "failed", "error": "the run ended by an unexpected error"}
+                        ))
+                    finally:
+                        # Always end the event stream: an unexpected error then
+                        # reaches the consumer (events() re-raises it) instead of
+                        # leaving it waiting forever.
+                        self._events.put_nowait(_EOF)
 
     async def _finish(self, cancel_reason: str | None, failure: BaseException | None) -> None:
         if failure is not None:
@@ -293,7 +308,7 @@ class StreamRun:
                 merged, subtitles = await finish_outputs(
                     self._writer.directory, self._files, self._words, self._config
                 )
-            except (OutputError, ValueError) as exc:
+            except (OutputError, OSError, ValueError) as exc:  # segment files stay
                 self._fail(exc)
         error = self._first_error
         if cancel_reason is not None:
@@ -336,7 +351,6 @@ class StreamRun:
             subtitles_path=subtitles,
             error=error,
         )
-        self._events.put_nowait(_EOF)
 
     async def _work(self) -> None:
         async with asyncio.TaskGroup() as tg:

@@ -482,3 +482,42 @@ async def test_a_burst_of_queued_deltas_cuts_like_deltas_one_by_one(tmp_path: Pa
     assert [d.text for d in of(bursty, TextDelta)] == chunks
     assert "".join(s.text for s in of(bursty, SegmentQueued)) == TEXT
     assert len(of(bursty, AudioReady)) == len(cut)
+
+
+async def test_merge_failing_with_oserror_is_reported_and_the_run_still_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline._run as run_module
+
+    async def broken_finish(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run_module, "finish_outputs", broken_finish)
+    pipe = make(tmp_path, merge=True)
+    events = await collect(pipe.astream_text_to_audio(TEXT))
+    done = of(events, RunCompleted)[0]
+    assert done.error is not None and "No space left" in done.error
+    assert [f.error_type for f in of(events, RunFailed)] == ["OSError"]
+    assert done.audio_files and all(is_file(p) for p in done.audio_files)  # nothing lost
+    summary = read_manifest(Path(done.manifest_path))[-1]
+    assert summary["type"] == "summary" and "No space left" in summary["error"]
+    await pipe.aclose()
+
+
+async def test_unexpected_error_while_finishing_reaches_the_consumer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never a hang: the consumer gets the error (the guard turns a hang into a failure)."""
+    import pipeline._run as run_module
+
+    async def buggy_finish(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug in finishing")
+
+    monkeypatch.setattr(run_module, "finish_outputs", buggy_finish)
+    pipe = make(tmp_path, merge=True)
+    with pytest.raises(RuntimeError, match="a bug in finishing"):
+        await collect(pipe.astream_text_to_audio(TEXT))
+    await pipe.aclose()
+    (manifest,) = list(await asyncio.to_thread(tmp_path.glob, "*/manifest.jsonl"))
+    summary = read_manifest(manifest)[-1]
+    assert summary["type"] == "summary" and summary["status"] == "failed"
