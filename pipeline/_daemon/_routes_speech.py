@@ -29,6 +29,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import StreamingResponse
 
+from .._errors import PipelineError
 from .._events import AudioReady, ProgressEvent, RunCompleted, RunFailed
 from .._pipeline import new_run_id
 from ._encoder import SPEECH_FORMATS, StreamEncoder, read_pcm
@@ -111,8 +112,9 @@ async def _first_audio(events: AsyncGenerator[ProgressEvent, None]) -> AudioRead
     async for event in events:
         if isinstance(event, AudioReady):
             return event
-        if isinstance(event, RunFailed) and failure is None:
-            failure = event
+        if isinstance(event, RunFailed):
+            failure = event  # a segment is missing: never answer 200 without it
+            break
         if isinstance(event, RunCompleted):
             break
     message = f"{failure.error_type}: {failure.message}" if failure else "no audio was produced"
@@ -124,14 +126,24 @@ async def _body(
     encoder: StreamEncoder, first_pcm: bytes, rate: int, channels: int,
 ) -> AsyncIterator[bytes]:
     async def feed() -> None:
-        await encoder.feed(first_pcm)
-        async for event in events:
-            if isinstance(event, AudioReady):
-                pcm, _, _ = await asyncio.to_thread(
-                    read_pcm, Path(event.path), sample_rate=rate, channels=channels
-                )
-                await encoder.feed(pcm)
-        await encoder.finish()
+        try:
+            await encoder.feed(first_pcm)
+            async for event in events:
+                if isinstance(event, RunFailed):
+                    # A sentence would be missing from the audio: end the body
+                    # early (the client sees a broken stream, not a silent gap).
+                    raise PipelineError(
+                        f"segment {event.segment_index} failed: "
+                        f"{event.error_type}: {event.message}"
+                    )
+                if isinstance(event, AudioReady):
+                    pcm, _, _ = await asyncio.to_thread(
+                        read_pcm, Path(event.path), sample_rate=rate, channels=channels
+                    )
+                    await encoder.feed(pcm)
+        finally:
+            # Always: output() then ends, and `await feeder` raises the real error.
+            await encoder.finish()
 
     feeder = asyncio.create_task(feed(), name=f"speech-feed-{run.run_id}")
     try:

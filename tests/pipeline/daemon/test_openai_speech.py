@@ -149,3 +149,42 @@ def test_first_bytes_arrive_before_later_segments_are_synthesized(tmp_path: Path
     finally:
         engine.release.set()
         running.stop()
+
+
+def _failing_daemon(tmp_path: Path, fail: str) -> Daemon:
+    from tts import SynthesisError
+
+    boom = SynthesisError("boom", engine="fake")
+    engine = FakeEngine(fail_on={(lambda text: fail in text): boom})
+    settings = DaemonSettings(
+        output_dir=tmp_path,
+        streaming_config=DaemonSettings().streaming_config.replace(
+            sentence_buffer_size=1, min_chunk_length=5, workers=1),
+    )
+    return start_daemon(settings, llm=ScriptedLLM(["x"]), engine=engine)
+
+
+def test_a_failed_later_segment_breaks_the_stream_instead_of_skipping_it(
+    tmp_path: Path,
+) -> None:
+    running = _failing_daemon(tmp_path, "Each sentence")  # the third sentence fails
+    try:
+        with pytest.raises(httpx.HTTPError), httpx.stream(
+            "POST", running.url + "/v1/audio/speech",
+            json={"model": "tts-1", "input": TEXT, "response_format": "pcm"}, timeout=60,
+        ) as response:
+            assert response.status_code == 200
+            b"".join(response.iter_bytes())  # ends in a broken body, not a silent gap
+    finally:
+        running.stop()
+
+
+def test_a_failed_first_segment_is_a_502(tmp_path: Path) -> None:
+    running = _failing_daemon(tmp_path, "The daemon speaks")
+    try:
+        response = httpx.post(running.url + "/v1/audio/speech", timeout=60,
+                              json={"model": "tts-1", "input": TEXT, "response_format": "pcm"})
+        assert response.status_code == 502
+        assert response.json()["error"]["type"] == "synthesis_failed"
+    finally:
+        running.stop()
