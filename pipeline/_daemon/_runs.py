@@ -192,16 +192,26 @@ class ActiveRun:
                 raise producer.exception()  # type: ignore[misc]
 
     async def _produce(self) -> None:
+        cancelled = False
         try:
             async for event in self._events:
                 self._note(event)
                 await self._queue.put(event)
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         finally:
             aclose = getattr(self._events, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(RuntimeError):  # already closing
-                    await aclose()
-            await self._queue.put(_EOF)
+            # ag_running: the generator is mid-step (being closed already); any
+            # other error raised while closing is the run's own and propagates.
+            if aclose is not None and not getattr(self._events, "ag_running", False):
+                await aclose()
+            if cancelled:
+                # Nobody reads the queue any more: never block on a full one.
+                with contextlib.suppress(asyncio.QueueFull):
+                    self._queue.put_nowait(_EOF)
+            else:
+                await self._queue.put(_EOF)
 
     def _note(self, event: ProgressEvent) -> None:
         record = self.record
