@@ -41,9 +41,10 @@ _CREATE_KEYS = (
 )
 
 
-def new_run_id() -> str:
-    """A fresh run id: ``YYYYmmdd-HHMMSS-<6 hex>`` (sortable, URL- and file-safe)."""
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+def new_run_id(*, random_bytes: int = 3) -> str:
+    """A fresh id: ``YYYYmmdd-HHMMSS-<2 x random_bytes hex>`` (sortable, URL- and
+    file-safe); runs use 3 random bytes, narration jobs 4."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(random_bytes)
 
 
 def check_run_id(run_id: str) -> str:
@@ -304,6 +305,9 @@ class StreamingPipeline:
             reuse: dict[int, ReusableSegment] = {}
             if resume:
                 reuse = await asyncio.to_thread(load_reusable, run_dir)
+            # Before the writer makes the run directory: a failure here leaves
+            # nothing half-made, and the LLM request is closed below.
+            player = await self._player()
             writer = await asyncio.to_thread(
                 SegmentWriter,
                 run_dir,
@@ -326,7 +330,7 @@ class StreamingPipeline:
             config=self.config,
             spec=spec,
             voice=voice,
-            player=await self._player(),
+            player=player,
             stop_event=stop_event,
             reuse=reuse,
         )

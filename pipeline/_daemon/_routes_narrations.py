@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -13,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.responses import FileResponse
 
+from .._pipeline import new_run_id
 from ._http import ApiError, check_id, check_length, contained
 from ._routes_basic import daemon
 from ._routes_runs import MEDIA_TYPES
@@ -85,7 +84,7 @@ async def create_narration(request: Request) -> dict[str, Any]:
     check_length(body.text, state.settings.max_narration_chars, param="text")
     if not body.text.strip():
         raise ApiError(422, "invalid_request_error", "text is empty", param="text")
-    job_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(4)
+    job_id = new_run_id(random_bytes=4)
     # Validate the options now (422), not when the job runs.
     state.source.config(body.streaming_config, output_dir=state.jobs.directory(job_id),
                         format=body.format)
