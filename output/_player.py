@@ -211,10 +211,17 @@ class Player:
         """
         if self._closed:
             raise RuntimeError("Player is closed")
-        if self._worker is not None and self._queue is not None:
+        worker = self._worker
+        if worker is not None and self._queue is not None:
             marker = _Drain(asyncio.get_running_loop().create_future())
             self._queue.put_nowait(marker)
-            await asyncio.shield(marker.done)
+            # Also wake when the worker ends without reaching the marker: stopped
+            # (stop() cancelled it: return, as documented) or died (raise).
+            await asyncio.wait({marker.done, worker}, return_when=asyncio.FIRST_COMPLETED)
+            if not marker.done.done() and not worker.cancelled():
+                failure = worker.exception()
+                if failure is not None:
+                    raise PlaybackError(f"the player failed: {failure!r}") from failure
         if self._errors:
             raise self._errors.pop(0)
 

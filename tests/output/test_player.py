@@ -141,3 +141,32 @@ async def test_closed_player_refuses_work(pulse_env: PulseServer, tmp_path: Path
         player.enqueue(_tone_file(tmp_path, "x.wav", 440, 0.1))
     with pytest.raises(FileNotFoundError):
         Player.detect(device=pulse_env.sink).enqueue(tmp_path / "missing.wav")
+
+
+class _LingeringSink(AudioOutput):
+    """A 'sound server client' that takes all audio, then lingers before exiting."""
+
+    def command(self, sample_rate: int, channels: int) -> list[str]:
+        return ["sh", "-c", "cat >/dev/null; sleep 30"]
+
+
+async def test_stop_releases_a_pending_drain(tmp_path: Path) -> None:
+    """stop() while drain() waits on the sink: the drain returns (documented), never hangs."""
+    player = Player(_LingeringSink("pulse"))
+    waiting_for_sink = asyncio.Event()
+    finish_sink = player._finish_sink
+
+    async def spy() -> None:
+        waiting_for_sink.set()
+        await finish_sink()
+
+    player._finish_sink = spy  # type: ignore[method-assign]
+    tone = _tone_file(tmp_path, "tone.wav", 440, 0.2)
+    player.enqueue(tone)
+    draining = asyncio.ensure_future(player.drain())
+    async with asyncio.timeout(60):  # a deadlock guard, not a measurement
+        await waiting_for_sink.wait()  # the worker took the drain marker
+        assert not draining.done()
+        await player.stop()
+        await draining
+    await player.aclose()
