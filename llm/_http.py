@@ -160,6 +160,12 @@ class HTTPClient(LLMClient):
                 provider=self.provider,
                 retryable=True,
             ) from exc
+        except httpx.UnsupportedProtocol as exc:  # a setting, not a network fault: no retry
+            raise LLMConnectionError(
+                f"{self.provider}: base_url {self.base_url!r} must start with http:// or https://",
+                provider=self.provider,
+                retryable=False,
+            ) from exc
         except httpx.TransportError as exc:
             raise LLMConnectionError(
                 f"{self.provider}: cannot reach {self.base_url}: {exc!r}",
@@ -174,7 +180,7 @@ class HTTPClient(LLMClient):
                         raw += piece
                         if len(raw) >= _MAX_ERROR_BODY:
                             break
-                except httpx.TransportError as exc:
+                except httpx.HTTPError as exc:  # transport or content-decoding failure
                     raise error_for_status(
                         self.provider, response.status_code, raw.decode("utf-8", "replace")
                     ) from exc
@@ -194,9 +200,9 @@ class HTTPClient(LLMClient):
                     yield line
             for line in splitter.flush():
                 yield line
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:  # transport, or a body that fails to decode
             raise LLMStreamError(
-                f"{self.provider}: connection lost mid-stream: {exc!r}",
+                f"{self.provider}: connection lost or body undecodable mid-stream: {exc!r}",
                 provider=self.provider,
                 retryable=True,
             ) from exc

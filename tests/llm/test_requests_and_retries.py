@@ -251,3 +251,41 @@ def test_help_documents_providers_env_timeouts_errors() -> None:
         "LLMStreamError", "partial_text", "ModelNotFoundError", "LLMTimeoutError",
     ]:  # fmt: skip
         assert needle in doc, needle
+
+
+async def test_base_url_without_http_scheme_fails_at_once_without_retries() -> None:
+    async with llm.create_client(
+        "ollama", model="m", base_url="ftp://127.0.0.1:1", max_retries=2, retry_backoff=0
+    ) as client:
+        with pytest.raises(llm.LLMConnectionError, match="http:// or https://") as info:
+            await _drain(client)
+    assert not info.value.retryable
+    assert client.last_stats is not None and client.last_stats.attempts == 1
+
+
+async def test_undecodable_body_is_an_llm_stream_error_not_a_raw_httpx_error() -> None:
+    """A body that claims gzip but is not: httpx.DecodingError is translated at the edge."""
+    import asyncio
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = b"this is not gzip at all"
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+            b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with llm.create_client(
+            "ollama", model="m", base_url=f"http://127.0.0.1:{port}", max_retries=0
+        ) as client:
+            with pytest.raises(llm.LLMStreamError) as info:
+                await _drain(client)
+        assert info.value.provider == "ollama" and info.value.partial_text == ""
+    finally:
+        server.close()
+        await server.wait_closed()
