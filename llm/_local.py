@@ -22,7 +22,6 @@ import asyncio
 import atexit
 import importlib.util
 import threading
-import time
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -169,7 +168,6 @@ class LocalClient(LLMClient):
             if request.temperature is not None:
                 kwargs["temperature"] = request.temperature
             tokens = 0
-            first: float | None = None
             with self._lock:
                 chunks = llama.create_chat_completion(messages=messages, **kwargs)
                 try:
@@ -178,9 +176,9 @@ class LocalClient(LLMClient):
                         if text is None:
                             continue  # role chunk / final chunk
                         tokens += 1
-                        first = first or time.perf_counter()
+                        # No generation_s: the base class then computes tokens/s
+                        # as (N - 1) / (last - first delta), the honest rate.
                         usage.output_tokens = tokens
-                        usage.generation_s = time.perf_counter() - first
                         if text and not handoff.put_token(text):
                             return
                         if handoff.cancelled:
