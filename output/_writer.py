@@ -15,7 +15,7 @@ from typing import Any
 from tts import SynthesizedAudio, WordBoundary
 
 from ._atomic import atomic_write_bytes
-from ._errors import OutputExistsError
+from ._errors import FormatError, OutputExistsError
 from ._formats import check_format, convert
 from ._manifest import MANIFEST_NAME, ManifestWriter
 
@@ -207,7 +207,9 @@ class SegmentWriter:
             ValueError: ``index`` is not an int >= 0, or ``extra`` clashes with
                 the standard keys.
             FormatError: the audio is not what its format says, or conversion
-                failed (nothing is written).
+                failed: no audio file is written, but the manifest gets a
+                ``{"type": "failed", "index", "text", "engine", "error"}`` line,
+                so the segment's text is never lost.
             OutputExistsError: the file exists (same index twice, or a previous
                 run with ``run_subdir=False``) and ``overwrite`` is false.
             RuntimeError: the writer is closed.
@@ -216,7 +218,17 @@ class SegmentWriter:
             raise RuntimeError("SegmentWriter is closed")
         if isinstance(index, bool) or not isinstance(index, int) or index < 0:
             raise ValueError(f"index must be an int >= 0, got {index!r}")
-        converted = convert(audio, self.format)
+        try:
+            converted = convert(audio, self.format)
+        except FormatError as exc:
+            with self._lock:
+                if not self._closed:
+                    self._manifest.append({
+                        "type": "failed", "index": index, "text": text,
+                        "engine": audio.engine, "voice": audio.voice,
+                        "error": f"{type(exc).__name__}: {exc}",
+                    })
+            raise
         path = self.path_for(index)
         written = WrittenSegment(
             index=index,

@@ -139,6 +139,12 @@ def test_failed_conversion_writes_nothing(tmp_path: Path) -> None:
             writer.write(0, liar, text="x")
         ok = writer.write(1, tone_audio(440, 0.1), text="y")
     assert sorted(p.name for p in writer.directory.iterdir()) == ["manifest.jsonl", ok.path.name]
+    # ...but the failed segment's text is not lost: the manifest says what failed.
+    records = read_manifest(writer.directory)
+    assert [(r["type"], r.get("index"), r.get("text")) for r in records[:2]] == [
+        ("failed", 0, "x"), ("segment", 1, "y")
+    ]
+    assert "FormatError" in records[0]["error"]
 
 
 def test_crash_mid_write_leaves_no_partial_file(
