@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:  # `python bench/x.py` from anywhere
 
 from tests.fakes.llm_server import FakeLLMServer, RecordedRequest, Reply  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpus" / "alice_in_wonderland.txt"
+CORPUS = ROOT / "tests" / "data" / "alice_in_wonderland.txt"
 
 #: A realistic LLM answer (markdown, numbers, an abbreviation, a list): 40+ sentences.
 LONG_ANSWER = """\

@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:  # `python bench/segmenter.py` from anywhere
 from pipeline import SentenceBuffer, split_sentences  # noqa: E402
 from tests.pipeline.hard_cases import HARD_CASES  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpus" / "alice_in_wonderland.txt"
+CORPUS = ROOT / "tests" / "data" / "alice_in_wonderland.txt"
 CHUNK = 4
 FULL_SIZES = (10_000, 1_000_000, 10_000_000)
 QUICK_SIZES = (10_000, 100_000, 1_000_000)
