@@ -39,15 +39,28 @@ class Conversation:
         """A copy of the completed turns, ``{"role", "content"}`` dicts, oldest first."""
         return [dict(m) for m in self._history]
 
-    async def astream_reply(self, user_text: str) -> AsyncGenerator[str, None]:
-        """Send ``user_text``, yield the reply's text deltas; errors as in ``astream_chat``."""
+    async def astream_reply(
+        self,
+        user_text: str,
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> AsyncGenerator[str, None]:
+        """Send ``user_text``, yield the reply's text deltas; errors as in ``astream_chat``.
+
+        ``temperature`` and ``max_tokens`` apply to this reply only (see
+        :meth:`LLMClient.astream_chat`).
+        """
         if self._busy:
             raise RuntimeError("Conversation: a reply is already streaming")
         self._busy = True
         try:
             user = {"role": "user", "content": user_text}
             parts: list[str] = []
-            stream = self.client.astream_chat([*self._history, user], system=self.system)
+            stream = self.client.astream_chat(
+                [*self._history, user], system=self.system,
+                temperature=temperature, max_tokens=max_tokens,
+            )
             async with aclosing(stream):
                 async for delta in stream:
                     parts.append(delta)
