@@ -10,7 +10,7 @@ from ._cleanup import clean_for_speech
 from ._client import DaemonClient, DaemonError
 from ._config import StreamingConfig
 from ._daemon import DaemonSettings, create_app, serve
-from ._errors import NarrationError, PipelineError, SpeakStreamError
+from ._errors import ConfigError, NarrationError, PipelineError, SpeakStreamError
 from ._events import (
     AudioReady,
     ProgressEvent,
@@ -34,6 +34,7 @@ from ._sentences import split_sentences
 
 __all__ = [
     "AudioReady",
+    "ConfigError",
     "DaemonClient",
     "DaemonError",
     "DaemonSettings",

@@ -9,8 +9,8 @@ URLs of the daemon's audio routes (clients never see server paths)::
     AudioReady    -> "audio"      {index, url, format, duration_s, engine, voice, synth_s, text, t}
     RunFailed     -> "error"      {error_type, message, retryable, partial_text, segment_index, t}
     RunCancelled  -> "cancelled"  {reason, t}
-    RunCompleted  -> "done"       {audio_urls, merged_url, complete_text, ttft_s, ttfa_s,
-                                   total_s, audio_s, rtf, error, t}
+    RunCompleted  -> "done"       {audio_urls, merged_url, subtitles_url, complete_text, ttft_s,
+                                   ttfa_s, total_s, audio_s, rtf, error, t}
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def client_message(event: ProgressEvent, *, kind: str = "runs") -> tuple[str, di
         indices = [_index_of(path) for path in event.audio_files]
         data["audio_urls"] = [audio_url(kind, owner, i) for i in indices if i is not None]
         data["merged_url"] = audio_url(kind, owner, "merged") if event.merged_path else None
+        data["subtitles_url"] = f"/v1/{kind}/{owner}/subtitles" if event.subtitles_path else None
     for key in _SERVER_PATHS:
         data.pop(key, None)
     return KINDS[type(event)], data
