@@ -54,6 +54,8 @@ def create_engine(name: str = "auto", **options: Any) -> TTSEngine:
             f"engines are {list(ENGINES)}, options are order, retries and one mapping per engine"
         )
     per_engine: dict[str, Mapping[str, Any]] = options
-    return FallbackEngine(
+    chain = FallbackEngine(
         [ENGINES[n](**dict(per_engine.get(n, {}))) for n in order], retries=retries
     )
+    chain.name = "auto"  # what users call it (--tts auto), in events and errors alike
+    return chain
