@@ -308,8 +308,10 @@ async def ask_daemon(
                     player.enqueue(event.path)
                 if isinstance(event, RunCompleted):
                     if player is not None:
-                        with contextlib.suppress(output.PlaybackError):
-                            await player.drain()
+                        try:
+                            await player.drain()  # like a local run: done once heard
+                        except output.PlaybackError as exc:  # the files are kept
+                            note(f"playback failed: {exc}")
                     return event
         finally:
             watcher.cancel()
