@@ -640,7 +640,7 @@ _REPORTED: tuple[type[BaseException], ...] = (*SpeakStreamError, OSError)
 #: Errors that mean "fix the command or the configuration" (exit 2), not "the run failed".
 _USAGE_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError, llm.LLMAuthError, llm.ModelNotFoundError, llm.LLMDependencyError,
-    output.OutputExistsError, FileNotFoundError, IsADirectoryError,
+    output.OutputExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
 )
 
 

@@ -101,7 +101,8 @@ def serve(
     Args:
         settings: the daemon's options.
         sock: an already bound socket to serve on instead of
-            ``settings.host``/``settings.port`` (tests bind port 0).
+            ``settings.host``/``settings.port`` (``speakstream serve`` binds it
+            first, so a taken port is one line, not a server error).
         announce: called once at start-up with the line saying what the
             daemon serves and why (``speakstream serve`` prints it on stderr).
     """
@@ -141,8 +142,30 @@ def run_from_args(args: argparse.Namespace) -> int:
     """
     settings = settings_from_args(args)
     check_providers(settings)
-    serve(settings, announce=lambda line: print(line, file=sys.stderr, flush=True))
+    settings.runs_dir.mkdir(parents=True, exist_ok=True)  # OSError: one line, not a traceback
+    settings.narrations_dir.mkdir(parents=True, exist_ok=True)
+    sock = listen(settings)
+    serve(settings, sock=sock, announce=lambda line: print(line, file=sys.stderr, flush=True))
     return 0
+
+
+def listen(settings: DaemonSettings) -> socket.socket:
+    """The daemon's listening socket, bound before anything starts.
+
+    Raises:
+        ConfigError: the address cannot be used (port taken, unknown host...).
+    """
+    try:
+        return socket.create_server((settings.host.strip("[]"), settings.port),
+                                    family=_family(settings.host), backlog=2048)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: "
+                          f"{exc.strerror or exc} (choose another --host/--port)",
+                          key="port") from exc
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,7 +47,7 @@ class Served:
         stderr = proc.stderr
         threading.Thread(target=lambda: [self.lines.put(x) for x in stderr], daemon=True).start()
         self.line = self._wait_for("speakstream serve:")
-        self._wait_for("Uvicorn running on")
+        self._wait_for("Application startup complete")
 
     def _wait_for(self, marker: str) -> str:
         while True:
@@ -137,3 +137,16 @@ def test_serve_refuses_bad_settings_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "speakstream.toml").write_text("max_body_bytes = 1\n")
     code, _, err = run(tmp_path, "serve")
     assert code == 2 and "max_body_bytes must be an integer" in err and "Traceback" not in err
+
+
+def test_serve_on_a_taken_port_or_unusable_directory_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = run(tmp_path, "serve", "--port", str(port), "--tts", "espeak")
+    assert code == 2 and err.startswith(f"speakstream: cannot listen on 127.0.0.1:{port}: ")
+    assert "Traceback" not in err
+    (tmp_path / "file").write_text("not a directory")
+    code, _, err = run(tmp_path, "serve", "--tts", "espeak", "-o", str(tmp_path / "file"))
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
