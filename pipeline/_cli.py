@@ -1,14 +1,18 @@
 """``speakstream``: the command line, a thin layer over the library.
 
-Subcommands: ``ask``, ``chat``, ``narrate``, ``voices``, ``config``. Each
-parses its flags, resolves settings (flag > config file > environment >
-default, see :mod:`pipeline._settings`) and calls the same public functions a
-Python user calls. ``--json`` prints one progress event per line on stdout
-(NDJSON, built by :func:`pipeline.event_to_dict`); otherwise the answer's
-text streams to stdout and status lines go to stderr.
+Subcommands: ``ask`` (``--daemon URL``: the work done by a running daemon,
+see :mod:`pipeline._client`), ``chat``, ``narrate``, ``voices``, ``config``,
+``serve`` (:mod:`pipeline._daemon._serve`). Each parses its flags, resolves
+settings with the one resolver (flag > config file > environment > default,
+see :mod:`pipeline._settings`) and calls the same public functions a Python
+user calls. ``--json`` prints one progress event per line on stdout (NDJSON,
+built by :func:`pipeline.event_to_dict`); otherwise the answer's text streams
+to stdout and status lines go to stderr (plain text when it is not a terminal).
 
-Exit codes: 0 done, 1 the run ended with an error (its files are kept),
-2 bad usage or configuration, 130 interrupted (Ctrl-C / SIGINT).
+Errors of ours (``SpeakStreamError``) and OS errors are one line on stderr,
+never a traceback (:func:`main`). Exit codes: 0 done, 1 the run ended with an
+error (its files are kept) or a service failed, 2 bad usage or configuration,
+130 interrupted (Ctrl-C / SIGINT).
 """
 
 from __future__ import annotations
