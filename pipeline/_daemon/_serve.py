@@ -40,7 +40,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--voice", help="default voice of the engine")
     parser.add_argument("--format", choices=["wav", "mp3", "ogg", "opus", "flac"],
                         help="default audio file format")
-    parser.add_argument("--cors-origin", dest="cors_origins", action="append",
+    parser.add_argument("--cors-origin", dest="cors_origins", action="append", metavar="ORIGIN",
                         help="allow this origin by CORS (repeatable; default: CORS off)")
     for key in ("max_body_bytes", "max_message_chars", "max_speech_chars",
                 "max_narration_chars", "max_llm_clients"):
