@@ -21,6 +21,8 @@ validation and empty-audio checks apply) and produces *real* audio:
   index (int) or a predicate ``text -> bool``; the exception instance is raised
   from that call (after its latency and gate). Raise ``tts.SynthesisError`` /
   ``tts.EngineUnavailableError`` to exercise fallbacks.
+* **Retries**: ``retry=RetryPolicy(...)`` (default: one attempt, no retry, so
+  an injected failure is seen exactly once unless a test asks for retries).
 * **Record**: ``calls`` lists a :class:`FakeCall` per call with the index, text,
   prosody arguments, ``start``/``end`` ``time.monotonic()`` seconds and the
   outcome (``"ok"``, ``"error"``, ``"cancelled"``; ``"running"`` while in progress).
@@ -42,8 +44,7 @@ from array import array
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from tts import SynthesizedAudio, TTSEngine, Voice, WordBoundary
-from tts._audio import pcm_to_wav
+from tts import RetryPolicy, SynthesizedAudio, TTSEngine, Voice, WordBoundary, pcm_to_wav
 
 FailKey = int | Callable[[str], bool]
 
@@ -91,6 +92,7 @@ class FakeEngine(TTSEngine):
         gates: Mapping[int, asyncio.Event] | None = None,
         fail_on: Mapping[FailKey, BaseException] | None = None,
         voices: list[Voice] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         if seconds_per_char < 0 or min_duration_s <= 0:
             raise ValueError(
@@ -98,6 +100,7 @@ class FakeEngine(TTSEngine):
                 f"{seconds_per_char!r} and {min_duration_s!r}"
             )
         self.name = name
+        self.retry = retry or RetryPolicy(attempts=1)
         self.seconds_per_char = seconds_per_char
         self.min_duration_s = min_duration_s
         self.sample_rate = sample_rate

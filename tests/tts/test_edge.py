@@ -94,11 +94,11 @@ async def test_fallback_does_not_multiply_edge_retries(server) -> None:  # type:
     from tts import FallbackEngine
 
     server.failures += ["no_audio"] * 10
-    chain = FallbackEngine([EdgeEngine(attempts=3, backoff_s=0.01), FakeEngine()], retries=1)
+    chain = FallbackEngine([EdgeEngine(attempts=3, backoff_s=0.01), FakeEngine()])
     async with chain:
         audio = await chain.synthesize("Hello.")
     assert audio.engine == "fake"
-    assert len(server.connections) == 3  # edge's own attempts only, not 3 x (1 + retries)
+    assert len(server.connections) == 3  # edge's own attempts only: the chain never retries
 
 
 async def test_http_400_is_permanent(server) -> None:  # type: ignore[no-untyped-def]
