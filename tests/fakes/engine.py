@@ -41,10 +41,18 @@ import math
 import struct
 import time
 from array import array
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
-from tts import RetryPolicy, SynthesizedAudio, TTSEngine, Voice, WordBoundary, pcm_to_wav
+from tts import (
+    AudioChunk,
+    RetryPolicy,
+    SynthesizedAudio,
+    TTSEngine,
+    Voice,
+    WordBoundary,
+    pcm_to_wav,
+)
 
 FailKey = int | Callable[[str], bool]
 
@@ -190,3 +198,62 @@ def _spread_words(text: str, duration: float) -> tuple[WordBoundary, ...]:
         result.append(WordBoundary(word, offset, share))
         offset += share
     return tuple(result)
+
+
+class StreamingFakeEngine(FakeEngine):
+    """A FakeEngine that streams: each call's tone comes as ``pieces`` PCM chunks.
+
+    * ``hold``: ``{call_index: asyncio.Event}``: after its FIRST chunk, that
+      call waits for the event before the rest (proves a consumer got the
+      first chunk while the engine was still working).
+    * ``fail_mid``: ``{call_index: exception}``: raised after the first chunk
+      of that call (a failure after audio was handed out).
+
+    The whole audio equals the FakeEngine's (same tone, same words).
+    """
+
+    def __init__(
+        self,
+        *,
+        pieces: int = 3,
+        hold: Mapping[int, asyncio.Event] | None = None,
+        fail_mid: Mapping[int, BaseException] | None = None,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        if pieces < 1:
+            raise ValueError(f"pieces must be >= 1, got {pieces!r}")
+        self.pieces = pieces
+        self.hold = dict(hold or {})
+        self.fail_mid = dict(fail_mid or {})
+        #: chunks handed out, per call index
+        self.sent: dict[int, int] = {}
+
+    async def _stream(  # type: ignore[override]
+        self,
+        text: str,
+        *,
+        voice: str | None,
+        rate: float | None,
+        volume: float | None,
+        pitch: float | None,
+    ) -> AsyncIterator[AudioChunk | SynthesizedAudio]:
+        index = len(self.calls)
+        audio = await self._synthesize(text, voice=voice, rate=rate, volume=volume, pitch=pitch)
+        pcm = audio.data[44:]  # tone_wav writes a canonical 44-byte header
+        frames = len(pcm) // 2
+        bounds = [2 * (frames * k // self.pieces) for k in range(self.pieces + 1)]
+        self.sent[index] = 0
+        for k in range(self.pieces):
+            piece = pcm[bounds[k] : bounds[k + 1]]
+            if piece:
+                yield AudioChunk(piece, "pcm", audio.sample_rate, 1, engine=self.name,
+                                 voice=voice, words=audio.words if k == 0 else ())
+                self.sent[index] += 1
+            if k == 0:
+                gate = self.hold.get(index)
+                if gate is not None:
+                    await gate.wait()
+                failure = self.fail_mid.get(index)
+                if failure is not None:
+                    raise failure
