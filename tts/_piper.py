@@ -165,6 +165,8 @@ class PiperEngine(TTSEngine):
                 RuntimeError, ValueError, KeyError, *_onnxruntime_errors()
             )
             try:
+                if stop.is_set():  # the caller left while this job waited for the thread
+                    return
                 for chunk in voice.synthesize(text, syn_config=syn):
                     if stop.is_set():
                         return
@@ -217,8 +219,7 @@ class PiperEngine(TTSEngine):
                                      voice=self._voice_name)
         finally:
             stop.set()  # the thread stops after the sentence it is on
-            if job.done() and not job.cancelled():
-                job.exception()  # retrieved: _produce never raises, but be explicit
+            job.cancel()  # not started yet: it never runs
 
     async def warm_up(self) -> None:
         """Load the model (about 1-2 s, once) in the engine's thread."""
