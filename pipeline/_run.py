@@ -575,7 +575,9 @@ class StreamRun:
         """The segment in the run's format; its PCM as one chunk when sinks want
         chunks and none were streamed (an encoded engine stream, a resumed file)."""
         try:
-            if converted is None:
+            if converted is None and audio.format == self._config.format:
+                converted = convert(audio, audio.format)  # a magic-bytes check only: no thread
+            elif converted is None:
                 converted = await asyncio.to_thread(convert, audio, self._config.format)
             if self._fanout.wants_chunks and not streamed:
                 pcm = await asyncio.to_thread(convert, audio, "pcm")
