@@ -32,6 +32,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
@@ -68,7 +69,9 @@ class SpeechRequest(BaseModel):
     @classmethod
     def _known_format(cls, value: str) -> str:
         if value not in SPEECH_FORMATS:
-            raise ValueError(f"response_format must be one of {', '.join(SPEECH_FORMATS)}")
+            raise PydanticCustomError(
+                "enum", "Input should be one of {formats}", {"formats": ", ".join(SPEECH_FORMATS)}
+            )
         return value
 
 
