@@ -369,3 +369,33 @@ async def test_a_really_full_disk_ends_with_a_completed_event_and_no_traceback(
         f"segment_{i:04d}.wav" for i in written
     ]
     assert not [r for r in caplog.records if r.exc_info]  # no traceback logged
+
+
+def _fill(directory: Path) -> None:
+    with open(directory / "filler", "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+
+
+async def test_a_disk_already_full_still_ends_with_a_completed_event(
+    small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    await asyncio.to_thread(_fill, small_disk)
+    async with make(small_disk, FakeEngine(), workers=2) as pipe:
+        events = await collect(pipe.astream_text_to_audio(TEXT, run_id="full"))
+    done = events[-1]
+    assert isinstance(done, RunCompleted)
+    total = len(of(events, SegmentQueued))
+    assert done.audio_files == [] and done.failed_indices == list(range(total))
+    per_segment = [f for f in of(events, RunFailed) if f.segment_index is not None]
+    assert sorted({f.segment_index for f in per_segment}) == list(range(total))
+    last = [f for f in of(events, RunFailed) if f.segment_index is None]
+    assert [f.error_type for f in last] == ["WriteError"]  # the summary line did not fit
+    assert "manifest.jsonl" in last[0].message
+    assert done.error is not None and done.error.startswith("WriteError")
+    assert read_manifest(small_disk / "full") == []  # empty, never torn
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback
