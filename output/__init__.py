@@ -19,7 +19,7 @@ from ._merge import merge
 from ._player import AudioOutput, Player, find_audio_output
 from ._sink import AudioSink, RunSummary, SegmentInfo
 from ._sinks import FileSink, MergeSink, PlayerSink, SubtitleSink, resample_pcm
-from ._stream import FFmpegPipe, encoder_args, pcm_input_args
+from ._stream import FFmpegPipe, PcmDecoder, encoder_args, pcm_input_args
 from ._subtitles import Cue, cues_from_segments, format_srt, format_vtt, write_srt, write_vtt
 from ._writer import SegmentWriter, WrittenSegment
 
@@ -38,6 +38,7 @@ __all__ = [
     "NoAudioDeviceError",
     "OutputError",
     "OutputExistsError",
+    "PcmDecoder",
     "PlaybackError",
     "Player",
     "PlayerSink",

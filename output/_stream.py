@@ -1,7 +1,8 @@
 """One ffmpeg process as an async byte pipe: bytes in on stdin, bytes out on stdout.
 
-The daemon's streamed speech encoding (PCM in, MP3/Opus/FLAC/AAC out) and the
-merge sink (PCM in, a merged file out) both use it; the arguments come from
+The daemon's streamed speech encoding (PCM in, MP3/Opus/FLAC/AAC out), the
+merge sink (PCM in, a merged file out) and :class:`PcmDecoder` (an engine's
+MP3 stream in, PCM out, for the player) all use it; the arguments come from
 the one table of formats, :data:`tts.AUDIO_FORMATS`, through
 :func:`pcm_input_args` and :func:`encoder_args`.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from tts import AUDIO_FORMATS
 
@@ -164,3 +165,69 @@ class FFmpegPipe:
         if not self._stderr.done():
             return "(no message)"
         return (await self._stderr).decode(errors="replace").strip() or "(no message)"
+
+
+class PcmDecoder:
+    """Decodes an encoded audio stream (edge-tts's MP3) into 16-bit PCM as it arrives.
+
+    One ffmpeg process per stream: :meth:`feed` the encoded pieces, and every
+    piece of PCM ffmpeg gives back is handed to ``on_pcm`` at once (whole
+    frames, at ``sample_rate`` Hz and ``channels`` channels), so a player can
+    start before the stream ends. :meth:`finish` flushes ffmpeg and waits for
+    the last PCM; :meth:`aclose` kills it (idempotent).
+
+    Args:
+        format: the stream's format (a name of :data:`tts.AUDIO_FORMATS`).
+        sample_rate, channels: the PCM wanted (Hz, 1 or 2).
+        on_pcm: called with each PCM piece (bytes), in order.
+
+    Raises:
+        ValueError: ``format`` cannot be decoded (raw ``"pcm"`` needs no decoder).
+        FormatError: ffmpeg is missing or failed (message with its stderr).
+    """
+
+    def __init__(self, format: str, *, sample_rate: int, channels: int,
+                 on_pcm: Callable[[bytes], None]) -> None:
+        known = AUDIO_FORMATS.get(format)
+        if known is None or known.muxer is None:
+            raise ValueError(f"cannot decode format {format!r}")
+        self._pipe = FFmpegPipe(
+            ["-probesize", "2048", "-analyzeduration", "0", "-f", known.demuxer, "-i", "pipe:0"],
+            ["-f", "s16le", "-acodec", "pcm_s16le", "-ar", str(sample_rate),
+             "-ac", str(channels), "-flush_packets", "1"],
+        )
+        self._frame = 2 * channels
+        self._on_pcm = on_pcm
+        self._rest = b""
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start ffmpeg and the reader of its output."""
+        await self._pipe.start()
+        self._reader = asyncio.create_task(self._read(), name="pcm-decoder-output")
+
+    async def feed(self, data: bytes) -> None:
+        """Decode ``data`` next."""
+        await self._pipe.write(data)
+
+    async def finish(self) -> None:
+        """No more input: wait until all PCM was handed out and ffmpeg ended."""
+        await self._pipe.close_input()
+        assert self._reader is not None
+        await self._reader
+        await self._pipe.wait()
+
+    async def aclose(self) -> None:
+        if self._reader is not None and not self._reader.done():
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        await self._pipe.aclose()
+
+    async def _read(self) -> None:
+        while data := await self._pipe.read():
+            data = self._rest + data
+            cut = len(data) - len(data) % self._frame
+            self._rest = data[cut:]
+            if cut:
+                self._on_pcm(data[:cut])

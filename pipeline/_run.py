@@ -67,12 +67,27 @@ import contextlib
 import io
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, replace
 from typing import Any
 
 from llm import LLMError
-from output import AudioSink, FileSink, OutputError, RunSummary, SegmentInfo, convert
+from output import (
+    AudioSink,
+    FileSink,
+    OutputError,
+    PcmDecoder,
+    RunSummary,
+    SegmentInfo,
+    convert,
+)
 from tts import AudioChunk, SynthesizedAudio, TTSEngine, TTSError, sanitize_text
 
 from ._cleanup import clean_for_speech
@@ -143,6 +158,17 @@ class _Flow:
             if isinstance(item, _Outcome):
                 return
             yield item
+
+
+def _decoder_for(chunk: AudioChunk, put: Callable[[AudioChunk], None]) -> PcmDecoder:
+    """A decoder turning ``chunk``'s encoded stream into PCM chunks handed to ``put``."""
+
+    def on_pcm(pcm: bytes) -> None:
+        put(AudioChunk(pcm, "pcm", chunk.sample_rate, chunk.channels, engine=chunk.engine,
+                       voice=chunk.voice))
+
+    return PcmDecoder(chunk.format, sample_rate=chunk.sample_rate, channels=chunk.channels,
+                      on_pcm=on_pcm)
 
 
 class StreamRun:
@@ -548,25 +574,43 @@ class StreamRun:
                 return await self._complete(flow, audio, audio, 0.0, streamed=False, reused=True)
         cfg = self._config
         began = time.monotonic()
+        decoder: PcmDecoder | None = None
+        pieces = 0
+
+        def put(chunk: AudioChunk) -> None:
+            nonlocal pieces
+            pieces += 1
+            flow.put(chunk)
+
         try:
             stream = self._engine.stream(
                 segment.text, voice=self._voice, rate=cfg.rate, volume=cfg.volume,
                 pitch=cfg.pitch,
             )
-            streamed = False
             async with contextlib.aclosing(stream):
                 async for chunk in stream:
-                    if chunks_wanted and chunk.format == "pcm":
-                        flow.put(chunk)
-                        streamed = True
+                    if not chunks_wanted:
+                        continue
+                    if chunk.format == "pcm":
+                        put(chunk)
+                        continue
+                    if decoder is None:  # an encoded stream (edge-tts MP3): PCM as it comes
+                        decoder = _decoder_for(chunk, put)
+                        await decoder.start()
+                    await decoder.feed(chunk.data)
+            if decoder is not None:
+                await decoder.finish()
             audio = stream.audio
-        except Exception as exc:
+        except Exception as exc:  # any engine failure costs one segment only
             if not isinstance(exc, TTSError):
                 logger.error("segment %d: the %s engine failed unexpectedly", segment.index,
                              self._engine.name, exc_info=exc)
             return _Outcome(error=exc)
+        finally:
+            if decoder is not None:
+                await decoder.aclose()
         return await self._complete(flow, audio, None, time.monotonic() - began,
-                                    streamed=streamed, reused=False)
+                                    streamed=pieces > 0, reused=False)
 
     async def _complete(
         self, flow: _Flow, audio: SynthesizedAudio, converted: SynthesizedAudio | None,

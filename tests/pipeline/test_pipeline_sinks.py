@@ -399,3 +399,28 @@ async def test_a_disk_already_full_still_ends_with_a_completed_event(
     assert done.error is not None and done.error.startswith("WriteError")
     assert read_manifest(small_disk / "full") == []  # empty, never torn
     assert not [r for r in caplog.records if r.exc_info]  # no traceback
+
+
+async def test_an_mp3_engine_stream_reaches_the_sinks_as_pcm_while_it_arrives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """edge-tts streams MP3 frames; sinks get 16-bit PCM, decoded as they come."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs ffmpeg")
+    import edge_tts.communicate
+
+    from tests.fakes.edge_server import FakeEdgeServer
+    from tts import EdgeEngine
+
+    sink = RecordingSink()
+    async with FakeEdgeServer() as server:
+        monkeypatch.setattr(edge_tts.communicate, "WSS_URL", server.wss_url)
+        async with make(tmp_path, EdgeEngine(), workers=1) as pipe:
+            events = await collect(pipe.astream_text_to_audio(TEXT, sinks=[sink]))
+    done = events[-1]
+    assert done.error is None and done.audio_indices
+    for index, path in zip(done.audio_indices, done.audio_files, strict=True):
+        chunks = sink.chunks[index]
+        assert {(c.format, c.sample_rate, c.channels) for c in chunks} == {("pcm", 24000, 1)}
+        seconds = sum(len(c.data) for c in chunks) / 2 / 24000
+        assert seconds == pytest.approx(of(events, AudioReady)[index].duration_s, abs=0.06)

@@ -180,3 +180,18 @@ async def test_live_edge_service(probe) -> None:  # type: ignore[no-untyped-def]
         audio = await engine.synthesize("Hello there. This is speakstream.")
     assert audio.format == "mp3" and audio.words
     assert audio.duration_s == pytest.approx(probe(audio.data, ".mp3")["duration_s"], rel=0.05)
+
+
+async def test_audio_is_handed_out_frame_by_frame_as_it_arrives(server) -> None:  # type: ignore[no-untyped-def]
+    import contextlib
+
+    async with EdgeEngine() as engine:
+        stream = engine.stream(TEXT)
+        async with contextlib.aclosing(stream):
+            chunks = [chunk async for chunk in stream]
+    audio = stream.audio
+    assert len(chunks) > 1 and {(c.format, c.sample_rate, c.channels) for c in chunks} == {
+        ("mp3", 24000, 1)
+    }
+    assert b"".join(c.data for c in chunks) == audio.data  # the whole MP3, nothing re-encoded
+    assert [w.text for w in audio.words] == TEXT.split()  # timings kept from the stream
