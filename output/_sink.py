@@ -9,10 +9,12 @@ Every sink sees the same calls, in the same order, from one task at a time
         then exactly one of
             accept(segment, audio)      the segment's complete audio
             skip(segment, error)        no audio: cleaned to nothing (error None) or failed
-    end_of_input(segments_total)        at most once, at a segment boundary, as soon as the
-                                        text source ended and the cutter released its last
-                                        segment (often before segment 0's audio); never
-                                        when the run is cancelled before that
+    end_of_input(segments_total)        at most once, at a segment boundary (before the
+                                        first call about a segment, or after the last
+                                        segment), at the first boundary after the text
+                                        source ended and the cutter released its last
+                                        segment (for a given text: before segment 0);
+                                        never when the run is cancelled before that
     finish(summary)                     exactly once, last, in every case (completed,
                                         failed, cancelled)
 

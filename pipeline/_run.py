@@ -657,11 +657,10 @@ class StreamRun:
 
     async def _land(self, flow: _Flow) -> None:
         segment = flow.segment
+        await self._tell_total()  # only ever at a segment boundary
         async for chunk in flow.chunks():
-            await self._tell_total()
             self._tally.audio_handed_out(self._now())
             await self._fanout.chunk(segment, chunk)
-        await self._tell_total()
         outcome = flow.outcome
         assert outcome is not None
         index = segment.index

@@ -109,6 +109,8 @@ def assert_documented_order(sink: RecordingSink, total: int) -> None:
     assert kinds[-1][0] == "finish" and [k for k, _ in kinds].count("finish") == 1
     assert [k for k, _ in kinds].count("end_of_input") == 1
     assert ("end_of_input", total) in kinds
+    told = kinds.index(("end_of_input", total))
+    assert told == 0 or kinds[told - 1][0] in ("accept", "skip")  # at a segment boundary
     ends = [key for kind, key in kinds if kind in ("accept", "skip")]
     assert ends == list(range(total))
     current = 0
@@ -140,6 +142,14 @@ async def test_an_extra_sink_gets_every_segment_in_order_with_its_pcm(tmp_path: 
     assert done.ttfa_s <= done.first_file_s
     summary = read_manifest(done.manifest_path)[-1]
     assert summary["first_file_s"] == pytest.approx(done.first_file_s, abs=0.01)
+
+
+async def test_a_one_segment_text_is_known_as_such_before_its_audio(tmp_path: Path) -> None:
+    sink = RecordingSink()
+    async with make(tmp_path, StreamingFakeEngine()) as pipe:
+        await collect(pipe.astream_text_to_audio("Just one sentence here.", sinks=[sink]))
+    assert sink.kinds()[0] == ("end_of_input", 1)
+    assert_documented_order(sink, 1)
 
 
 async def test_the_first_chunk_reaches_the_sinks_before_the_engine_finishes(
