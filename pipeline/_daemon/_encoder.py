@@ -159,7 +159,13 @@ class SpeechSink(AudioSink):
             if self._known.length_in_header and self._total == 1:
                 self._whole = []  # one segment: send it whole, with exact sizes
             else:
-                await self._begin()
+                try:
+                    await self._begin()
+                except OutputError as exc:  # no encoder: no body at all (the route says 502)
+                    self._ended = True
+                    if not self.ready.done():
+                        self.ready.set_exception(SpeechFailed(f"{type(exc).__name__}: {exc}"))
+                    raise
         pcm = chunk.data
         if layout != self._layout:
             pcm = await asyncio.to_thread(resample_pcm, pcm, *layout, *self._layout)

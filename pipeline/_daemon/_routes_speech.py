@@ -36,6 +36,7 @@ from pydantic_core import PydanticCustomError
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
+from output import OutputError
 from tts import AUDIO_FORMATS
 
 from .._errors import PipelineError
@@ -98,7 +99,11 @@ async def create_speech(body: SpeechRequest, request: Request) -> Response:
                                  output_dir=state.settings.runs_dir, format="wav")
     pipe = state.source.pipeline(config, tts_name=engine, with_llm=False)
     sink = SpeechSink(body.response_format, engine_key=body.model)
-    await sink.prepare()
+    try:
+        await sink.prepare()
+    except OutputError as exc:  # ffmpeg missing or broken
+        await sink.aclose()
+        raise ApiError(503, "encoder_unavailable", str(exc), param="response_format") from exc
     run_id = new_run_id()
     stop = asyncio.Event()
     run = ActiveRun(

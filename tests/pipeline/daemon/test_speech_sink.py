@@ -160,3 +160,24 @@ def test_the_body_starts_with_the_first_chunk_of_the_first_segment(
     finally:
         engine.release.set()
         running.stop()
+
+
+def test_without_ffmpeg_encoded_formats_are_refused_and_pcm_still_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    running = start_daemon(settings(tmp_path), llm=ScriptedLLM(["x"]), engine=FakeEngine())
+    try:
+        monkeypatch.setenv("PATH", str(empty))  # no ffmpeg from now on
+        r = httpx.post(running.url + "/v1/audio/speech", timeout=60,
+                       json={"model": "tts-1", "input": MANY, "response_format": "mp3"})
+        assert r.status_code == 503
+        assert r.json()["error"]["type"] == "encoder_unavailable"
+        assert r.json()["error"]["param"] == "response_format"
+        r = httpx.post(running.url + "/v1/audio/speech", timeout=60,
+                       json={"model": "tts-1", "input": MANY, "response_format": "pcm"})
+        assert r.status_code == 200 and len(r.content) > 0
+    finally:
+        monkeypatch.undo()
+        running.stop()
