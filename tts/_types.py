@@ -45,7 +45,8 @@ class SynthesizedAudio:
             chain this is the engine that actually made the audio.
         voice: the voice used, as the engine names it, or ``None`` for the
             engine's default.
-        text: the text that was synthesized.
+        text: the text that was synthesized: what was actually spoken, after
+            :func:`tts.sanitize_text`.
     """
 
     data: bytes
