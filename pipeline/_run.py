@@ -181,6 +181,7 @@ class StreamRun:
         self._failed: list[int] = []
         self._first_error: str | None = None
         self._source_error: LLMError | None = None
+        self._finish_reason: str | None = None  # the LLM stream's, set by _read
         self._segments = 0
         self._playback_off = False
 
@@ -331,6 +332,7 @@ class StreamRun:
             "rtf": rtf,
             "merged_path": Path(merged).name if merged else None,
             "subtitles_path": Path(subtitles).name if subtitles else None,
+            "finish_reason": self._finish_reason,
         }
         try:
             await asyncio.shield(self._writer.aclose(summary))
@@ -350,6 +352,7 @@ class StreamRun:
             merged_path=merged,
             subtitles_path=subtitles,
             error=error,
+            finish_reason=self._finish_reason,
         )
 
     async def _work(self) -> None:
@@ -384,6 +387,8 @@ class StreamRun:
                 self._text.write(delta)
                 self._emit(TextDelta, text=delta)
                 self._text_q.put_nowait(delta)
+            # An llm.LLMStream says why the model stopped ("length": cut off).
+            self._finish_reason = getattr(source, "finish_reason", None)
         except LLMError as exc:
             self._source_error = exc
         finally:
