@@ -144,7 +144,7 @@ _OPENERS: Final = frozenset(
     finally meanwhile although though while since because unless once some many most
     all each every both either neither nobody everyone someone don't do does did it's
     i'm i've i'd i'll let's that's there's here's we're we've we'll you're you'll
-    they're they'll he's she's can't won't isn't aren't wasn't didn't doesn't add
+    they're they'll he's she's can't won't isn't aren't wasn't didn't doesn't
     is are was were has have had will would can could should may might must""".split()
 )
 """Closed-class words (and a few frequent verbs) that open sentences: after an

@@ -140,3 +140,48 @@ def test_fenced_code_block_has_no_boundaries_inside() -> None:
 def test_unclosed_fence_runs_to_the_end() -> None:
     text = "Code:\n~~~\nEnd. Begin. Stop.\n\nDone."
     assert split_sentences(text) == ["Code:", "~~~\nEnd. Begin. Stop.\n\nDone."]
+
+
+def test_only_public_nltk_names_are_used() -> None:
+    """The scanner reads Punkt's model data itself: no private NLTK API to break."""
+    import ast
+    import inspect
+
+    import pipeline._sentences as module
+
+    tree = ast.parse(inspect.getsource(module))
+    imported = [
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("nltk")
+        for alias in node.names
+    ]
+    assert imported == ["PunktParameters"]
+    attributes = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    assert not {"_first_pass_annotation", "_second_pass_annotation", "_params"} & attributes
+
+
+def test_ortho_flags_match_the_model_data_format() -> None:
+    """Our reading of ``ortho_context`` bits is NLTK's punkt_tab format (pinned here)."""
+    from nltk.tokenize import punkt as nltk_punkt
+
+    from pipeline._sentences import (
+        ORTHO_BEG_LC,
+        ORTHO_BEG_UC,
+        ORTHO_LC,
+        ORTHO_MID_LC,
+        ORTHO_MID_UC,
+        ORTHO_UNK_LC,
+        ORTHO_UNK_UC,
+    )
+
+    assert (ORTHO_BEG_UC, ORTHO_MID_UC, ORTHO_UNK_UC) == (
+        nltk_punkt._ORTHO_BEG_UC, nltk_punkt._ORTHO_MID_UC, nltk_punkt._ORTHO_UNK_UC,
+    )  # fmt: skip
+    assert (ORTHO_BEG_LC, ORTHO_MID_LC, ORTHO_UNK_LC, ORTHO_LC) == (
+        nltk_punkt._ORTHO_BEG_LC, nltk_punkt._ORTHO_MID_LC, nltk_punkt._ORTHO_UNK_LC,
+        nltk_punkt._ORTHO_LC,
+    )  # fmt: skip
+    ortho = punkt_parameters("english").ortho_context
+    assert ortho["the"] & ORTHO_BEG_UC and ortho["the"] & ORTHO_MID_LC  # "The ..." / "... the"
+    assert ortho["rome"] and not ortho["rome"] & ORTHO_LC  # a name: never lowercase
