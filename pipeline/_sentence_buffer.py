@@ -282,8 +282,8 @@ class SentenceBuffer:
         out: list[Segment] = []
         for offset, is_sentence in found:
             cut = base + offset
-            # Every boundary before ``cut`` is known: enforce the cap up to it.
-            self._enforce_cap(cut, out)
+            if cut - self._released > self._cap:
+                self._enforce_cap(cut, out)  # every boundary before ``cut`` is known
             if cut <= self._released:
                 continue  # already released by the time rule or the cap
             if self._content_at is None or cut <= self._content_at:
@@ -298,7 +298,9 @@ class SentenceBuffer:
                 if length >= self._first_min and speakable(self._pending_text()[:length]):
                     out.append(self._emit(cut, "first_fragment"))
         # Every boundary before the first undecided candidate is known.
-        self._enforce_cap(self._end if final else self._scan, out)
+        known = self._end if final else self._scan
+        if known - self._released > self._cap:
+            self._enforce_cap(known, out)
         return out
 
     def _enforce_cap(self, known: int, out: list[Segment]) -> None:
@@ -323,7 +325,13 @@ class SentenceBuffer:
         return cap
 
     def _pending_text(self) -> str:
-        """text[released:] (joins waiting chunks; drops released text in big steps)."""
+        """text[released:]."""
+        self._join()
+        skip = self._released - self._buf_start
+        return self._buf[skip:] if skip else self._buf
+
+    def _join(self) -> None:
+        """Append waiting chunks to ``_buf``; drop released text in big steps."""
         if self._chunks:
             self._buf += "".join(self._chunks)
             self._chunks = []
@@ -331,11 +339,9 @@ class SentenceBuffer:
         if skip > 4096 and skip * 2 > len(self._buf):
             self._buf = self._buf[skip:]
             self._buf_start = self._released
-            skip = 0
-        return self._buf[skip:] if skip else self._buf
 
     def _emit(self, cut: int, reason: SegmentReason) -> Segment:
-        self._pending_text()
+        self._join()
         lo, hi = self._released - self._buf_start, cut - self._buf_start
         scanner = self._scanner
         segment = Segment(

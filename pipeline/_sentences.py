@@ -352,9 +352,9 @@ class BoundaryScanner:
         # the blanks before it may be an inline list item's (" 2" -> " 2. Next"):
         # resume there (at most LOOKAHEAD back, never before a decided candidate).
         lo = max(last_end, n - LOOKAHEAD)
-        i = n
-        while i > lo and not window[i - 1].isspace():
-            i -= 1
+        i = max(window.rfind(" ", lo), window.rfind("\n", lo), window.rfind("\t", lo)) + 1
+        if i <= lo:
+            return found, lo
         while i > lo and window[i - 1] in " \t":
             i -= 1
         return found, i
@@ -554,8 +554,8 @@ class BoundaryScanner:
         lower = stem.lower()
         if lower in _TITLES or lower in _SHORT_SENTENCES or lower in _OPENERS:
             return 0  # a title opens a name; "Bye." is a sentence
-        if lower in self._abbrev or _DOTTED.match(lower) is not None:
-            return 2
+        if lower in self._abbrev and "." not in lower:
+            return 2  # (not "U.S.": it often opens a sentence)
         if not (stem[0].isupper() and stem.isalpha() and len(stem) <= 5):
             return 0
         return 2 if self._ortho[lower] == 0 else 1
