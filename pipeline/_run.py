@@ -405,6 +405,7 @@ class StreamRun:
             min_chunk_length=cfg.min_chunk_length,
             max_buffer_time=cfg.max_buffer_time,
             first_segment_min_length=cfg.first_segment_min_length,
+            max_segment_length=cfg.max_segment_length,
             clock=time.monotonic,
         )
         while True:
@@ -446,7 +447,10 @@ class StreamRun:
     async def _dispatch(self, segments: list[Segment]) -> None:
         for segment in segments:
             spoken = clean_for_speech(
-                segment.text, code=self._config.clean_code, urls=self._config.clean_urls
+                segment.text,
+                code=self._config.clean_code,
+                urls=self._config.clean_urls,
+                starts_in_code=segment.starts_in_code,
             ).strip()
             self._segments += 1
             self._emit(
