@@ -1,4 +1,4 @@
-"""Scenario 9: ``POST /v1/audio/speech`` time to first byte vs the engine's own time to first audio.
+"""Scenario 10: ``POST /v1/audio/speech`` time to first byte vs the engine's time to first audio.
 
 A child process (``python -m bench.speech serve ENGINE``) runs the daemon
 (``pipeline.daemon.create_app`` under uvicorn on 127.0.0.1, a free port) with

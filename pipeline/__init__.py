@@ -28,8 +28,7 @@ from ._pipeline import (
     stream_chat_to_audio,
 )
 from ._segment import Segment
-from ._sentence_buffer import SentenceBuffer
-from ._sentences import split_sentences
+from ._sentence_buffer import SentenceBuffer, split_sentences
 
 __all__ = [
     "AudioReady",

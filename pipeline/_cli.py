@@ -142,6 +142,9 @@ class LiveView:
         elif isinstance(event, RunCompleted):
             self._out.write("\n")
             self._out.flush()
+            cut = llm.explain_finish_reason(event.finish_reason)
+            if cut is not None:  # a cut-off answer must never look complete
+                _stderr.print(f"[yellow]warning: {cut}[/yellow]")
             _stderr.print(_summary(event), style="dim")
 
 

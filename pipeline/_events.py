@@ -201,6 +201,14 @@ class RunCompleted(_Event):
         merged_path: path of the merged file when merging was asked, else ``None``.
         subtitles_path: path of the subtitle file when asked, else ``None``.
         error: ``"ErrorType: message"`` of the first failure, ``None`` on success.
+        finish_reason: why the LLM stopped, when its stream ended normally:
+            ``"stop"`` (a complete answer), ``"length"`` (cut off at the token
+            limit), ``"content_filter"``, ``"refusal"``, or the provider's own
+            value (see :attr:`llm.LLMStream.finish_reason`); ``None`` without
+            an LLM, after an LLM failure or a cancel, or when the server did
+            not say. Anything but ``"stop"``/``None`` means the answer is not
+            whole, although ``error`` is ``None``
+            (:func:`llm.explain_finish_reason` words it).
     """
 
     status: ClassVar[str] = "completed"
@@ -217,6 +225,7 @@ class RunCompleted(_Event):
     merged_path: str | None = None
     subtitles_path: str | None = None
     error: str | None = None
+    finish_reason: str | None = None
     audio_indices: list[int] = field(default_factory=list)
     failed_indices: list[int] = field(default_factory=list)
     first_file_s: float | None = None

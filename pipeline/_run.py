@@ -241,6 +241,7 @@ class StreamRun:
         self._text = io.StringIO()  # one growing buffer, not a list of tiny deltas
         self._tally = RunTally()
         self._source_error: LLMError | None = None
+        self._finish_reason: str | None = None  # the LLM stream's, set by _read
         self._total: int | None = None  # segments in all, once the cutter is done
         self._total_told = False
 
@@ -385,6 +386,7 @@ class StreamRun:
             "rtf": tally.rtf,
             "merged_path": None,
             "subtitles_path": None,
+            "finish_reason": self._finish_reason,
         }
         return RunSummary(status=status, error=error, fields=fields, artifacts=dict(artifacts))
 
@@ -428,6 +430,7 @@ class StreamRun:
             merged_path=artifacts.get("merged_path"),
             subtitles_path=artifacts.get("subtitles_path"),
             error=summary.error,
+            finish_reason=self._finish_reason,
         )
 
     async def _work(self) -> None:
@@ -461,6 +464,8 @@ class StreamRun:
                 self._text.write(delta)
                 self._emit(TextDelta, text=delta)
                 self._text_q.put_nowait(delta)
+            # An llm.LLMStream says why the model stopped ("length": cut off).
+            self._finish_reason = getattr(source, "finish_reason", None)
         except LLMError as exc:
             self._source_error = exc
         finally:
@@ -477,6 +482,7 @@ class StreamRun:
             min_chunk_length=cfg.min_chunk_length,
             max_buffer_time=cfg.max_buffer_time,
             first_segment_min_length=cfg.first_segment_min_length,
+            max_segment_length=cfg.max_segment_length,
             clock=time.monotonic,
         )
         while True:
@@ -521,7 +527,10 @@ class StreamRun:
             # What the engine will speak: cleaned for speech, then the engines'
             # own sanitising step (idempotent), so the event shows it exactly.
             spoken = sanitize_text(clean_for_speech(
-                segment.text, code=self._config.clean_code, urls=self._config.clean_urls
+                segment.text,
+                code=self._config.clean_code,
+                urls=self._config.clean_urls,
+                starts_in_code=segment.starts_in_code,
             )).strip()
             self._tally.segments_total += 1
             self._emit(
