@@ -3,7 +3,7 @@
 Scenarios (see each module's docstring), in order: ``ttfa`` (1), ``overlap``
 (2), ``first_segment`` (3), ``segmenter`` (4, :mod:`bench.segmenter`),
 ``memory`` (5), ``engines`` (6), ``daemon`` (7), ``local`` (8), ``accuracy``
-(9, :mod:`bench.accuracy`).
+(9, :mod:`bench.accuracy`), ``speech`` (10).
 
 Writes ``DIR/latest.json`` (headline keys at the top level, every scenario's
 details under ``scenarios``), ``DIR/latest.md`` (the table, also printed) and
@@ -39,6 +39,7 @@ def _scenarios() -> dict[str, Callable[[bool], dict[str, Any]]]:
         memory,
         overlap,
         segmenter,
+        speech,
         ttfa,
     )
 
@@ -52,6 +53,7 @@ def _scenarios() -> dict[str, Callable[[bool], dict[str, Any]]]:
         "daemon": daemon_load.run,
         "local": local_model.run,
         "accuracy": accuracy.run,
+        "speech": speech.run,
     }
 
 

@@ -56,6 +56,11 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
         **{f"{name}_{tool}": _get(results, "accuracy", "sets", name, tool, "passed")
            for name in ("golden_rules", "stress")
            for tool in ("speakstream", "pysbd", "stream2sentence", "plain_punkt")},
+        "speech_ttfb_ratio_piper_mp3":
+            _get(results, "speech", "engines", "piper", "mp3", "ratio_vs_first_sentence"),
+        "speech_ttfb_ratio_piper_pcm":
+            _get(results, "speech", "engines", "piper", "pcm", "ratio_vs_first_sentence"),
+        "speech_ttfb_s_piper_mp3": _get(results, "speech", "engines", "piper", "mp3", "ttfb_s"),
     }  # fmt: skip
 
 
@@ -137,6 +142,10 @@ def markdown(results: dict[str, Any], head: dict[str, Any]) -> str:
          " / ".join(_fmt(head[f"stress_{t}"]) for t in
                     ("speakstream", "pysbd", "stream2sentence", "plain_punkt")),
          "12", _check(head["stress_speakstream"], lambda v: v == 12)),
+        ("10", "Speech TTFB ÷ engine's first-sentence TTFA, piper, mp3 / pcm",
+         f"{_fmt(head['speech_ttfb_ratio_piper_mp3'])} / "
+         f"{_fmt(head['speech_ttfb_ratio_piper_pcm'])}", "≤ 1.25",
+         _check(head["speech_ttfb_ratio_piper_mp3"], lambda v: v <= 1.25)),
     ]  # fmt: skip
     for num, name, value, target, ok in rows:
         lines.append(f"| {num} | {name} | {value} | {target} | {_verdict(ok) if target else ''} |")
@@ -216,6 +225,21 @@ def _details(results: dict[str, Any]) -> list[str]:
                        f"| {r['speedup_2_workers']:.2f}× |")  # fmt: skip
         for name, why in eng.get("skipped", {}).items():
             out.append(f"| {name} | skipped: {why} | | | | | |")
+    speech = results.get("speech")
+    if speech:
+        out += ["", f"Speech route (scenario 10, {speech['input_chars']} characters, median of "
+                    f"{speech['runs']}; 1-min load {speech['load_avg_1m_start']:.1f} at start):",
+                "", "| engine | engine TTFA: first sentence / segment 0 (s) | format | TTFB s | "
+                "÷ first sentence | ÷ segment 0 |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for name, r in speech["engines"].items():
+            if "skipped" in r:
+                out.append(f"| {name} | skipped: {r['skipped']} | | | | |")
+                continue
+            for fmt in speech["formats"]:
+                out.append(f"| {name} | {r['engine_ttfa_first_sentence_s']:.3f} / "
+                           f"{r['engine_ttfa_segment0_s']:.3f} | {fmt} | {r[fmt]['ttfb_s']:.3f} | "
+                           f"{r[fmt]['ratio_vs_first_sentence']:.2f} | "
+                           f"{r[fmt]['ratio_vs_segment0']:.2f} |")  # fmt: skip
     return out
 
 

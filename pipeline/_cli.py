@@ -35,6 +35,7 @@ from rich.progress import (
 )
 
 import llm
+import output
 import tts
 
 from ._daemon._serve import add_serve_arguments, run_from_args
@@ -376,7 +377,7 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--voice", help="engine voice id (see `speakstream voices`)")
     p.add_argument("--rate", type=float, help="speech rate multiplier, 0.25-4.0")
     p.add_argument("-o", "--output-dir", dest="output_dir", help="base directory for audio")
-    p.add_argument("--format", choices=["wav", "mp3", "ogg", "opus", "flac"])
+    p.add_argument("--format", choices=output.FILE_FORMATS)
     p.add_argument("--workers", type=int, help="segments synthesized in parallel")
     p.add_argument("--merge", action="store_true", help="also write one merged file")
     p.add_argument("--subtitles", choices=["srt", "vtt"], help="write subtitles too")

@@ -11,7 +11,6 @@ is the *tuple* of the four roots, usable wherever a class is in ``except``::
     TTSError        tts/_errors.py      (EngineUnavailableError, SynthesisError)
     OutputError     output/_errors.py   (FormatError, NoAudioDeviceError, ...)
     PipelineError   this module
-    └── NarrationError      a narration job cannot start or resume
 
     try:
         ...
@@ -31,19 +30,6 @@ from tts import TTSError
 
 class PipelineError(Exception):
     """Root of the errors raised by :mod:`pipeline` itself."""
-
-
-
-class NarrationError(PipelineError):
-    """A narration cannot start or resume (unreadable input, mismatched manifest...).
-
-    Attributes:
-        path: the file or directory concerned, as given (``""`` when none).
-    """
-
-    def __init__(self, message: str, *, path: str = "") -> None:
-        super().__init__(message)
-        self.path = path
 
 
 SpeakStreamError: tuple[type[Exception], ...] = (LLMError, TTSError, OutputError, PipelineError)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import llm
 import tts
+from output import AudioSink
 from tts import TTSEngine
 
 from .._config import StreamingConfig
@@ -125,11 +126,12 @@ class PipelineSource:
     def chat(
         self, message: str, *, pipe: StreamingPipeline, run_id: str, voice: str | None,
         system: str | None, conversation: Any, stop_event: asyncio.Event,
+        sinks: Sequence[AudioSink] = (),
     ) -> AsyncIterator[ProgressEvent]:
         """The events of an LLM run (see ``StreamingPipeline.astream_chat_to_audio``)."""
         return pipe.astream_chat_to_audio(
             message, voice=voice, system=system, conversation=conversation,
-            run_id=run_id, stop_event=stop_event,
+            run_id=run_id, stop_event=stop_event, sinks=sinks,
         )
 
     def text(
