@@ -5,7 +5,7 @@
 #
 #   ./setup.sh            everything needed to run `speakstream`
 #   ./setup.sh --dev      also the test tools (pytest, PulseAudio, Chromium...)
-#   ./setup.sh --bench    also the benchmark-only peers (stream2sentence, matplotlib)
+#   ./setup.sh --bench    also the benchmark-only peers (stream2sentence, pySBD, matplotlib)
 set -euo pipefail
 cd "$(dirname "$0")"
 

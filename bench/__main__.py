@@ -2,7 +2,8 @@
 
 Scenarios (see each module's docstring), in order: ``ttfa`` (1), ``overlap``
 (2), ``first_segment`` (3), ``segmenter`` (4, :mod:`bench.segmenter`),
-``memory`` (5), ``engines`` (6), ``daemon`` (7), ``local`` (8).
+``memory`` (5), ``engines`` (6), ``daemon`` (7), ``local`` (8), ``accuracy``
+(9, :mod:`bench.accuracy`), ``speech`` (10).
 
 Writes ``DIR/latest.json`` (headline keys at the top level, every scenario's
 details under ``scenarios``), ``DIR/latest.md`` (the table, also printed) and
@@ -30,6 +31,7 @@ RESULTS = ROOT / "bench" / "results"
 
 def _scenarios() -> dict[str, Callable[[bool], dict[str, Any]]]:
     from bench import (
+        accuracy,
         daemon_load,
         engines,
         first_segment,
@@ -37,6 +39,7 @@ def _scenarios() -> dict[str, Callable[[bool], dict[str, Any]]]:
         memory,
         overlap,
         segmenter,
+        speech,
         ttfa,
     )
 
@@ -49,6 +52,8 @@ def _scenarios() -> dict[str, Callable[[bool], dict[str, Any]]]:
         "engines": engines.run,
         "daemon": daemon_load.run,
         "local": local_model.run,
+        "accuracy": accuracy.run,
+        "speech": speech.run,
     }
 
 

@@ -3,7 +3,7 @@
 Processes: this one runs a :class:`~bench.common.TimedLLMServer` (Ollama
 NDJSON, TTFT 200 ms, 40 tokens/s, :func:`~bench.common.short_answer`) and the
 httpx clients; a child process (``python -m bench.daemon_load serve URL``) runs
-``pipeline.create_app`` under uvicorn on 127.0.0.1 (a free port) with the
+``pipeline.daemon.create_app`` under uvicorn on 127.0.0.1 (a free port) with the
 ``ollama`` provider pointed at the fake server and a fast
 :class:`tests.fakes.engine.FakeEngine` (30 ms + 1 ms/char, short tones).
 ``CLIENTS`` clients (100; 20 with ``--quick``) start at once, each with its
@@ -47,7 +47,8 @@ def serve(llm_url: str) -> None:
     """Child process: the daemon app on a free loopback port (printed on stdout)."""
     import uvicorn
 
-    from pipeline import DaemonSettings, StreamingConfig, create_app
+    from pipeline import StreamingConfig
+    from pipeline.daemon import DaemonSettings, create_app
 
     out = tempfile.mkdtemp(prefix="speakstream-bench-daemon-")
     settings = DaemonSettings(

@@ -51,6 +51,16 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
         "local_ttft_s": _get(results, "local", "ttft_s"),
         "local_ttfa_s": _get(results, "local", "ttfa_s"),
         "local_tokens_per_s": _get(results, "local", "tokens_per_s"),
+        "first_segment_ratio_vs_wait_next_word":
+            _get(results, "first_segment", "ratio_vs_wait_next_word", "answer"),
+        **{f"{name}_{tool}": _get(results, "accuracy", "sets", name, tool, "passed")
+           for name in ("golden_rules", "stress")
+           for tool in ("speakstream", "pysbd", "stream2sentence", "plain_punkt")},
+        "speech_ttfb_ratio_piper_mp3":
+            _get(results, "speech", "engines", "piper", "mp3", "ratio_vs_first_sentence"),
+        "speech_ttfb_ratio_piper_pcm":
+            _get(results, "speech", "engines", "piper", "pcm", "ratio_vs_first_sentence"),
+        "speech_ttfb_s_piper_mp3": _get(results, "speech", "engines", "piper", "mp3", "ttfb_s"),
     }  # fmt: skip
 
 
@@ -96,6 +106,9 @@ def markdown(results: dict[str, Any], head: dict[str, Any]) -> str:
         ("3", "Hard cases: speakstream / stream2sentence / baseline",
          " / ".join(_fmt(_get(results, "first_segment", "accuracy", k, "rate"), ".1%")
                     for k in ("speakstream", "stream2sentence", "baseline")), "", None),
+        ("3", "First segment, release at the clause mark / wait for the next word",
+         _fmt(head["first_segment_ratio_vs_wait_next_word"]), "< 1",
+         _check(head["first_segment_ratio_vs_wait_next_word"], lambda v: v < 1)),
         ("4", "Segmenter chars/s (largest size)", _fmt(head["segmenter_chars_per_s"], ",.0f"),
          "", None),
         ("4", "Segmenter speed vs stream2sentence",
@@ -121,6 +134,18 @@ def markdown(results: dict[str, Any], head: dict[str, Any]) -> str:
         ("8", "Local model (SmolLM2-135M) + espeak-ng: TTFT / TTFA (s), tokens/s",
          f"{_fmt(head['local_ttft_s'])} / {_fmt(head['local_ttfa_s'])}, "
          f"{_fmt(head['local_tokens_per_s'], '.0f')}", "", None),
+        ("9", "Golden Rules (48), streamed: speakstream / pySBD / stream2sentence / Punkt",
+         " / ".join(_fmt(head[f"golden_rules_{t}"]) for t in
+                    ("speakstream", "pysbd", "stream2sentence", "plain_punkt")),
+         "≥ 44", _check(head["golden_rules_speakstream"], lambda v: v >= 44)),
+        ("9", "stream2sentence stress paragraph (12): same order",
+         " / ".join(_fmt(head[f"stress_{t}"]) for t in
+                    ("speakstream", "pysbd", "stream2sentence", "plain_punkt")),
+         "12", _check(head["stress_speakstream"], lambda v: v == 12)),
+        ("10", "Speech TTFB ÷ engine's first-sentence TTFA, piper, mp3 / pcm",
+         f"{_fmt(head['speech_ttfb_ratio_piper_mp3'])} / "
+         f"{_fmt(head['speech_ttfb_ratio_piper_pcm'])}", "≤ 1.25",
+         _check(head["speech_ttfb_ratio_piper_mp3"], lambda v: v <= 1.25)),
     ]  # fmt: skip
     for num, name, value, target, ok in rows:
         lines.append(f"| {num} | {name} | {value} | {target} | {_verdict(ok) if target else ''} |")
@@ -157,14 +182,30 @@ def _details(results: dict[str, Any]) -> list[str]:
     seg = results.get("segmenter")
     if seg:
         out += ["", "Segmenter throughput (scenario 4, 4 chars per push):", "",
-                "| size | speakstream chars/s | stream2sentence chars/s | ratio |",
-                "|---|---|---|---|"]
+                "| size | speakstream chars/s | stream2sentence chars/s | ratio "
+                "| pySBD chars/s (batch, prefix) |", "|---|---|---|---|---|"]
         for row in seg["throughput"]:
             star = " (extrapolated from a capped prefix)" if row["stream2sentence"][
                 "extrapolated"] else ""
+            sbd = _get(row, "pysbd", "chars_per_s")
             out.append(f"| {row['size']:,} | {row['speakstream']['chars_per_s']:,.0f} | "
                        f"{row['stream2sentence']['chars_per_s']:,.0f}{star} | "
-                       f"{row['ratio']:.1f}× |")  # fmt: skip
+                       f"{row['ratio']:.1f}× | {_fmt(sbd, ',.0f')} |")  # fmt: skip
+    acc = results.get("accuracy")
+    if acc:
+        names = list(acc["sets"])
+        tools = sorted({t for scores in acc["sets"].values() for t in scores})
+        out += ["", "Sentence-boundary accuracy (scenario 9; speakstream streamed 1-6 chars "
+                    "at a time, peers as documented in bench/accuracy.py):", "",
+                "| tool | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for tool in tools:
+            cells = [f"{s['passed']}/{s['total']}" if (s := acc["sets"][n].get(tool)) else "-"
+                     for n in names]
+            out.append(f"| {tool} | " + " | ".join(cells) + " |")
+        for tool, why in acc["skipped"].items():
+            out.append(f"| {tool} | skipped: {why} |" + " |" * (len(names) - 1))
+        eq = acc["streamed_equals_batch"]
+        out += ["", f"speakstream streamed == batch on these cases: {eq['equal']}/{eq['total']}"]
     mem = results.get("memory")
     if mem:
         out += ["", "Narration memory (scenario 5):", "",
@@ -184,6 +225,21 @@ def _details(results: dict[str, Any]) -> list[str]:
                        f"| {r['speedup_2_workers']:.2f}× |")  # fmt: skip
         for name, why in eng.get("skipped", {}).items():
             out.append(f"| {name} | skipped: {why} | | | | | |")
+    speech = results.get("speech")
+    if speech:
+        out += ["", f"Speech route (scenario 10, {speech['input_chars']} characters, median of "
+                    f"{speech['runs']}; 1-min load {speech['load_avg_1m_start']:.1f} at start):",
+                "", "| engine | engine TTFA: first sentence / segment 0 (s) | format | TTFB s | "
+                "÷ first sentence | ÷ segment 0 |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for name, r in speech["engines"].items():
+            if "skipped" in r:
+                out.append(f"| {name} | skipped: {r['skipped']} | | | | |")
+                continue
+            for fmt in speech["formats"]:
+                out.append(f"| {name} | {r['engine_ttfa_first_sentence_s']:.3f} / "
+                           f"{r['engine_ttfa_segment0_s']:.3f} | {fmt} | {r[fmt]['ttfb_s']:.3f} | "
+                           f"{r[fmt]['ratio_vs_first_sentence']:.2f} | "
+                           f"{r[fmt]['ratio_vs_segment0']:.2f} |")  # fmt: skip
     return out
 
 

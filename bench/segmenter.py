@@ -8,7 +8,9 @@ rule-based splitter) runs on the same chunks in the same process; its runs are
 capped (``s2s_cap_chars``) and the throughput of the capped prefix stands for
 the full size: it is marked ``extrapolated``. Both tools' accuracy on the
 hard-case suite (``tests/pipeline/hard_cases.py``) is reported too, next to
-plain NLTK Punkt.
+plain NLTK Punkt. pySBD (batch only: it needs the whole text) is timed on a
+prefix of each size (``pysbd_cap_chars``) when installed, for scale; the
+accuracy of all four on other projects' test sets is :mod:`bench.accuracy`.
 
 Importable (``run(quick=...) -> dict``) and runnable::
 
@@ -77,6 +79,21 @@ def time_stream2sentence(
             "extrapolated": len(measured) < len(text)}  # fmt: skip
 
 
+def time_pysbd(text: str, cap_chars: int) -> dict[str, Any] | None:
+    """pySBD (batch) on the first ``cap_chars`` of ``text``; None when not installed."""
+    try:
+        import pysbd
+    except ImportError:
+        return None
+    measured = text[:cap_chars]
+    segmenter = pysbd.Segmenter(language="en", clean=False)
+    start = time.perf_counter()
+    sentences = len(segmenter.segment(measured))
+    seconds = time.perf_counter() - start
+    return {"measured_chars": len(measured), "chars_per_s": len(measured) / seconds,
+            "sentences": sentences, "extrapolated": len(measured) < len(text)}  # fmt: skip
+
+
 def _score(split: Callable[[str], list[str]]) -> dict[str, Any]:
     failures = []
     for category, text, expected in HARD_CASES:
@@ -128,13 +145,15 @@ def run(quick: bool = False, s2s_cap_chars: int | None = None) -> dict[str, Any]
         ours = time_speakstream(text)
         theirs = time_stream2sentence(text, cap_chars=cap)
         rows.append({"size": size, "speakstream": ours, "stream2sentence": theirs,
-                     "ratio": ours["chars_per_s"] / theirs["chars_per_s"]})  # fmt: skip
+                     "ratio": ours["chars_per_s"] / theirs["chars_per_s"],
+                     "pysbd": time_pysbd(text, 20_000 if quick else 100_000)})  # fmt: skip
     return {"chunk_chars": CHUNK, "throughput": rows, "accuracy": accuracy()}
 
 
 def _print(result: dict[str, Any]) -> None:
     print(f"segmenter benchmark: {CORPUS.name} repeated, {result['chunk_chars']} chars/push")
-    print(f"{'size':>10} {'speakstream':>22} {'us/char':>8} {'stream2sentence':>26} {'ratio':>7}")
+    print(f"{'size':>10} {'speakstream':>22} {'us/char':>8} {'stream2sentence':>26} {'ratio':>7}"
+          f" {'pySBD (prefix)':>16}")
     for row in result["throughput"]:
         ours, theirs = row["speakstream"], row["stream2sentence"]
         mark = "*" if theirs["extrapolated"] else " "
@@ -143,6 +162,7 @@ def _print(result: dict[str, Any]) -> None:
             f" {1e6 / ours['chars_per_s']:>8.3f}"
             f" {theirs['chars_per_s']:>12,.0f} c/s {theirs['seconds']:>8.2f}s{mark}"
             f" {row['ratio']:>6.1f}x"
+            + (f" {row['pysbd']['chars_per_s']:>12,.0f} c/s" if row["pysbd"] else "  n/a")
         )
     if any(r["stream2sentence"]["extrapolated"] for r in result["throughput"]):
         print("  * stream2sentence time extrapolated from its capped prefix")

@@ -39,7 +39,8 @@ def create_client(
     - ``"openai"``: any OpenAI-compatible ``/chat/completions`` server, SSE
       with ``data: [DONE]`` and ``stream_options.include_usage``. Default model
       ``gpt-4o-mini``. ``OPENAI_BASE_URL`` (with ``/v1``; default
-      ``https://api.openai.com/v1``), ``OPENAI_API_KEY`` (optional).
+      ``https://api.openai.com/v1``), ``OPENAI_API_KEY`` (required for
+      api.openai.com, optional for other servers).
     - ``"anthropic"``: Messages API ``/v1/messages`` SSE. Default model
       ``claude-3-5-haiku-latest``. ``ANTHROPIC_API_KEY`` (required).
     - ``"gemini"``: ``models/{model}:streamGenerateContent?alt=sse``, header
@@ -59,8 +60,18 @@ def create_client(
       stalled stream fails after it, there is no whole-stream timeout.
     - ``max_retries=2`` (0..10) and ``retry_backoff=0.5`` (seconds, doubled
       per retry): retries ONLY before the first text delta, for connect
-      errors/timeouts, HTTP 429, 503, 529 and overloaded stream errors.
-      Once text was yielded nothing is ever re-sent (no repeated text).
+      errors/timeouts, HTTP 429, 503, 529 and overloaded stream errors; a
+      server's ``Retry-After`` is waited for when longer (up to 30 s; a
+      longer one fails at once). Once text was yielded nothing is ever
+      re-sent (no repeated text).
+
+    Reasoning ("thinking") output of reasoning models (Ollama
+    ``message.thinking``, Anthropic ``thinking_delta``, OpenAI-style
+    ``reasoning_content``, Gemini thought parts) is never yielded or spoken;
+    it counts as a sign of life for both timeouts. A stream that ends
+    normally is no error even when the answer was cut off: the returned
+    :class:`LLMStream`'s ``finish_reason`` says ``"stop"``, ``"length"``,
+    ``"content_filter"``, ``"refusal"`` or the provider's own value.
 
     Errors (all subclasses of :class:`LLMError`, with ``provider``,
     ``status_code``, ``retryable`` and ``partial_text`` = text yielded before
@@ -68,13 +79,18 @@ def create_client(
 
     - :class:`LLMConnectionError`: server unreachable.
     - :class:`LLMTimeoutError`: ``phase`` ``"connect"``, ``"first_token"`` or ``"idle"``.
-    - :class:`ModelNotFoundError`: HTTP 404 (unknown model) or GGUF file missing.
+    - :class:`ModelNotFoundError`: HTTP 404 naming the model, or GGUF file missing.
     - :class:`LLMAuthError`: HTTP 401/403, or a required API key is missing
-      (raised here, by ``create_client``).
+      (raised here, by ``create_client``, naming the variable to set).
     - :class:`LLMRateLimitError`: HTTP 429 (after retries).
-    - :class:`LLMResponseError`: another HTTP error status before the stream.
+    - :class:`LLMResponseError`: another HTTP error status before the stream;
+      a 404 at a wrong path names the URL and suggests the likely base URL
+      (e.g. the missing ``/v1`` of an OpenAI-compatible server).
+    - :class:`PromptBlockedError`: the provider refused the prompt (Gemini
+      ``promptFeedback.blockReason``); never retried.
     - :class:`LLMStreamError`: the stream broke after it started (error object
-      in the stream, dropped connection, bad JSON, missing end marker).
+      in the stream, dropped connection, bad JSON, a malformed record, missing
+      end marker).
     - :class:`LLMDependencyError`: llama-cpp-python missing for ``"local"``.
 
     Raises:
@@ -84,9 +100,10 @@ def create_client(
     Example::
 
         async with create_client("ollama", model="llama3.2") as client:
-            async for delta in client.astream_chat([{"role": "user", "content": "Hi"}]):
+            stream = client.astream_chat([{"role": "user", "content": "Hi"}])
+            async for delta in stream:
                 print(delta, end="")
-        print(client.last_stats)
+        print(stream.finish_reason, stream.stats)
     """
     cls = _PROVIDERS.get(provider)
     if cls is None:

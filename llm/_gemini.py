@@ -5,29 +5,35 @@ REST streaming example (``alt=sse``, header ``x-goog-api-key``). The request is
 the ``generateContent`` body: ``contents`` (``role`` ``"user"``/``"model"``,
 ``parts: [{"text": ...}]``), ``systemInstruction``, ``generationConfig``
 (``temperature``, ``maxOutputTokens``). Each SSE ``data:`` is a
-``GenerateContentResponse``: text in ``candidates[0].content.parts[].text``,
-``usageMetadata.candidatesTokenCount``, and ``finishReason`` on the last one.
-There is no ``[DONE]`` sentinel: the stream ends after the chunk with a
-``finishReason``. A ``finishReason`` other than ``STOP``/``MAX_TOKENS`` (e.g.
-``SAFETY``) is reported as :class:`~llm.LLMStreamError`, not dropped silently.
+``GenerateContentResponse``: text in ``candidates[0].content.parts[].text``
+(a part with ``"thought": true`` is reasoning: liveness, never text),
+``usageMetadata.candidatesTokenCount``, and ``finishReason`` on the last one
+(``STOP``, ``MAX_TOKENS``, ``SAFETY``, ``RECITATION``...: reported as the
+stream's finish reason, see :mod:`llm._finish`). There is no ``[DONE]``
+sentinel: the stream ends after the chunk with a ``finishReason``. A prompt
+the API refuses comes back as a chunk with ``promptFeedback.blockReason``
+(``SAFETY``, ``OTHER``, ``BLOCKLIST``, ``PROHIBITED_CONTENT``...) and no
+candidates: :class:`~llm.PromptBlockedError`, never retried.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from ._errors import LLMAuthError, LLMStreamError
-from ._http import HTTPClient, error_message, parse_json, split_system
+from ._errors import LLMAuthError, LLMStreamError, PromptBlockedError
+from ._http import HTTPClient, error_message, split_system, with_path
 from ._options import ClientOptions
-from ._types import ChatRequest, Usage
+from ._records import RecordParser, count
+from ._sse import SSEEvent
+from ._types import ChatRequest, Report, Thinking
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 DEFAULT_MODEL = "gemini-2.0-flash"
-_NORMAL_FINISH = frozenset({"STOP", "MAX_TOKENS", "FINISH_REASON_UNSPECIFIED"})
+_VERSIONED = re.compile(r"/v\d+[a-z0-9]*$")
 
 
 class GeminiClient(HTTPClient):
@@ -47,7 +53,7 @@ class GeminiClient(HTTPClient):
         key = api_key or os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY")
         if not key:
             raise LLMAuthError(
-                "gemini: no API key: pass api_key= or set GEMINI_API_KEY / GOOGLE_API_KEY",
+                "gemini: no API key: set GEMINI_API_KEY or GOOGLE_API_KEY (or pass api_key=)",
                 provider=cls.provider,
             )
         return cls(
@@ -82,37 +88,71 @@ class GeminiClient(HTTPClient):
             body["generationConfig"] = config
         return body
 
-    async def _astream(self, request: ChatRequest, usage: Usage) -> AsyncGenerator[str, None]:
+    def _base_url_hint(self) -> str | None:
+        path = urlsplit(self.base_url).path.rstrip("/")
+        if path.endswith("/models"):
+            fixed = with_path(self.base_url, path.removesuffix("/models"))
+            return (
+                "the base URL must not include /models (it is added): "
+                f"did you mean base URL {fixed}?"
+            )
+        if not _VERSIONED.search(path):
+            fixed = with_path(self.base_url, path + "/v1beta")
+            return f"the Gemini API is served under a version: did you mean base URL {fixed}?"
+        return None
+
+    async def _astream(
+        self, request: ChatRequest, report: Report
+    ) -> AsyncGenerator[str | Thinking, None]:
         path = f"/models/{quote(self.model, safe='')}:streamGenerateContent"
-        async with (
-            self._post_stream(path, self._body(request), params={"alt": "sse"}) as response,
-            aclosing(self._events(response)) as events,
-        ):
-            finish: str | None = None
-            async for event in events:
-                record = parse_json(self.provider, event.data)
-                if not isinstance(record, dict) or "error" in record:
-                    raise LLMStreamError(
-                        f"gemini: error in stream: {error_message(event.data)}",
-                        provider=self.provider,
-                    )
-                meta = record.get("usageMetadata") or {}
-                if isinstance(meta.get("candidatesTokenCount"), int):
-                    usage.output_tokens = meta["candidatesTokenCount"]
-                candidates = record.get("candidates") or [{}]
-                candidate = candidates[0]
-                for part in (candidate.get("content") or {}).get("parts") or ():
-                    if (
-                        isinstance(part.get("text"), str)
-                        and part["text"]
-                        and not part.get("thought")
-                    ):
-                        yield part["text"]
-                finish = candidate.get("finishReason") or finish
-            if finish is not None and finish not in _NORMAL_FINISH:
-                raise LLMStreamError(
-                    f"gemini: generation stopped: finishReason={finish}", provider=self.provider
-                )
-            if finish is not None:
-                return
-        raise self._truncated("a chunk with finishReason")
+        async with self._post_stream(path, self._body(request), params={"alt": "sse"}) as response:
+            parser = GeminiParser(report)
+            async for item in self._parse(self._events(response), parser):
+                yield item
+
+
+class GeminiParser(RecordParser[SSEEvent]):
+    """One SSE event at a time; see the module docstring."""
+
+    provider = "gemini"
+    end_marker = "a chunk with finishReason"
+
+    def feed(self, piece: SSEEvent) -> list[str | Thinking]:
+        f = self.fields
+        record = f.load(piece.data)
+        if "error" in record:
+            raise LLMStreamError(
+                f"gemini: error in stream: {error_message(piece.data)}", provider=self.provider
+            )
+        feedback = f.obj(record.get("promptFeedback"), "promptFeedback")
+        blocked = f.name(feedback.get("blockReason"), "promptFeedback.blockReason")
+        if blocked:
+            detail = f.text(feedback.get("blockReasonMessage"), "promptFeedback.blockReasonMessage")
+            raise PromptBlockedError(
+                f"gemini: the prompt was blocked (blockReason {blocked})"
+                + (f": {detail}" if detail else "")
+                + "; not retried: rephrase it or check the safety settings",
+                provider=self.provider,
+                reason=blocked,
+            )
+        meta = record.get("usageMetadata")
+        if isinstance(meta, dict) and count(meta.get("candidatesTokenCount")) is not None:
+            self.report.output_tokens = count(meta.get("candidatesTokenCount"))
+        candidates = f.array(record.get("candidates"), "candidates")
+        if not candidates:
+            return []
+        candidate = f.obj(candidates[0], "candidates[0]")
+        content = f.obj(candidate.get("content"), "candidates[0].content")
+        items: list[str | Thinking] = []
+        for j, raw in enumerate(f.array(content.get("parts"), "candidates[0].content.parts")):
+            part = f.obj(raw, f"candidates[0].content.parts[{j}]")
+            text = f.text(part.get("text"), f"candidates[0].content.parts[{j}].text")
+            if part.get("thought") is True:
+                items.append(Thinking(text))
+            elif text:
+                items.append(text)
+        finish = f.name(candidate.get("finishReason"), "candidates[0].finishReason")
+        if finish:
+            self.finish(finish)
+            self.complete = True  # the body ends after this chunk; keep reading to it
+        return items

@@ -1,5 +1,5 @@
 """Shared HTTP plumbing of the providers: one pooled ``httpx.AsyncClient``,
-error translation at the edge, NDJSON lines and SSE events.
+error translation at the edge, NDJSON lines and SSE events fed to a parser.
 
 httpx errors are translated here and only here (``raise ... from exc``):
 
@@ -10,22 +10,33 @@ httpx                              llm
 ``ConnectError``, other transport    ``LLMConnectionError``, retryable
 error before the response head
 401 / 403                          ``LLMAuthError``
-404                                ``ModelNotFoundError``
+404 whose body names a model       ``ModelNotFoundError``
+other 404                          ``LLMResponseError`` naming the URL, with a
+                                   base URL hint when the path looks wrong
 429                                ``LLMRateLimitError``, retryable
 503, 529 (Anthropic "overloaded")  ``LLMResponseError``, retryable
 other status >= 400                ``LLMResponseError``
+200 with an HTML page              ``LLMResponseError`` (not an API: base URL?)
 ``ReadError``, ``RemoteProtocolError``  ``LLMStreamError``, retryable (the base
 (connection dropped mid-body)      retries only if no text was yielded yet)
 =================================  =============================================
+
+``Retry-After`` (RFC 9110 section 10.2.3: delay-seconds or an HTTP-date) and
+``retry-after-ms`` (OpenAI, Azure) on a retryable status become the error's
+``retry_after``; the base class waits that long before retrying (capped).
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
+import re
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -41,9 +52,12 @@ from ._errors import (
     ModelNotFoundError,
 )
 from ._options import ClientOptions
+from ._records import Piece, RecordParser
 from ._sse import LineSplitter, SSEDecoder, SSEEvent
+from ._types import Thinking
 
 _RETRYABLE_STATUS = frozenset({429, 503, 529})
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _MAX_ERROR_BODY = 4096
 
 
@@ -51,12 +65,19 @@ def error_message(body: str) -> str:
     """The human message inside an error body of any of the four APIs.
 
     Ollama ``{"error": "..."}``; OpenAI/Gemini ``{"error": {"message": ...}}``;
-    Anthropic ``{"type": "error", "error": {"type": ..., "message": ...}}``.
-    Falls back to the raw body (truncated) when it is not JSON.
+    Anthropic ``{"type": "error", "error": {"type": ..., "message": ...}}``;
+    FastAPI-based servers ``{"detail": "..."}``.
+    Falls back to the raw body (truncated) when it is not JSON, or to the
+    title of an HTML page.
     """
     try:
         data = json.loads(body)
     except ValueError:
+        if body.lstrip().startswith("<"):
+            title = _TITLE.search(body)
+            return f"an HTML page ({' '.join(title.group(1).split())[:200]})" if title else (
+                "an HTML page"
+            )
         return body.strip()[:500]
     if isinstance(data, dict):
         err = data.get("error", data)
@@ -65,16 +86,22 @@ def error_message(body: str) -> str:
         if isinstance(err, dict) and isinstance(err.get("message"), str):
             kind = err.get("type") or err.get("status")
             return f"{kind}: {err['message']}" if kind else err["message"]
+        if isinstance(err, dict) and isinstance(err.get("detail"), str):
+            return err["detail"]  # FastAPI servers (llama-cpp-python, vLLM): {"detail": ...}
     return body.strip()[:500]
 
 
-def error_for_status(provider: str, status: int, body: str) -> LLMError:
+def error_for_status(
+    provider: str, status: int, body: str, *, retry_after: float | None = None
+) -> LLMError:
     """Map an HTTP error status (and its body) to the matching :class:`LLMError`."""
     message = f"{provider}: HTTP {status}: {error_message(body)}"
+    retryable = status in _RETRYABLE_STATUS
     kwargs: dict[str, Any] = {
         "provider": provider,
         "status_code": status,
-        "retryable": status in _RETRYABLE_STATUS,
+        "retryable": retryable,
+        "retry_after": retry_after if retryable else None,
     }
     if status in (401, 403):
         return LLMAuthError(message, **kwargs)
@@ -85,14 +112,43 @@ def error_for_status(provider: str, status: int, body: str) -> LLMError:
     return LLMResponseError(message, **kwargs)
 
 
-def parse_json(provider: str, text: str) -> Any:
-    """``json.loads`` for one stream record; bad JSON is an :class:`LLMStreamError`."""
+def retry_after_seconds(headers: httpx.Headers, now: float | None = None) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After``, else ``None``.
+
+    ``Retry-After`` is delay-seconds (``"120"``) or an HTTP-date (RFC 9110
+    section 10.2.3); a date in the past gives 0. ``now`` is a Unix time (tests).
+    """
+    ms = headers.get("retry-after-ms", "").strip()
+    if re.fullmatch(r"\d+(\.\d+)?", ms):
+        return float(ms) / 1000
+    value = headers.get("retry-after", "").strip()
+    if value.isdigit():
+        return float(value)
+    if not value:
+        return None
     try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise LLMStreamError(
-            f"{provider}: invalid JSON in stream: {text[:200]!r}", provider=provider
-        ) from exc
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # not an HTTP-date (those are always GMT)
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def names_a_model(body: str, model: str, path: str) -> bool:
+    """Whether a 404 body speaks of a model (unknown model) rather than of ``path``.
+
+    The requested path is cut out first: "The requested URL /models/x was not
+    found" is about the path (Gemini's ``/models/...`` would name a model).
+    """
+    lowered = body.replace(path, " ").lower()
+    return "model" in lowered or (bool(model) and model.lower() in lowered)
+
+
+def with_path(base_url: str, path: str) -> str:
+    """``base_url`` with its path replaced by ``path`` (no query, no fragment)."""
+    parts = urlsplit(base_url)
+    return urlunsplit((parts.scheme, parts.netloc, path.rstrip("/"), "", ""))
 
 
 class HTTPClient(LLMClient):
@@ -113,32 +169,64 @@ class HTTPClient(LLMClient):
         super().__init__(model=model, options=options)
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
-        # httpx connections belong to the event loop that opened them; the sync
-        # twins run in their own short-lived loop, so keep one client per loop.
-        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        # httpx connections belong to the event loop that opened them: one pooled
+        # client, bound to the loop of the latest stream (the caller's loop for the
+        # async API, the client's own loop thread for the sync twins).
+        self._http: httpx.AsyncClient | None = None
+        self._http_loop: asyncio.AbstractEventLoop | None = None
 
     def _headers(self) -> dict[str, str]:
         """Provider headers (auth, versions); overridden by providers."""
         return {}
 
+    def _base_url_hint(self) -> str | None:
+        """A guess at the right base URL after a 404 at a wrong path; per provider."""
+        return None
+
     def _client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            connect = self.options.connect_timeout
-            client = httpx.AsyncClient(
-                # Reads are timed by the base (first token / idle), not by httpx.
-                timeout=httpx.Timeout(None, connect=connect, pool=connect),
-                headers=self._headers(),
-            )
-            self._clients[loop] = client
-        return client
+        if self._http is not None and self._http_loop is loop:
+            return self._http
+        self._drop_http()
+        connect = self.options.connect_timeout
+        self._http = httpx.AsyncClient(
+            # Reads are timed by the base (first token / idle), not by httpx.
+            timeout=httpx.Timeout(None, connect=connect, pool=connect),
+            headers=self._headers(),
+        )
+        self._http_loop = loop
+        return self._http
+
+    def _drop_http(self) -> None:
+        """Forget a pooled client bound to another loop, closing it there if it still runs.
+
+        A loop that has closed cannot close its connections any more; they
+        are dropped (close the client before its loop ends: ``async with``).
+        """
+        client, loop = self._http, self._http_loop
+        self._http = self._http_loop = None
+        if client is not None and loop is not None and loop.is_running():
+            asyncio.run_coroutine_threadsafe(client.aclose(), loop)
 
     async def _arelease_loop_resources(self) -> None:
-        loop = asyncio.get_running_loop()
-        client = self._clients.pop(loop, None)
-        if client is not None:
+        if self._http is not None and self._http_loop is asyncio.get_running_loop():
+            client, self._http, self._http_loop = self._http, None, None
             await client.aclose()
+        else:
+            self._drop_http()
+
+    def _status_error(self, url: str, status: int, body: str, headers: httpx.Headers) -> LLMError:
+        """The error for an HTTP status >= 400 at ``url`` (a 404 at a wrong path gets a hint)."""
+        if status == 404 and not names_a_model(body, self.model, urlsplit(url).path):
+            hint = self._base_url_hint() or "no such endpoint: check the base URL"
+            return LLMResponseError(
+                f"{self.provider}: HTTP 404 at {url}: {error_message(body) or 'Not Found'}; {hint}",
+                provider=self.provider,
+                status_code=status,
+            )
+        return error_for_status(
+            self.provider, status, body, retry_after=retry_after_seconds(headers)
+        )
 
     @asynccontextmanager
     async def _post_stream(
@@ -150,7 +238,8 @@ class HTTPClient(LLMClient):
         then drops the connection, which the server sees as a disconnect.
         """
         client = self._client()
-        request = client.build_request("POST", self.base_url + path, json=body, params=params)
+        url = self.base_url + path
+        request = client.build_request("POST", url, json=body, params=params)
         try:
             response = await client.send(request, stream=True)
         except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -181,11 +270,20 @@ class HTTPClient(LLMClient):
                         if len(raw) >= _MAX_ERROR_BODY:
                             break
                 except httpx.HTTPError as exc:  # transport or content-decoding failure
-                    raise error_for_status(
-                        self.provider, response.status_code, raw.decode("utf-8", "replace")
+                    raise self._status_error(
+                        url, response.status_code, raw.decode("utf-8", "replace"),
+                        response.headers,
                     ) from exc
-                raise error_for_status(
-                    self.provider, response.status_code, raw.decode("utf-8", "replace")
+                raise self._status_error(
+                    url, response.status_code, raw.decode("utf-8", "replace"), response.headers
+                )
+            if response.headers.get("content-type", "").startswith("text/html"):
+                hint = self._base_url_hint() or "check the base URL"
+                raise LLMResponseError(
+                    f"{self.provider}: {url} answered with a web page (text/html), not an "
+                    f"API stream; {hint}",
+                    provider=self.provider,
+                    status_code=response.status_code,
                 )
             yield response
         finally:
@@ -215,10 +313,30 @@ class HTTPClient(LLMClient):
             if event is not None:
                 yield event
 
-    def _truncated(self, what: str) -> LLMStreamError:
-        return LLMStreamError(
-            f"{self.provider}: stream ended before {what}", provider=self.provider, retryable=True
-        )
+    async def _parse(
+        self,
+        pieces: AsyncGenerator[Piece, None],
+        parser: RecordParser[Piece],
+    ) -> AsyncGenerator[str | Thinking, None]:
+        """Feed ``pieces`` (lines or SSE events) to ``parser``; yield its items.
+
+        Returns at the parser's end marker, or when the body ends and the
+        parser says the stream is complete; a body that ends before is an
+        :class:`LLMStreamError` (retryable: nothing was said yet, or the base
+        does not retry).
+        """
+        async with aclosing(pieces):
+            async for piece in pieces:
+                for item in parser.feed(piece):
+                    yield item
+                if parser.ended:
+                    return
+        if not parser.complete:
+            raise LLMStreamError(
+                f"{self.provider}: stream ended before {parser.end_marker}",
+                provider=self.provider,
+                retryable=True,
+            )
 
 
 def split_system(

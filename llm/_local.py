@@ -29,8 +29,9 @@ from typing import Any
 
 from ._base import LLMClient
 from ._errors import LLMDependencyError, LLMError, LLMStreamError, ModelNotFoundError
+from ._finish import normalize_finish_reason
 from ._options import ClientOptions
-from ._types import ChatRequest, Usage
+from ._types import ChatRequest, Report
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HANDOFF_SLOTS = 32
@@ -155,7 +156,7 @@ class LocalClient(LLMClient):
             ) from exc
         return self._llama
 
-    def _generate(self, request: ChatRequest, handoff: _Handoff, usage: Usage) -> None:
+    def _generate(self, request: ChatRequest, handoff: _Handoff, report: Report) -> None:
         """Worker thread: load (once), generate, hand tokens over until cancelled."""
         if not handoff.begin():
             return
@@ -172,13 +173,18 @@ class LocalClient(LLMClient):
                 chunks = llama.create_chat_completion(messages=messages, **kwargs)
                 try:
                     for chunk in chunks:
-                        text = chunk["choices"][0]["delta"].get("content")
+                        choice = chunk["choices"][0]
+                        if choice.get("finish_reason"):
+                            report.finish_reason = normalize_finish_reason(
+                                self.provider, choice["finish_reason"]
+                            )
+                        text = choice["delta"].get("content")
                         if text is None:
                             continue  # role chunk / final chunk
                         tokens += 1
                         # No generation_s: the base class then computes tokens/s
                         # as (N - 1) / (last - first delta), the honest rate.
-                        usage.output_tokens = tokens
+                        report.output_tokens = tokens
                         if text and not handoff.put_token(text):
                             return
                         if handoff.cancelled:
@@ -192,10 +198,10 @@ class LocalClient(LLMClient):
         else:
             handoff.finish("end")
 
-    async def _astream(self, request: ChatRequest, usage: Usage) -> AsyncGenerator[str, None]:
+    async def _astream(self, request: ChatRequest, report: Report) -> AsyncGenerator[str, None]:
         loop = asyncio.get_running_loop()
         handoff = _Handoff(loop)
-        job = loop.run_in_executor(self._worker, self._generate, request, handoff, usage)
+        job = loop.run_in_executor(self._worker, self._generate, request, handoff, report)
         try:
             while True:
                 kind, value = await handoff.queue.get()

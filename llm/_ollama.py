@@ -1,27 +1,33 @@
 """Ollama: ``POST /api/chat`` and ``POST /api/generate``, NDJSON streaming.
 
 Protocol source: Ollama ``docs/api.md`` ("Generate a completion", "Generate a
-chat completion"). Each line is one JSON object: ``{"message": {"role":
-"assistant", "content": "<delta>"}, "done": false}`` (``/api/chat``) or
-``{"response": "<delta>", "done": false}`` (``/api/generate``); the last has
-``"done": true`` with ``eval_count`` (output tokens) and ``eval_duration``
-(nanoseconds). An error inside the stream is a line ``{"error": "<message>"}``;
-before the stream, an HTTP status with ``{"error": ...}`` (404 for an unknown
-model). Options: ``temperature``, ``num_predict`` (= ``max_tokens``).
+chat completion") and "Thinking" (``docs/capabilities/thinking``). Each line is
+one JSON object: ``{"message": {"role": "assistant", "content": "<delta>"},
+"done": false}`` (``/api/chat``) or ``{"response": "<delta>", "done": false}``
+(``/api/generate``); a thinking model streams its reasoning first in
+``message.thinking`` (``/api/generate``: ``thinking``) with empty content:
+that is liveness, never text. The last line has ``"done": true``,
+``done_reason`` (``"stop"``, ``"length"``...), ``eval_count`` (output tokens)
+and ``eval_duration`` (nanoseconds). An error inside the stream is a line
+``{"error": "<message>"}``; before the stream, an HTTP status with
+``{"error": ...}`` (404 naming the model for an unknown one; a plain
+``404 page not found`` for a wrong path). Options: ``temperature``,
+``num_predict`` (= ``max_tokens``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
 from typing import Any
 from urllib.parse import urlsplit
 
 from ._errors import LLMStreamError
-from ._http import HTTPClient, parse_json
+from ._http import HTTPClient, with_path
 from ._options import ClientOptions
-from ._types import ChatRequest, Usage
+from ._records import RecordParser, count, seconds_from_ns
+from ._types import ChatRequest, Report, Thinking
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 DEFAULT_MODEL = "llama3.2"
@@ -83,32 +89,66 @@ class OllamaClient(HTTPClient):
         body["messages"] = messages
         return "/api/chat", body
 
-    async def _astream(self, request: ChatRequest, usage: Usage) -> AsyncGenerator[str, None]:
+    def _base_url_hint(self) -> str | None:
+        path = urlsplit(self.base_url).path.rstrip("/")
+        for suffix in ("/v1", "/api"):
+            if path.endswith(suffix):
+                fixed = with_path(self.base_url, path.removesuffix(suffix))
+                return (
+                    f"Ollama's own API is at the server root, not under {suffix}: "
+                    f"did you mean base URL {fixed}? (for Ollama's OpenAI-compatible "
+                    f"API under /v1, use the openai provider)"
+                )
+        return (
+            "no Ollama API there: is this an Ollama server? For an OpenAI-compatible "
+            "server use the openai provider with a base URL ending in /v1"
+        )
+
+    async def _astream(
+        self, request: ChatRequest, report: Report
+    ) -> AsyncGenerator[str | Thinking, None]:
         path, body = self._body(request)
-        async with (
-            self._post_stream(path, body) as response,
-            aclosing(self._lines(response)) as lines,
-        ):
-            async for line in lines:
-                if not line.strip():
-                    continue
-                record = parse_json(self.provider, line)
-                if not isinstance(record, dict):
-                    raise LLMStreamError(
-                        f"ollama: unexpected record {line[:200]!r}", provider=self.provider
-                    )
-                if "error" in record:
-                    raise LLMStreamError(f"ollama: {record['error']}", provider=self.provider)
-                if request.kind == "generate":
-                    text = record.get("response") or ""
-                else:
-                    text = (record.get("message") or {}).get("content") or ""
-                if text:
-                    yield text
-                if record.get("done"):
-                    if isinstance(record.get("eval_count"), int):
-                        usage.output_tokens = record["eval_count"]
-                    if record.get("eval_duration"):
-                        usage.generation_s = record["eval_duration"] / 1e9
-                    return
-        raise self._truncated('the final "done": true record')
+        async with self._post_stream(path, body) as response:
+            parser = OllamaParser(report, generate=request.kind == "generate")
+            async for item in self._parse(self._lines(response), parser):
+                yield item
+
+
+class OllamaParser(RecordParser[str]):
+    """One NDJSON line at a time; see the module docstring."""
+
+    provider = "ollama"
+    end_marker = 'the final "done": true record'
+
+    def __init__(self, report: Report, *, generate: bool) -> None:
+        super().__init__(report)
+        self._generate = generate
+
+    def feed(self, piece: str) -> list[str | Thinking]:
+        if not piece.strip():
+            return []
+        f = self.fields
+        record = f.load(piece)
+        if "error" in record:
+            err = record["error"]
+            message = err if isinstance(err, str) else json.dumps(err)[:500]
+            raise LLMStreamError(f"ollama: {message}", provider=self.provider)
+        if self._generate:
+            text = f.text(record.get("response"), "response")
+            thinking = f.text(record.get("thinking"), "thinking")
+        else:
+            reply = f.obj(record.get("message"), "message")
+            text = f.text(reply.get("content"), "message.content")
+            thinking = f.text(reply.get("thinking"), "message.thinking")
+        items: list[str | Thinking] = []
+        if thinking:
+            items.append(Thinking(thinking))
+        if text:
+            items.append(text)
+        if record.get("done") is True:
+            self.report.output_tokens = count(record.get("eval_count"))
+            self.report.generation_s = seconds_from_ns(record.get("eval_duration"))
+            self.finish(f.name(record.get("done_reason"), "done_reason"))
+            self.ended = self.complete = True
+        return items
+

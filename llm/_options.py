@@ -28,16 +28,19 @@ class ClientOptions:
     Attributes:
         connect_timeout: TCP/TLS connect (and pool) timeout; ``LLMTimeoutError``
             ``phase="connect"``, retried like a connection error. Default 10.
-        first_token_timeout: from sending the request to the first text delta
-            (covers model loading and prompt processing); ``phase="first_token"``.
+        first_token_timeout: from sending the request to the first output: a
+            text delta, or reasoning ("thinking") of a reasoning model (covers
+            model loading and prompt processing); ``phase="first_token"``.
             Default 120.
-        idle_timeout: longest gap between two text deltas once text flows; a
-            stalled stream fails with ``phase="idle"`` and keeps ``partial_text``.
-            Keep-alive comments and pings do not reset it. Default 60.
+        idle_timeout: longest gap between two outputs (text or reasoning) once
+            output flows; a stalled stream fails with ``phase="idle"`` and keeps
+            ``partial_text``. Keep-alive comments and pings do not reset it.
+            Default 60.
         max_retries: extra attempts after a retryable failure (connect error,
             connect timeout, HTTP 429/503/529, overloaded error event) that
             happened before the first text delta; never after text was
-            yielded. 0..10, default 2.
+            yielded. A ``Retry-After`` from the server (up to 30 s) is waited
+            for instead of a shorter back-off. 0..10, default 2.
         retry_backoff: first back-off delay in seconds, doubled per retry
             (0 allowed: retry at once). Default 0.5.
     """

@@ -1,9 +1,12 @@
-"""Value objects of the ``llm`` package: requests, usage, stats, sync-API chunks."""
+"""Value objects of the ``llm`` package: requests, reports, stats, sync-API chunks."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from ._errors import LLMError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,8 +33,8 @@ class ChatRequest:
 
 
 @dataclass(kw_only=True)
-class Usage:
-    """Mutable usage a provider hook fills in while it streams (server-reported).
+class Report:
+    """What the server reported during one attempt; the provider hook fills it in.
 
     Attributes:
         output_tokens: generated tokens as counted by the server (Ollama
@@ -40,10 +43,26 @@ class Usage:
             llama.cpp: tokens generated), or ``None`` if not reported.
         generation_s: decode time in seconds as reported by the server (Ollama
             ``eval_duration`` ns / 1e9) or measured in-process, else ``None``.
+        finish_reason: why generation stopped, normalized (see
+            :mod:`llm._finish`), or ``None`` if the server did not say.
     """
 
     output_tokens: int | None = None
     generation_s: float | None = None
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Thinking:
+    """A provider hook yields this for reasoning ("thinking") output.
+
+    It proves the model is alive (it resets the timeouts) but is never
+    yielded to the caller, never spoken and never part of the text; only its
+    length is counted (:attr:`StreamStats.thinking_chars`). ``text`` may be
+    ``""`` for thinking that carries no text (a signature, a redacted block).
+    """
+
+    text: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +83,13 @@ class StreamStats:
         text_chars: characters of text yielded to the caller.
         attempts: HTTP attempts made (1 + retries before the first token).
         completed: ``True`` only if the server ended the stream normally.
+        finish_reason: why the model stopped, once ``completed``: ``"stop"``
+            (a complete answer), ``"length"`` (cut off at the token limit),
+            ``"content_filter"``, ``"refusal"``, or the provider's own value
+            for anything else; ``None`` when the server did not say or the
+            stream did not complete. See :func:`~llm.explain_finish_reason`.
+        thinking_chars: characters of reasoning ("thinking") output received
+            and dropped (never yielded, never spoken); 0 for other models.
     """
 
     provider: str
@@ -75,19 +101,27 @@ class StreamStats:
     text_chars: int
     attempts: int
     completed: bool
+    finish_reason: str | None = None
+    thinking_chars: int = 0
 
 
 @dataclass(frozen=True)
 class StreamChunk:
     """One chunk of the sync streaming API (seed-compatible).
 
-    ``text`` is a delta; the last chunk has ``done=True`` and, on failure, ``error``
-    set to the error's message (the sync API reports errors, it never raises).
+    ``text`` is a delta. The last chunk has ``done=True`` and ``text=""``;
+    on failure ``error`` is the error's message and ``exception`` the
+    :class:`~llm.LLMError` itself (its type, ``retryable``, ``status_code``;
+    the sync API reports errors, it never raises them), otherwise
+    ``finish_reason`` says why the model stopped (as in
+    :attr:`StreamStats.finish_reason`).
     """
 
     text: str
     done: bool
     error: str | None = None
+    finish_reason: str | None = None
+    exception: LLMError | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -96,6 +130,9 @@ class ModelResponse:
 
     ``text`` holds everything received, also on failure (the partial text);
     ``status_code`` is the HTTP status of a failed request, else ``None`` (or 200).
+    ``success`` means the stream completed; ``finish_reason`` then says whether
+    the answer is whole (``"stop"``) or was cut off (``"length"``, ...), as in
+    :attr:`StreamStats.finish_reason`.
     """
 
     text: str
@@ -104,3 +141,4 @@ class ModelResponse:
     status_code: int | None = None
     done: bool = True
     stats: StreamStats | None = field(default=None, compare=False)
+    finish_reason: str | None = None

@@ -8,13 +8,15 @@ roots). The tree::
     ├── FormatError             decode/encode/probe failed (pydub, ffmpeg, ffprobe),
     │                           or bytes are not what their format label claims
     ├── OutputExistsError       writing would replace a previous run's file
+    ├── WriteError              the disk refused a write (full, read-only, gone);
+    │                           also an OSError
     ├── ManifestError           a manifest line is corrupt (not just a torn tail)
     ├── NoAudioDeviceError      no PulseAudio server and no ALSA card: use files only
     └── PlaybackError           the player process failed while playing
 
 Foreign errors (``pydub.exceptions.*``, ``subprocess`` and ``OSError`` from
-ffmpeg/ffprobe/pacat/aplay) are translated once, where they are raised, with
-``raise ... from exc``.
+ffmpeg/ffprobe/pacat/aplay, ``OSError`` from writing segment files and the
+manifest) are translated once, where they are raised, with ``raise ... from exc``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,25 @@ class OutputExistsError(OutputError):
     def __init__(self, message: str, *, path: Path) -> None:
         super().__init__(message)
         self.path = path
+
+
+class WriteError(OutputError, OSError):
+    """A file could not be written: the disk is full (``ENOSPC``), read-only, or gone.
+
+    Whatever was being written is not left half-done: no partial segment file
+    under its final name, no torn manifest line. It is also an ``OSError``, so
+    code that caught the operating system's error before still catches it.
+
+    Attributes:
+        path: the file that could not be written.
+        errno: the operating system's error number (``errno.ENOSPC`` = 28...),
+            ``None`` when unknown.
+    """
+
+    def __init__(self, message: str, *, path: Path, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno
 
 
 class ManifestError(OutputError):

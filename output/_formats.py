@@ -12,46 +12,27 @@ import io
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 from pydub import AudioSegment
 from pydub.exceptions import PydubException
 
-from tts import SynthesizedAudio
+from tts import AUDIO_FORMATS, SynthesizedAudio
 
 from ._errors import FormatError
 
-
-@dataclass(frozen=True)
-class _Codec:
-    demuxer: str  # ffmpeg input format
-    muxer: str  # ffmpeg output format
-    encoder: str | None  # ffmpeg audio encoder
-
-
-#: Formats ``convert``/``SegmentWriter``/``merge`` can produce, with their ffmpeg names.
-_CODECS: dict[str, _Codec] = {
-    "wav": _Codec("wav", "wav", "pcm_s16le"),
-    "mp3": _Codec("mp3", "mp3", "libmp3lame"),
-    "ogg": _Codec("ogg", "ogg", "libvorbis"),
-    "opus": _Codec("ogg", "opus", "libopus"),
-    "flac": _Codec("flac", "flac", "flac"),
-}
-
-#: File formats speakstream writes (also the file extensions).
-FILE_FORMATS: tuple[str, ...] = tuple(_CODECS)
+#: File formats speakstream writes (also the file extensions), from the one
+#: table of formats, :data:`tts.AUDIO_FORMATS`.
+FILE_FORMATS: tuple[str, ...] = tuple(f.name for f in AUDIO_FORMATS.values() if f.file)
 
 #: Containers whose ffmpeg muxer stores chapter markers that ffprobe reads back.
-CHAPTER_FORMATS: tuple[str, ...] = ("mp3", "opus")
-
-_OPUS_RATE = 48000
+CHAPTER_FORMATS: tuple[str, ...] = tuple(f.name for f in AUDIO_FORMATS.values() if f.chapters)
 
 
 def check_format(format: str, *, option: str = "format") -> str:
     """Return ``format`` lower-cased, or raise ``ValueError`` naming ``option``."""
     fmt = format.lower() if isinstance(format, str) else format
-    if fmt not in _CODECS:
+    if fmt not in FILE_FORMATS:
         raise ValueError(f"{option} must be one of {', '.join(FILE_FORMATS)}, got {format!r}")
     return fmt
 
@@ -104,10 +85,11 @@ def decode(audio: SynthesizedAudio) -> AudioSegment:
         return AudioSegment(
             data=audio.data, sample_width=2, frame_rate=audio.sample_rate, channels=audio.channels
         )
-    if audio.format not in _CODECS:
+    known = AUDIO_FORMATS.get(audio.format)
+    if known is None or known.muxer is None:
         raise FormatError(f"cannot decode format {audio.format!r}", format=audio.format)
     try:
-        return AudioSegment.from_file(io.BytesIO(audio.data), format=_CODECS[audio.format].demuxer)
+        return AudioSegment.from_file(io.BytesIO(audio.data), format=known.demuxer)
     except (PydubException, OSError, IndexError) as exc:
         raise FormatError(
             f"ffmpeg could not decode {len(audio.data)} bytes of {audio.format}: {exc}",
@@ -133,15 +115,16 @@ def encode(
         FormatError: ffmpeg failed or is missing.
     """
     fmt = check_format(format)
-    codec = _CODECS[fmt]
+    known = AUDIO_FORMATS[fmt]
+    assert known.muxer is not None and known.codec is not None  # every file format has them
     params = list(inputs or [])
-    params += ["-acodec", codec.encoder] if codec.encoder else []
-    if fmt == "opus":  # Opus always decodes at 48 kHz; say so honestly
-        params += ["-ar", str(_OPUS_RATE)]
+    params += ["-acodec", known.codec]
+    if known.sample_rate:  # Opus always decodes at 48 kHz; say so honestly
+        params += ["-ar", str(known.sample_rate)]
     params += parameters or []
     buf = io.BytesIO()
     try:
-        segment.export(buf, format=codec.muxer, parameters=params)
+        segment.export(buf, format=known.muxer, parameters=params)
     except (PydubException, OSError) as exc:
         raise FormatError(f"ffmpeg could not encode {fmt}: {exc}", format=fmt) from exc
     return buf.getvalue()
@@ -171,9 +154,7 @@ def convert(audio: SynthesizedAudio, format: str) -> SynthesizedAudio:
         data, rate = segment.raw_data, segment.frame_rate
     else:
         data = encode(segment, fmt)
-        rate = segment.frame_rate
-        if fmt == "opus":
-            rate = _OPUS_RATE
+        rate = AUDIO_FORMATS[fmt].sample_rate or segment.frame_rate
     return dataclasses.replace(
         audio,
         data=data,

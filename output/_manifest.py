@@ -12,41 +12,64 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from ._errors import ManifestError
+from ._errors import ManifestError, WriteError
 
 MANIFEST_NAME = "manifest.jsonl"
 
 
 class ManifestWriter:
-    """Appends JSON records to a manifest file, one line each, flushed and fsynced.
+    """Appends JSON records to a manifest file, one line each, written and fsynced.
 
     Thread-safe. ``overwrite`` truncates an existing file, otherwise lines are
-    appended after its content.
+    appended after its content. Each line is written with unbuffered
+    ``os.write`` calls: a line that cannot be written whole (disk full) is cut
+    off again (``ftruncate`` to where it began), so the file never holds a torn
+    line in the middle and nothing stays buffered for ``close`` to fail on.
     """
 
     def __init__(self, path: Path, *, overwrite: bool = False) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._file: TextIO | None = open(path, "w" if overwrite else "a", encoding="utf-8")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if overwrite else 0)
+        self._fd: int | None = os.open(path, flags, 0o644)
 
     def append(self, record: dict[str, Any]) -> None:
-        """Append ``record`` as one line. Raises ``RuntimeError`` after close."""
-        line = json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
+        """Append ``record`` as one line.
+
+        Raises:
+            WriteError: the line could not be written and synced (the file is
+                left as it was before the call).
+            RuntimeError: the manifest is closed.
+        """
+        data = (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
         with self._lock:
-            if self._file is None:
+            fd = self._fd
+            if fd is None:
                 raise RuntimeError(f"manifest {self.path} is closed")
-            self._file.write(line)
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            start = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError as exc:
+                try:
+                    os.ftruncate(fd, start)
+                except OSError as undo:  # the line may stay torn; read_manifest says where
+                    exc.add_note(f"could not cut the torn line off again: {undo}")
+                raise WriteError(
+                    f"cannot append to {self.path.name}: {exc.strerror or exc}",
+                    path=self.path, errno=exc.errno,
+                ) from exc
 
     def close(self) -> None:
-        """Close the file. Idempotent."""
+        """Close the file. Idempotent; never raises for a full disk (nothing is buffered)."""
         with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            if self._fd is not None:
+                fd, self._fd = self._fd, None
+                os.close(fd)
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

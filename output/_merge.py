@@ -10,9 +10,11 @@ from pathlib import Path
 from pydub import AudioSegment
 from pydub.exceptions import PydubException
 
+from tts import AUDIO_FORMATS
+
 from ._atomic import atomic_path, atomic_write_text, temp_name
 from ._errors import FormatError
-from ._formats import _CODECS, CHAPTER_FORMATS, check_format, encode
+from ._formats import CHAPTER_FORMATS, check_format, encode
 
 
 def _escape_ffmetadata(value: str) -> str:
@@ -155,5 +157,5 @@ def _join(files: list[Path], silence_ms: int) -> AudioSegment:
 
 
 def _demuxer(file: Path) -> str | None:
-    codec = _CODECS.get(file.suffix.lstrip(".").lower())
-    return codec.demuxer if codec else None
+    known = AUDIO_FORMATS.get(file.suffix.lstrip(".").lower())
+    return known.demuxer if known and known.muxer else None

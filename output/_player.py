@@ -1,12 +1,22 @@
-"""Playing segment files in order, gapless, through PulseAudio or ALSA.
+"""Playing audio in order, gapless, through PulseAudio or ALSA.
 
-No mpv and no Python audio library: each file is decoded by ``ffmpeg`` to raw
-16-bit PCM at one fixed rate/channel count, and the PCM of consecutive files is
-written into ONE long-lived player process (``pacat`` for PulseAudio,
-``aplay`` for ALSA) reading raw PCM on stdin. Segments therefore follow each
-other sample-exactly (gapless) as long as they arrive before the player's
-buffer runs dry; a late segment plays after a short silence. Files are decoded
-ahead, while the previous one plays.
+No mpv and no Python audio library: raw 16-bit PCM is written into ONE
+long-lived player process (``pacat`` for PulseAudio, ``aplay`` for ALSA)
+reading raw PCM on stdin, started at the PCM's own rate and channel count (the
+sound server resamples). Audio comes in two ways, played in the order given:
+
+* :meth:`Player.feed`: PCM in memory, as an engine streams it (the pipeline's
+  player sink: no file is written and decoded again, playback starts with the
+  first chunk);
+* :meth:`Player.enqueue`: a file, decoded by ``ffmpeg`` to PCM at the
+  player's ``sample_rate``/``channels`` (decoded ahead, while the previous one
+  plays).
+
+Pieces of the same rate and channel count follow each other sample-exactly
+(gapless) as long as they arrive before the player's buffer runs dry; a late
+piece plays after a short silence. A change of format (a fallback engine with
+another sample rate) restarts the player process after the previous audio has
+played out.
 
 Detection never trusts a player's exit code (``ffplay`` exits 0 with no device):
 PulseAudio counts when ``pactl info`` reaches a server, ALSA when ``aplay -l``
@@ -133,32 +143,46 @@ class _Drain:
     done: asyncio.Future[None]
 
 
+@dataclass
+class _Piece:
+    """Audio to play: its PCM (ready, or being decoded) and its format."""
+
+    label: Path | None
+    pcm: bytes | asyncio.Task[bytes]
+    sample_rate: int
+    channels: int
+
+
+_Item = _Piece | _Drain
+
+
 class Player:
-    """Plays audio files in the order they are enqueued, gapless, without blocking the loop.
+    """Plays PCM and audio files in the order they are given, gapless, without blocking the loop.
 
     Usage::
 
         async with Player.detect() as player:   # NoAudioDeviceError -> files only
-            player.enqueue("run/segment_0000.wav")
-            player.enqueue("run/segment_0001.wav")
+            player.feed(pcm, sample_rate=22050, channels=1)   # in memory, as it streams
+            player.enqueue("run/segment_0001.wav")            # or a file
             await player.drain()                # returns once both were heard
 
-    ``enqueue`` returns at once; ``drain`` waits until everything enqueued so
-    far has been played (the player process flushed and exited) and raises
-    :class:`PlaybackError` if a file could not be decoded or the player
-    failed (the other files still play). ``stop`` cuts playback at once: it
+    ``feed`` and ``enqueue`` return at once; ``drain`` waits until everything
+    given so far has been played (the player process flushed and exited) and
+    raises :class:`PlaybackError` if a file could not be decoded or the player
+    failed (the other audio still plays). ``stop`` cuts playback at once: it
     kills the player and decoders and drops the queue. Leaving the ``async
-    with`` block normally drains; leaving it with an exception stops.
-    Any format ffmpeg decodes plays; everything is resampled to
-    ``sample_rate`` Hz, ``channels`` channels.
+    with`` block normally drains; leaving it with an exception stops. Files
+    may be in any format ffmpeg decodes; they are resampled to ``sample_rate``
+    Hz, ``channels`` channels. Fed PCM is played at its own rate.
     """
 
     def __init__(self, output: AudioOutput, *, sample_rate: int = 48000, channels: int = 2) -> None:
         self._config = _PlayerConfig(sample_rate, channels)
         self.output = output
-        self._queue: asyncio.Queue[tuple[Path, asyncio.Task[bytes]] | _Drain] | None = None
+        self._queue: asyncio.Queue[_Item] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._sink: asyncio.subprocess.Process | None = None
+        self._sink_format: tuple[int, int] | None = None
         self._procs: set[asyncio.subprocess.Process] = set()
         self._decode_lock: asyncio.Lock | None = None
         self._errors: list[PlaybackError] = []
@@ -198,7 +222,29 @@ class Player:
         if not file.is_file():
             raise FileNotFoundError(f"cannot play {file}: no such file")
         queue = self._ensure_worker()
-        queue.put_nowait((file, asyncio.ensure_future(self._decode(file))))
+        config = self._config
+        decoding = asyncio.ensure_future(self._decode(file))
+        queue.put_nowait(_Piece(file, decoding, config.sample_rate, config.channels))
+
+    def feed(self, pcm: bytes, *, sample_rate: int, channels: int) -> None:
+        """Queue raw PCM (16-bit little-endian, channels interleaved) after what is queued.
+
+        Must be called from the event loop; returns at once. Consecutive pieces
+        of the same ``sample_rate`` (Hz) and ``channels`` play gapless.
+
+        Raises:
+            ValueError: ``sample_rate`` not an int in 8000-192000, ``channels``
+                not 1 or 2, or ``pcm`` not whole frames.
+            RuntimeError: the player is closed.
+        """
+        if self._closed:
+            raise RuntimeError("Player is closed")
+        _PlayerConfig(sample_rate, channels)  # validates both
+        if len(pcm) % (2 * channels):
+            raise ValueError(f"pcm must hold whole {channels}-channel 16-bit frames, "
+                             f"got {len(pcm)} bytes")
+        if pcm:
+            self._ensure_worker().put_nowait(_Piece(None, bytes(pcm), sample_rate, channels))
 
     async def drain(self) -> None:
         """Wait until everything enqueued so far has been played.
@@ -250,10 +296,10 @@ class Player:
             if isinstance(item, _Drain):
                 if not item.done.done():
                     item.done.set_result(None)
-            else:
-                item[1].cancel()
+            elif isinstance(item.pcm, asyncio.Task):
+                item.pcm.cancel()
                 with contextlib.suppress(asyncio.CancelledError, PlaybackError):
-                    await item[1]
+                    await item.pcm
         for proc in {*procs, *self._procs}:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
@@ -262,6 +308,7 @@ class Player:
             await proc.communicate()
         self._procs.clear()
         self._sink = None
+        self._sink_format = None
 
     async def aclose(self) -> None:
         """Stop playback and release everything. Idempotent."""
@@ -285,7 +332,7 @@ class Player:
 
     # -- internals ---------------------------------------------------------
 
-    def _ensure_worker(self) -> asyncio.Queue[tuple[Path, asyncio.Task[bytes]] | _Drain]:
+    def _ensure_worker(self) -> asyncio.Queue[_Item]:
         if self._queue is None or self._worker is None:
             self._queue = asyncio.Queue()
             self._decode_lock = asyncio.Lock()
@@ -321,7 +368,7 @@ class Player:
             )
         return pcm
 
-    async def _run(self, queue: asyncio.Queue[tuple[Path, asyncio.Task[bytes]] | _Drain]) -> None:
+    async def _run(self, queue: asyncio.Queue[_Item]) -> None:
         while True:
             item = await queue.get()
             if isinstance(item, _Drain):
@@ -329,20 +376,24 @@ class Player:
                 if not item.done.done():
                     item.done.set_result(None)
                 continue
-            path, decoding = item
             try:
-                pcm = await decoding
-                await self._write(path, pcm)
-                self.played.append(path)
+                pcm = await item.pcm if isinstance(item.pcm, asyncio.Task) else item.pcm
+                await self._write(item, pcm)
+                if item.label is not None:
+                    self.played.append(item.label)
             except PlaybackError as exc:
                 self._errors.append(exc)
 
-    async def _write(self, path: Path, pcm: bytes) -> None:
+    async def _write(self, piece: _Piece, pcm: bytes) -> None:
+        path = piece.label
+        wanted = (piece.sample_rate, piece.channels)
+        if self._sink is not None and self._sink_format != wanted:
+            await self._finish_sink()  # plays out what it has, then a new format
         if self._sink is None:
             self._sink = await self._spawn(
-                self.output.command(self._config.sample_rate, self._config.channels),
-                stdin=subprocess.PIPE,
+                self.output.command(*wanted), stdin=subprocess.PIPE
             )
+            self._sink_format = wanted
         sink = self._sink
         assert sink.stdin is not None
         try:
@@ -351,12 +402,14 @@ class Player:
                 await sink.stdin.drain()
         except (BrokenPipeError, ConnectionResetError) as exc:
             await self._finish_sink()
+            what = path if path is not None else "streamed audio"
             raise PlaybackError(
-                f"{self.output.backend} player exited while playing {path}", path=path
+                f"{self.output.backend} player exited while playing {what}", path=path
             ) from exc
 
     async def _finish_sink(self) -> None:
         sink, self._sink = self._sink, None
+        self._sink_format = None
         if sink is None:
             return
         try:

@@ -15,7 +15,7 @@ from typing import Any
 from tts import SynthesizedAudio, WordBoundary
 
 from ._atomic import atomic_write_bytes
-from ._errors import FormatError, OutputExistsError
+from ._errors import FormatError, OutputExistsError, WriteError
 from ._formats import check_format, convert
 from ._manifest import MANIFEST_NAME, ManifestWriter
 
@@ -210,6 +210,10 @@ class SegmentWriter:
                 failed: no audio file is written, but the manifest gets a
                 ``{"type": "failed", "index", "text", "engine", "error"}`` line,
                 so the segment's text is never lost.
+            WriteError: the disk refused the file or its manifest line (full,
+                read-only): no file under the final name and no segment line
+                (the file is removed again when only its line failed); a
+                ``"failed"`` line is attempted.
             OutputExistsError: the file exists (same index twice, or a previous
                 run with ``run_subdir=False``) and ``overwrite`` is false.
             RuntimeError: the writer is closed.
@@ -221,13 +225,7 @@ class SegmentWriter:
         try:
             converted = convert(audio, self.format)
         except FormatError as exc:
-            with self._lock:
-                if not self._closed:
-                    self._manifest.append({
-                        "type": "failed", "index": index, "text": text,
-                        "engine": audio.engine, "voice": audio.voice,
-                        "error": f"{type(exc).__name__}: {exc}",
-                    })
+            self._append_failed(index, text, audio, exc)
             raise
         path = self.path_for(index)
         written = WrittenSegment(
@@ -247,13 +245,61 @@ class SegmentWriter:
         with self._lock:
             if self._closed:
                 raise RuntimeError("SegmentWriter is closed")
-            atomic_write_bytes(path, converted.data, overwrite=self._config.overwrite)
-            self._manifest.append(record)
+            try:
+                atomic_write_bytes(path, converted.data, overwrite=self._config.overwrite)
+            except OSError as exc:
+                error = WriteError(
+                    f"cannot write {path.name}: {exc.strerror or exc}", path=path, errno=exc.errno
+                )
+                self._append_failed(index, text, audio, error, locked=True)
+                raise error from exc
+            try:
+                self._manifest.append(record)
+            except WriteError:
+                path.unlink(missing_ok=True)  # the manifest must agree with the files
+                raise
             self._count += 1
             self._duration_s += written.duration_s
             if self._keep_records:
                 self._segments.append(written)
         return written
+
+    def write_failed(
+        self, index: int, *, text: str, error: str, extra: dict[str, Any] | None = None
+    ) -> None:
+        """Record that segment ``index`` has no file: a ``{"type": "failed", "index",
+        "text", "error", **extra}`` manifest line, so its text is never lost.
+
+        Raises:
+            WriteError: the line could not be written.
+            RuntimeError: the writer is closed.
+        """
+        record = {"type": "failed", "index": index, "text": text, "error": error, **(extra or {})}
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("SegmentWriter is closed")
+            self._manifest.append(record)
+
+    def _append_failed(
+        self, index: int, text: str, audio: SynthesizedAudio, exc: Exception, *,
+        locked: bool = False,
+    ) -> None:
+        """Best effort "failed" line while ``exc`` is being raised (a second failure,
+        e.g. the same full disk, is attached to ``exc`` as a note)."""
+        record = {
+            "type": "failed", "index": index, "text": text, "engine": audio.engine,
+            "voice": audio.voice, "error": f"{type(exc).__name__}: {exc}",
+        }
+        try:
+            if locked:
+                self._manifest.append(record)
+            else:
+                with self._lock:
+                    if self._closed:
+                        return
+                    self._manifest.append(record)
+        except WriteError as also:
+            exc.add_note(f"its manifest line could not be written either: {also}")
 
     async def awrite(
         self,
@@ -270,10 +316,12 @@ class SegmentWriter:
         """Append the summary line and close the manifest. Idempotent.
 
         The line is ``{"type": "summary", "segments": N, "duration_s": total,
-        **summary}`` (N segments written, total seconds of audio).
+        **summary}`` (N segments written, total seconds of audio). The
+        manifest is closed even when the line cannot be written.
 
         Raises:
             ValueError: ``summary`` tries to set ``"type"``.
+            WriteError: the summary line could not be written (disk full).
         """
         if summary and "type" in summary:
             raise ValueError("summary may not set 'type'")

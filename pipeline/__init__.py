@@ -1,16 +1,15 @@
 """The streaming core: sentence buffer, orchestration, CLI and daemon.
 
 ``pipeline`` composes :mod:`llm`, :mod:`tts` and :mod:`output`; they never
-import it.
+import it. Its ``__all__`` is the library surface; the daemon's server and
+client names are in :mod:`pipeline.daemon`.
 """
 
 from __future__ import annotations
 
 from ._cleanup import clean_for_speech
-from ._client import DaemonClient, DaemonError
 from ._config import StreamingConfig
-from ._daemon import DaemonSettings, create_app, serve
-from ._errors import ConfigError, NarrationError, PipelineError, SpeakStreamError
+from ._errors import ConfigError, PipelineError, SpeakStreamError
 from ._events import (
     AudioReady,
     ProgressEvent,
@@ -29,16 +28,11 @@ from ._pipeline import (
     stream_chat_to_audio,
 )
 from ._segment import Segment
-from ._sentence_buffer import SentenceBuffer
-from ._sentences import split_sentences
+from ._sentence_buffer import SentenceBuffer, split_sentences
 
 __all__ = [
     "AudioReady",
     "ConfigError",
-    "DaemonClient",
-    "DaemonError",
-    "DaemonSettings",
-    "NarrationError",
     "PipelineError",
     "ProgressEvent",
     "RunCancelled",
@@ -54,10 +48,8 @@ __all__ = [
     "TextDelta",
     "astream_chat_to_audio",
     "clean_for_speech",
-    "create_app",
     "create_streaming_pipeline",
     "event_to_dict",
-    "serve",
     "split_sentences",
     "stream_chat_to_audio",
 ]

@@ -21,6 +21,9 @@ Mode = Literal["placeholder", "drop"]
 # A fenced block, closed or running to the end of the text (a segment may hold
 # only its beginning); a lone closing fence left over from an earlier segment.
 _FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n?.*?(?:^[ \t]*\1[ \t]*$|\Z)", re.M | re.S)
+# What is left of a code block that an earlier segment opened: up to its
+# closing fence, or all of it.
+_CONTINUED_CODE = re.compile(r"\A.*?(?:^[ \t]*(?:```|~~~)[ \t]*$\n?|\Z)", re.M | re.S)
 _IMAGE = re.compile(r"!\[([^\]\n]*)\]\([^)\s]*\)")
 _LINK = re.compile(r"\[([^\]\n]+)\]\([^)\s]*\)")
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"')\]]*[^\s<>\"')\].,;:!?]")
@@ -53,7 +56,13 @@ def _check_mode(name: str, value: str) -> None:
         raise ValueError(f"{name} must be 'placeholder' or 'drop', got {value!r}")
 
 
-def clean_for_speech(text: str, *, code: Mode = "placeholder", urls: Mode = "placeholder") -> str:
+def clean_for_speech(
+    text: str,
+    *,
+    code: Mode = "placeholder",
+    urls: Mode = "placeholder",
+    starts_in_code: bool = False,
+) -> str:
     """Return ``text`` as it should be spoken.
 
     Removes markdown emphasis (``**b**``, ``*i*``, ``_i_``, ``~~s~~``), heading
@@ -65,6 +74,11 @@ def clean_for_speech(text: str, *, code: Mode = "placeholder", urls: Mode = "pla
     lines to one newline, and the result is stripped. Characters, not bytes;
     the result may be ``""`` (nothing to say).
 
+    ``starts_in_code=True`` (from :attr:`~pipeline.Segment.starts_in_code`)
+    says the text continues a fenced code block opened before it: everything
+    up to the block's closing fence is dropped (the placeholder was spoken
+    with the block's first part).
+
     Raises:
         TypeError: ``text`` is not a ``str``.
         ValueError: ``code`` or ``urls`` is not ``"placeholder"`` or ``"drop"``.
@@ -75,6 +89,8 @@ def clean_for_speech(text: str, *, code: Mode = "placeholder", urls: Mode = "pla
     _check_mode("urls", urls)
     code_sub = f" {CODE_PLACEHOLDER} " if code == "placeholder" else " "
     url_sub = URL_PLACEHOLDER if urls == "placeholder" else ""
+    if starts_in_code:
+        text = _CONTINUED_CODE.sub("", text, count=1)
     text = _FENCE.sub(code_sub, text)
     text = _IMAGE.sub(r"\1", text)
     text = _LINK.sub(r"\1", text)

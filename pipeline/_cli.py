@@ -170,6 +170,9 @@ class LiveView:
             self._mid_line = False
             if self._choice is not None:
                 self._choice.say()
+            cut = llm.explain_finish_reason(event.finish_reason)
+            if cut is not None:  # a cut-off answer must never look complete
+                _stderr.print(f"warning: {cut}", style="yellow", markup=False, soft_wrap=True)
             status_line(_summary_parts(event, ttft=self._llm))
 
 
@@ -547,7 +550,7 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--voice", help="engine voice id (see `speakstream voices`)")
     p.add_argument("--rate", type=float, help="speech rate multiplier, 0.25-4.0")
     p.add_argument("-o", "--output-dir", dest="output_dir", help="base directory for audio")
-    p.add_argument("--format", choices=["wav", "mp3", "ogg", "opus", "flac"])
+    p.add_argument("--format", choices=output.FILE_FORMATS)
     p.add_argument("--workers", type=int, help="segments synthesized in parallel")
     p.add_argument("--merge", action="store_true", help="also write one merged file")
     p.add_argument("--subtitles", choices=["srt", "vtt"], help="write subtitles too")

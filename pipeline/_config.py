@@ -12,7 +12,11 @@ from typing import Any
 from output import FILE_FORMATS
 
 from ._cleanup import Mode
-from ._sentence_buffer import DEFAULT_FIRST_SEGMENT_MIN_LENGTH
+from ._sentence_buffer import (
+    DEFAULT_FIRST_SEGMENT_MIN_LENGTH,
+    DEFAULT_MAX_SEGMENT_LENGTH,
+    MIN_MAX_SEGMENT_LENGTH,
+)
 
 _CLEAN_MODES = ("placeholder", "drop")
 _SUBTITLES = ("srt", "vtt")
@@ -31,6 +35,11 @@ class StreamingConfig:
             may be released early at a clause boundary, so speech starts sooner
             (integer >= 1; default: the sentence buffer's default, 40), or
             ``None`` to disable the early release.
+        max_segment_length: the hard cap on a segment in characters (integer
+            80-100000, default 600): text that reaches it without a sentence
+            boundary (no punctuation, a poem without periods) is cut at the
+            best break (clause punctuation, line break, blank), so the buffer
+            stays bounded even with ``max_buffer_time=None``.
         output_dir: base directory for audio files; each run writes into its
             own subfolder (str or path).
         format: audio file format, one of ``wav mp3 ogg opus flac``.
@@ -59,6 +68,7 @@ class StreamingConfig:
     min_chunk_length: int = 20
     max_buffer_time: float | None = 3.0
     first_segment_min_length: int | None = DEFAULT_FIRST_SEGMENT_MIN_LENGTH
+    max_segment_length: int = DEFAULT_MAX_SEGMENT_LENGTH
     output_dir: str | Path = "speakstream-out"
     format: str = "wav"
     workers: int = 2
@@ -80,6 +90,7 @@ class StreamingConfig:
             _number("max_buffer_time", self.max_buffer_time, 0.0, 3600.0, low_open=True)
         if self.first_segment_min_length is not None:
             _int("first_segment_min_length", self.first_segment_min_length, 1, 100_000)
+        _int("max_segment_length", self.max_segment_length, MIN_MAX_SEGMENT_LENGTH, 100_000)
         if not isinstance(self.output_dir, (str, Path)) or not str(self.output_dir):
             raise ValueError(
                 f"output_dir must be a non-empty path string, got {self.output_dir!r}"

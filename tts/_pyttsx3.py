@@ -13,8 +13,10 @@ Isolation, in two layers:
   never blocks.
 
 A request that gets no answer within ``timeout_s`` seconds kills the worker
-and raises a retryable :class:`SynthesisError`; so does a worker that dies.
-The next call starts a fresh worker.
+and raises a retryable :class:`SynthesisError` (retried by the base class's
+:class:`RetryPolicy`); so does a worker that dies. The next call starts a
+fresh worker. pyttsx3 writes whole files, so this engine hands out each
+segment's audio as one chunk once it is complete.
 
 Word timings are estimated from text length over the measured speech span
 (:mod:`tts._words`); macOS AIFF output is converted to WAV with ffmpeg.
@@ -40,7 +42,7 @@ from typing import Any
 from ._base import TTSEngine
 from ._errors import EngineUnavailableError, SynthesisError
 from ._process import aiff_to_wav
-from ._types import SynthesizedAudio, Voice
+from ._types import RetryPolicy, SynthesizedAudio, Voice
 from ._words import audio_from_wav
 
 _WORKER_SCRIPT = Path(__file__).with_name("_pyttsx3_worker.py")
@@ -215,7 +217,10 @@ class Pyttsx3Engine(TTSEngine):
         timeout_s: float = 30.0,
         start_timeout_s: float = 30.0,
         python: str = sys.executable,
+        retry: RetryPolicy | None = None,
     ) -> None:
+        if retry is not None:
+            self.retry = retry
         self.config = Pyttsx3Config(
             voice=voice, timeout_s=timeout_s, start_timeout_s=start_timeout_s, python=python
         )
@@ -243,7 +248,7 @@ class Pyttsx3Engine(TTSEngine):
                 engine=self.name,
                 text=text,
                 # EmptyAudio comes after the worker's own EMPTY_ATTEMPTS writes:
-                # not retryable, or FallbackEngine would multiply the writes.
+                # not retryable, or the retry policy would multiply the writes.
                 retryable=False,
             )
         self.rewrites += reply.get("attempts", 1) - 1

@@ -6,7 +6,7 @@ when :func:`create_app` or :func:`serve` is called.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._settings import TOKEN_ENV, DaemonSettings
@@ -39,11 +39,4 @@ def serve(settings: DaemonSettings) -> None:
     _serve(settings)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``speakstream serve`` as a stand-alone entry point (see ``_serve.main``)."""
-    from ._serve import main as _main
-
-    return _main(argv)
-
-
-__all__ = ["TOKEN_ENV", "DaemonSettings", "create_app", "main", "serve"]
+__all__ = ["TOKEN_ENV", "DaemonSettings", "create_app", "serve"]

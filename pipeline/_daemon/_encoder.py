@@ -1,118 +1,277 @@
-"""One continuous audio stream out of a run's segment files (OpenAI speech endpoint).
+"""The speech sink: a run's audio as ONE continuous encoded body (OpenAI speech endpoint).
 
-Segment WAVs cannot simply be concatenated (each has its own header), so the
-PCM of each segment, as it lands, is piped into ONE ffmpeg process that
-encodes a single stream (MP3 frames, an Ogg/Opus stream, FLAC, AAC/ADTS or a
-streaming WAV whose header declares an unknown length). ``pcm`` needs no
-encoder: raw 16-bit little-endian samples at the engine's sample rate.
+:class:`SpeechSink` is an :class:`output.AudioSink` of the run: it takes the
+PCM chunks as the engine makes them (nothing is written and read back) and
+turns them into the response body:
+
+* ``pcm``: the samples themselves (16-bit little-endian, the engine's rate);
+* ``wav``: a WAV header, then the samples (no encoder);
+* ``mp3``, ``opus`` (Ogg), ``aac`` (ADTS), ``flac``: one ffmpeg process
+  (:class:`output.FFmpegPipe`) encodes a single stream. It is started before
+  the first chunk, at the rate the engine gave last time, so its start-up
+  does not delay the first byte (a different rate restarts it).
+
+Lengths in headers (WAV's RIFF/data sizes, FLAC's STREAMINFO total samples):
+when the input is one segment, the body is made whole first and sent with
+exact sizes and a ``Content-Length``; a longer input streams from its first
+chunk, and then the header cannot know the length: WAV declares ``0xFFFFFFFF``
+for both sizes (the "unknown length, read to the end" convention ffmpeg and
+other streaming encoders use) and FLAC ``total_samples = 0`` ("unknown", per
+the FLAC format). Decoders read such bodies to their end.
+
+A segment that fails after audio was sent ends the body early (the client
+sees a broken stream, never a silent gap); a run that ends without any audio
+makes :attr:`SpeechSink.ready` fail (the route answers 502).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from pathlib import Path
+import struct
+from collections.abc import AsyncIterator, Mapping
 
-from pydub import AudioSegment
+from output import (
+    AudioSink,
+    FFmpegPipe,
+    FormatError,
+    OutputError,
+    RunSummary,
+    SegmentInfo,
+    convert,
+    encoder_args,
+    pcm_input_args,
+    resample_pcm,
+)
+from tts import AUDIO_FORMATS, AudioChunk, SynthesizedAudio, pcm_to_wav
 
-from tts._audio import normalize_wav
+#: OpenAI ``response_format`` values, from the one table of formats.
+SPEECH_FORMATS: tuple[str, ...] = tuple(f.name for f in AUDIO_FORMATS.values() if f.speech)
 
-#: response_format -> (ffmpeg output arguments, media type).
-SPEECH_FORMATS: dict[str, tuple[list[str], str]] = {
-    "mp3": (["-c:a", "libmp3lame", "-b:a", "64k", "-f", "mp3"], "audio/mpeg"),
-    "opus": (["-c:a", "libopus", "-b:a", "32k", "-f", "ogg"], "audio/ogg"),
-    "aac": (["-c:a", "aac", "-b:a", "64k", "-f", "adts"], "audio/aac"),
-    "flac": (["-c:a", "flac", "-f", "flac"], "audio/flac"),
-    "wav": (["-c:a", "pcm_s16le", "-f", "wav"], "audio/wav"),
-    "pcm": ([], "audio/pcm"),
-}
+#: WAV sizes meaning "unknown length" in a streamed header.
+UNKNOWN_SIZE = 0xFFFFFFFF
 
-
-class EncoderError(RuntimeError):
-    """ffmpeg failed while encoding the stream (message holds its stderr)."""
-
-
-def read_pcm(path: Path, *, sample_rate: int | None, channels: int | None
-             ) -> tuple[bytes, int, int]:
-    """16-bit PCM of a WAV segment file, resampled to ``sample_rate``/``channels``
-    when given and different. Returns ``(pcm bytes, sample_rate, channels)``."""
-    wav = normalize_wav(path.read_bytes())
-    rate, chans = wav.info.sample_rate, wav.info.channels
-    if (sample_rate is None or sample_rate == rate) and (channels is None or channels == chans) \
-            and wav.sample_width == 2:
-        return wav.pcm, rate, chans
-    segment = AudioSegment(data=wav.pcm, sample_width=wav.sample_width, frame_rate=rate,
-                           channels=chans)
-    segment = segment.set_sample_width(2)
-    segment = segment.set_frame_rate(sample_rate or rate).set_channels(channels or chans)
-    return segment.raw_data, segment.frame_rate, segment.channels
+# The (sample rate, channels) an engine gave last time, by engine spec: the
+# encoder is started at it before the first chunk arrives.
+_LAYOUT_HINTS: dict[str, tuple[int, int]] = {}
+_DEFAULT_LAYOUT = (22050, 1)
+_BODY_QUEUE = 16  # encoded pieces waiting for the HTTP client: the backpressure bound
 
 
-class StreamEncoder:
-    """Feeds PCM into ffmpeg and yields the encoded bytes as they come.
+class SpeechFailed(Exception):
+    """The run ended without audio; ``str()`` is ``"ErrorType: message"``."""
 
-    Use: ``await start(rate, channels)``, then concurrently ``feed(pcm)`` …
-    ``finish()`` from one task and ``async for chunk in output()`` in another;
-    ``aclose()`` kills ffmpeg if it still runs.
+
+def streamed_wav_header(sample_rate: int, channels: int) -> bytes:
+    """A 16-bit PCM WAV header whose RIFF and data sizes say "unknown" (0xFFFFFFFF)."""
+    frame = 2 * channels
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI", b"RIFF", UNKNOWN_SIZE, b"WAVE", b"fmt ", 16, 1, channels,
+        sample_rate, sample_rate * frame, frame, 16, b"data", UNKNOWN_SIZE,
+    )
+
+
+class SpeechSink(AudioSink):
+    """Encodes a run's audio into one HTTP body (see the module docstring).
+
+    Use: ``await prepare()`` before the run starts; pass the sink to the run;
+    ``await ready`` gives ``(sample_rate, channels)`` once the body can start
+    (or the whole body as ``bytes`` when it was made whole, one-segment
+    input with a length in its header), or raises :class:`SpeechFailed`;
+    then iterate :meth:`body` for the bytes. :meth:`aclose` releases ffmpeg.
+
+    Args:
+        format: one of :data:`SPEECH_FORMATS`.
+        engine_key: names the engine for the layout hint (the request's ``model``).
     """
 
-    def __init__(self, format: str) -> None:
+    name = "speech"
+    wants_chunks = True
+
+    def __init__(self, format: str, *, engine_key: str = "") -> None:
+        if format not in SPEECH_FORMATS:
+            raise ValueError(f"format must be one of {', '.join(SPEECH_FORMATS)}, got {format!r}")
         self.format = format
-        self._proc: asyncio.subprocess.Process | None = None
-        self._pcm: asyncio.Queue[bytes | None] = asyncio.Queue()
-
-    async def start(self, sample_rate: int, channels: int) -> None:
-        """Start ffmpeg (not for ``pcm``)."""
-        if self.format == "pcm":
-            return
-        args, _ = SPEECH_FORMATS[self.format]
-        self._proc = await asyncio.create_subprocess_exec(
-            "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
-            "-f", "s16le", "-ar", str(sample_rate), "-ac", str(channels), "-i", "pipe:0",
-            *args, "-flush_packets", "1", "pipe:1",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        self._key = engine_key
+        self._known = AUDIO_FORMATS[format]
+        self.ready: asyncio.Future[tuple[int, int] | bytes] = (
+            asyncio.get_running_loop().create_future()
         )
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=_BODY_QUEUE)
+        self._pipe: FFmpegPipe | None = None
+        self._pipe_layout: tuple[int, int] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._layout: tuple[int, int] | None = None  # of the first chunk: the body's
+        self._total: int | None = None
+        self._whole: list[bytes] | None = None  # PCM kept to make the body whole
+        self._sent_audio = False
+        self._failure: str | None = None
+        self._ended = False
 
-    async def feed(self, pcm: bytes) -> None:
-        """Encode ``pcm`` next (waits while ffmpeg's input pipe is full)."""
-        if self._proc is None:
-            self._pcm.put_nowait(pcm)
-            return
-        assert self._proc.stdin is not None
-        self._proc.stdin.write(pcm)
-        await self._proc.stdin.drain()
+    # -- the route's side ------------------------------------------------------
 
-    async def finish(self) -> None:
-        """No more PCM: ffmpeg flushes and ends its output."""
-        if self._proc is None:
-            self._pcm.put_nowait(None)
-            return
-        assert self._proc.stdin is not None
-        self._proc.stdin.close()
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            await self._proc.stdin.wait_closed()
+    @property
+    def layout_rate(self) -> int:
+        """The body's sample rate (Hz): the engine's, from its first chunk (0 before)."""
+        return self._layout[0] if self._layout else 0
 
-    async def output(self) -> AsyncIterator[bytes]:
-        """The encoded stream, chunk by chunk, until ffmpeg ends.
+    async def prepare(self) -> None:
+        """Start the encoder at the hinted layout (no-op for pcm/wav)."""
+        if self._needs_encoder():
+            await self._start_pipe(_LAYOUT_HINTS.get(self._key, _DEFAULT_LAYOUT))
+
+    async def body(self) -> AsyncIterator[bytes]:
+        """The encoded body, piece by piece, as the run goes.
 
         Raises:
-            EncoderError: ffmpeg exited with an error.
+            SpeechFailed: a segment failed after audio was sent (the caller
+                lets the body break), or the encoder failed.
         """
-        if self._proc is None:
-            while (chunk := await self._pcm.get()) is not None:
-                yield chunk
-            return
-        assert self._proc.stdout is not None and self._proc.stderr is not None
-        while chunk := await self._proc.stdout.read(65536):
-            yield chunk
-        status = await self._proc.wait()
-        if status != 0:
-            raise EncoderError((await self._proc.stderr.read()).decode(errors="replace"))
+        while (data := await self._queue.get()) is not None:
+            yield data
+        if self._failure is not None:
+            raise SpeechFailed(self._failure)
 
     async def aclose(self) -> None:
-        """Stop ffmpeg if it still runs. Idempotent."""
-        if self._proc is not None and self._proc.returncode is None:
-            self._proc.kill()
-            await self._proc.wait()
+        """Stop the encoder and its reader. Idempotent."""
+        if self._reader is not None and not self._reader.done():
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._pipe is not None:
+            await self._pipe.aclose()
+        if not self.ready.done():
+            self.ready.set_exception(SpeechFailed("the request ended"))
+            self.ready.exception()  # retrieved: nobody may wait for it any more
+
+    # -- the run's side (AudioSink) -----------------------------------------------
+
+    async def end_of_input(self, segments_total: int) -> None:
+        self._total = segments_total
+
+    async def chunk(self, segment: SegmentInfo, chunk: AudioChunk) -> None:
+        if self._ended:
+            return
+        layout = (chunk.sample_rate, chunk.channels)
+        if self._layout is None:
+            self._layout = layout
+            _LAYOUT_HINTS[self._key] = layout
+            if self._known.length_in_header and self._total == 1:
+                self._whole = []  # one segment: send it whole, with exact sizes
+            else:
+                try:
+                    await self._begin()
+                except OutputError as exc:  # no encoder: no body at all (the route says 502)
+                    self._ended = True
+                    if not self.ready.done():
+                        self.ready.set_exception(SpeechFailed(f"{type(exc).__name__}: {exc}"))
+                    raise
+        pcm = chunk.data
+        if layout != self._layout:
+            pcm = await asyncio.to_thread(resample_pcm, pcm, *layout, *self._layout)
+        if self._whole is not None:
+            self._whole.append(pcm)
+            return
+        await self._send_pcm(pcm)
+        self._sent_audio = True
+
+    async def accept(self, segment: SegmentInfo, audio: SynthesizedAudio) -> None:
+        if self._whole is not None and not self._ended:
+            assert self._layout is not None
+            wav = pcm_to_wav(b"".join(self._whole), sample_rate=self._layout[0],
+                             channels=self._layout[1])
+            self._whole = None
+            data = wav
+            if self.format != "wav":
+                whole = SynthesizedAudio(data=wav, format="wav", sample_rate=self._layout[0],
+                                         channels=self._layout[1], duration_s=audio.duration_s)
+                data = (await asyncio.to_thread(convert, whole, self.format)).data
+            self._ended = True
+            if not self.ready.done():
+                self.ready.set_result(data)
+
+    async def skip(self, segment: SegmentInfo, error: BaseException | None) -> None:
+        if error is None or self._ended:
+            return
+        message = f"segment {segment.index} failed: {type(error).__name__}: {error}"
+        if not self._sent_audio and not self.ready.done():
+            self._ended = True
+            self.ready.set_exception(SpeechFailed(f"{type(error).__name__}: {error}"))
+            return
+        await self._end(failure=message)  # a sentence would be missing: break the body
+
+    async def finish(self, summary: RunSummary) -> Mapping[str, str]:
+        if summary.status == "cancelled":
+            await self.aclose()
+        elif not self.ready.done():
+            self._ended = True
+            self.ready.set_exception(SpeechFailed(summary.error or "no audio was produced"))
+        elif not self._ended:
+            await self._end(failure=None)
+        return {}
+
+    # -- internals ---------------------------------------------------------------
+
+    def _needs_encoder(self) -> bool:
+        return self._known.muxer is not None and self.format != "wav"
+
+    async def _begin(self) -> None:
+        """The body starts: headers can go out."""
+        assert self._layout is not None
+        if self._needs_encoder() and self._pipe_layout != self._layout:
+            if self._pipe is not None:
+                await self._pipe.aclose()
+            await self._start_pipe(self._layout)
+        if self._needs_encoder():
+            self._reader = asyncio.create_task(self._read(), name="speech-encoder-output")
+        elif self.format == "wav":
+            await self._queue.put(streamed_wav_header(*self._layout))
+        if not self.ready.done():
+            self.ready.set_result(self._layout)
+
+    async def _start_pipe(self, layout: tuple[int, int]) -> None:
+        pipe = FFmpegPipe(pcm_input_args(*layout), encoder_args(self.format, streaming=True))
+        await pipe.start()
+        self._pipe, self._pipe_layout = pipe, layout
+
+    async def _send_pcm(self, pcm: bytes) -> None:
+        if self._pipe is None or not self._needs_encoder():
+            await self._queue.put(pcm)
+            return
+        try:
+            await self._pipe.write(pcm)
+        except OutputError as exc:
+            await self._end(failure=f"the {self.format} encoder failed: {exc}")
+
+    async def _read(self) -> None:
+        """Encoder output -> body queue; ends the body when ffmpeg ends."""
+        pipe = self._pipe
+        assert pipe is not None
+        failure: str | None = None
+        try:
+            while data := await pipe.read():
+                await self._queue.put(data)
+            await pipe.wait()
+        except FormatError as exc:
+            failure = f"the {self.format} encoder failed: {exc}"
+        if failure is not None and self._failure is None:
+            self._failure = failure
+        await self._queue.put(None)
+
+    async def _end(self, *, failure: str | None) -> None:
+        """No more audio: let the encoder flush (or stop it on failure), then end the body."""
+        if self._ended:
+            return
+        self._ended = True
+        if failure is not None:
+            self._failure = failure
+        if self._reader is not None:
+            assert self._pipe is not None
+            if failure is None:
+                with contextlib.suppress(OutputError):  # its own failure ends the body too
+                    await self._pipe.close_input()
+            else:
+                await self._pipe.aclose()  # the reader then sees the end at once
+            await asyncio.shield(self._reader)
+        else:
+            await self._queue.put(None)

@@ -9,8 +9,9 @@ URLs of the daemon's audio routes (clients never see server paths)::
     AudioReady    -> "audio"      {index, url, format, duration_s, engine, voice, synth_s, text, t}
     RunFailed     -> "error"      {error_type, message, retryable, partial_text, segment_index, t}
     RunCancelled  -> "cancelled"  {reason, t}
-    RunCompleted  -> "done"       {audio_urls, merged_url, subtitles_url, complete_text, ttft_s,
-                                   ttfa_s, total_s, audio_s, rtf, error, t}
+    RunCompleted  -> "done"       {audio_urls, audio_indices, failed_indices, merged_url,
+                                   subtitles_url, complete_text, ttft_s, ttfa_s, first_file_s,
+                                   total_s, audio_s, rtf, error, t}
 """
 
 from __future__ import annotations
@@ -59,17 +60,9 @@ def client_message(event: ProgressEvent, *, kind: str = "runs") -> tuple[str, di
     if isinstance(event, AudioReady):
         data["url"] = audio_url(kind, owner, event.index)
     elif isinstance(event, RunCompleted):
-        indices = [_index_of(path) for path in event.audio_files]
-        data["audio_urls"] = [audio_url(kind, owner, i) for i in indices if i is not None]
+        data["audio_urls"] = [audio_url(kind, owner, i) for i in event.audio_indices]
         data["merged_url"] = audio_url(kind, owner, "merged") if event.merged_path else None
         data["subtitles_url"] = f"/v1/{kind}/{owner}/subtitles" if event.subtitles_path else None
     for key in _SERVER_PATHS:
         data.pop(key, None)
     return KINDS[type(event)], data
-
-
-def _index_of(path: str) -> int | None:
-    """The segment index in a file name ``<prefix>_<index:04d>.<ext>``."""
-    stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    digits = stem.rsplit("_", 1)[-1]
-    return int(digits) if digits.isdigit() else None

@@ -30,7 +30,7 @@ class DaemonMetrics:
             ["endpoint"], buckets=_LATENCY_BUCKETS, registry=r,
         )
         self.ttfa = Histogram(
-            "speakstream_ttfa_seconds", "Time to first audio file written, seconds.",
+            "speakstream_ttfa_seconds", "Time to first audio (first chunk to a sink), seconds.",
             ["endpoint"], buckets=_LATENCY_BUCKETS, registry=r,
         )
         self.segments = Counter(

@@ -10,6 +10,8 @@ from fastapi import APIRouter, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import FileResponse
 
+from tts import AUDIO_FORMATS
+
 from ._http import ApiError, check_id, contained
 from ._messages import client_message
 from ._routes_basic import daemon
@@ -19,10 +21,8 @@ from ._state import DaemonState
 
 router = APIRouter(tags=["runs"])
 
-MEDIA_TYPES = {
-    "wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "opus": "audio/ogg",
-    "flac": "audio/flac", "pcm": "audio/L16",
-}
+#: Media type by file extension, from the one table of formats.
+MEDIA_TYPES = {name: known.media_type for name, known in AUDIO_FORMATS.items()}
 SUBTITLE_TYPES = {"srt": "application/x-subrip", "vtt": "text/vtt"}
 
 

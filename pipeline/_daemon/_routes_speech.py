@@ -6,8 +6,13 @@ Kokoro-FastAPI and openedai-speech serve it: ``model``, ``input``, ``voice``,
 ``response_format`` (mp3, opus, aac, flac, wav, pcm), ``speed`` (0.25–4.0).
 The input goes through the same pipeline as everything else
 (``astream_text_to_audio``): it is segmented, segments are synthesized in
-parallel, and the body streams (chunked) as segments finish, encoded as one
-continuous stream by :mod:`._encoder`.
+parallel, and their audio reaches the body through a sink of the run
+(:class:`._encoder.SpeechSink`), in memory, chunk by chunk as the engine
+makes it: the body starts with the engine's first chunk and streams
+(chunked), encoded as one continuous stream. Segment files are still written
+(``GET /v1/runs/{id}``), but never read back. A one-segment input in a format
+whose header states the length (wav, flac) is sent whole with exact sizes and
+a ``Content-Length`` (see :mod:`._encoder`).
 
 Mapping: ``model`` ``tts-1``, ``tts-1-hd``, ``gpt-4o-mini-tts`` mean the
 daemon's default engine; a speakstream engine name (``espeak``, ``piper``...)
@@ -21,24 +26,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
-from pathlib import Path
-from typing import Literal
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+from starlette.background import BackgroundTask
+from starlette.responses import Response, StreamingResponse
+
+from output import OutputError
+from tts import AUDIO_FORMATS
 
 from .._errors import PipelineError
-from .._events import AudioReady, ProgressEvent, RunCompleted, RunFailed
 from .._pipeline import new_run_id
-from ._encoder import SPEECH_FORMATS, StreamEncoder, read_pcm
+from ._encoder import SPEECH_FORMATS, SpeechFailed, SpeechSink
 from ._http import ApiError, check_length
 from ._routes_basic import daemon
 from ._runs import ActiveRun, RunRecord
 from ._state import DaemonState
 
 router = APIRouter(tags=["openai"])
+logger = logging.getLogger("speakstream.daemon")
 
 OPENAI_MODELS = frozenset({"tts-1", "tts-1-hd", "gpt-4o-mini-tts"})
 OPENAI_VOICES = frozenset({"alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova",
@@ -53,17 +63,26 @@ class SpeechRequest(BaseModel):
     model: str
     input: str
     voice: str = "alloy"
-    response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
+    response_format: str = Field(default="mp3", json_schema_extra={"enum": list(SPEECH_FORMATS)})
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
+
+    @field_validator("response_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in SPEECH_FORMATS:
+            raise PydanticCustomError(
+                "enum", "Input should be one of {formats}", {"formats": ", ".join(SPEECH_FORMATS)}
+            )
+        return value
 
 
 @router.post(
     "/v1/audio/speech",
     response_class=StreamingResponse,
-    responses={200: {"content": {t: {} for _, t in SPEECH_FORMATS.values()},
-                     "description": "the audio, streamed as segments finish"}},
+    responses={200: {"content": {AUDIO_FORMATS[f].media_type: {} for f in SPEECH_FORMATS},
+                     "description": "the audio, streamed as it is synthesized"}},
 )
-async def create_speech(body: SpeechRequest, request: Request) -> StreamingResponse:
+async def create_speech(body: SpeechRequest, request: Request) -> Response:
     """Synthesize ``input`` and stream it back in ``response_format``.
 
     Errors (JSON, OpenAI's shape): 413 for ``input`` longer than
@@ -79,82 +98,88 @@ async def create_speech(body: SpeechRequest, request: Request) -> StreamingRespo
     config = state.source.config({"rate": body.speed if body.speed != 1.0 else None},
                                  output_dir=state.settings.runs_dir, format="wav")
     pipe = state.source.pipeline(config, tts_name=engine, with_llm=False)
+    sink = SpeechSink(body.response_format, engine_key=body.model)
+    try:
+        await sink.prepare()
+    except OutputError as exc:  # ffmpeg missing or broken
+        await sink.aclose()
+        raise ApiError(503, "encoder_unavailable", str(exc), param="response_format") from exc
     run_id = new_run_id()
     stop = asyncio.Event()
     run = ActiveRun(
         RunRecord(run_id=run_id, endpoint="speech"),
-        state.source.text(body.input, pipe=pipe, run_id=run_id, voice=voice, stop_event=stop),
+        pipe.astream_text_to_audio(body.input, voice=voice, run_id=run_id, stop_event=stop,
+                                   sinks=[sink]),
         stop_event=stop, metrics=state.metrics, queue_size=state.settings.ws_queue_size,
     )
     state.runs.add(run)
-    events = run.events()
+    # The run's events still flow (registry, metrics); the audio comes through the sink.
+    watcher = asyncio.create_task(_watch(run), name=f"speech-run-{run_id}")
     try:
-        first = await _first_audio(events)
-        pcm, rate, channels = await asyncio.to_thread(
-            read_pcm, Path(first.path), sample_rate=None, channels=None
-        )
+        first = await _first(sink, watcher)
     except BaseException:
-        await events.aclose()
-        state.runs.finished(run_id)
+        await _end(state, run, sink, watcher, cancel=True)
         raise
-    encoder = StreamEncoder(body.response_format)
-    await encoder.start(rate, channels)
-    media_type = SPEECH_FORMATS[body.response_format][1]
+    media_type = AUDIO_FORMATS[body.response_format].media_type
+    if isinstance(first, bytes):  # made whole: exact sizes, Content-Length
+        rate = sink.layout_rate
+        return Response(
+            first, media_type=media_type,
+            headers={"X-Run-Id": run_id, "X-Sample-Rate": str(rate)},
+            background=BackgroundTask(_end, state, run, sink, watcher, cancel=False),
+        )
+    rate, _channels = first
     return StreamingResponse(
-        _body(state, run, events, encoder, pcm, rate, channels), media_type=media_type,
+        _body(state, run, sink, watcher), media_type=media_type,
         headers={"X-Run-Id": run_id, "X-Sample-Rate": str(rate)},
     )
 
 
-async def _first_audio(events: AsyncGenerator[ProgressEvent, None]) -> AudioReady:
-    """The first AudioReady of the run, or ApiError(502) when the run ends without one."""
-    failure: RunFailed | None = None
-    async for event in events:
-        if isinstance(event, AudioReady):
-            return event
-        if isinstance(event, RunFailed):
-            failure = event  # a segment is missing: never answer 200 without it
-            break
-        if isinstance(event, RunCompleted):
-            break
-    message = f"{failure.error_type}: {failure.message}" if failure else "no audio was produced"
-    raise ApiError(502, "synthesis_failed", message)
+async def _watch(run: ActiveRun) -> None:
+    events = run.events()
+    async with contextlib.aclosing(events):
+        async for _ in events:
+            pass
 
 
-async def _body(
-    state: DaemonState, run: ActiveRun, events: AsyncGenerator[ProgressEvent, None],
-    encoder: StreamEncoder, first_pcm: bytes, rate: int, channels: int,
-) -> AsyncIterator[bytes]:
-    async def feed() -> None:
-        try:
-            await encoder.feed(first_pcm)
-            async for event in events:
-                if isinstance(event, RunFailed):
-                    # A sentence would be missing from the audio: end the body
-                    # early (the client sees a broken stream, not a silent gap).
-                    raise PipelineError(
-                        f"segment {event.segment_index} failed: "
-                        f"{event.error_type}: {event.message}"
-                    )
-                if isinstance(event, AudioReady):
-                    pcm, _, _ = await asyncio.to_thread(
-                        read_pcm, Path(event.path), sample_rate=rate, channels=channels
-                    )
-                    await encoder.feed(pcm)
-        finally:
-            # Always: output() then ends, and `await feeder` raises the real error.
-            await encoder.finish()
-
-    feeder = asyncio.create_task(feed(), name=f"speech-feed-{run.run_id}")
+async def _first(sink: SpeechSink, watcher: asyncio.Task[None]) -> tuple[int, int] | bytes:
+    """The body's start (see ``SpeechSink.ready``), or ApiError(502) when the run
+    ends without audio."""
+    waiters: set[asyncio.Future[Any]] = {sink.ready, watcher}
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    if not sink.ready.done():  # the run ended by an unexpected error before any audio
+        watcher.result()  # raises it
+        raise ApiError(502, "synthesis_failed", "no audio was produced")
     try:
-        async for chunk in encoder.output():
-            yield chunk
-        await feeder
+        return sink.ready.result()
+    except SpeechFailed as exc:
+        raise ApiError(502, "synthesis_failed", str(exc)) from exc
+
+
+async def _body(state: DaemonState, run: ActiveRun, sink: SpeechSink,
+                watcher: asyncio.Task[None]) -> AsyncIterator[bytes]:
+    finished = False
+    try:
+        async for data in sink.body():
+            yield data
+        finished = True
+    except SpeechFailed as exc:
+        # A sentence would be missing from the audio: end the body early (the
+        # client sees a broken stream, not a silent gap).
+        raise PipelineError(str(exc)) from exc
     finally:
-        if not feeder.done():
-            feeder.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait({feeder})
-        await encoder.aclose()
-        await events.aclose()
+        await _end(state, run, sink, watcher, cancel=not finished)
+
+
+async def _end(state: DaemonState, run: ActiveRun, sink: SpeechSink, watcher: asyncio.Task[Any],
+               *, cancel: bool) -> None:
+    """Wait for the run to end (or cancel it when the client is gone); release everything."""
+    try:
+        if cancel and not watcher.done():
+            watcher.cancel()
+        await asyncio.wait({watcher})
+        if not watcher.cancelled() and watcher.exception() is not None:
+            logger.warning("speech run %s ended with %r", run.run_id, watcher.exception())
+    finally:
+        await sink.aclose()
         state.runs.finished(run.run_id)

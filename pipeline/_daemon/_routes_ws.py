@@ -12,7 +12,8 @@ Server → client::
     {"type": "chunk", "data": "<text>"}        text deltas, coalesced over coalesce_ms
     {"type": "segment", "index": ..., ...}
     {"type": "audio", "index", "format", "duration_s", "url", ...}
-        followed by ONE binary frame: the segment's file bytes
+        followed by ONE binary frame: the segment's file bytes (handed over in
+        memory by the run's WebSocket sink, never read back from the file)
     {"type": "error", "error": {"type", "message", ...}}
     {"type": "cancelled", "reason": ...}
     {"type": "done", ...summary...}
@@ -32,12 +33,14 @@ import asyncio
 import json
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
+
+from output import AudioSink, SegmentInfo
+from tts import SynthesizedAudio
 
 from .._events import AudioReady, RunFailed
 from ._http import ApiError, parse_json
@@ -48,6 +51,35 @@ from ._state import DaemonState
 
 router = APIRouter(tags=["stream"])
 logger = logging.getLogger("speakstream.daemon")
+
+
+class AudioHandover(AudioSink):
+    """The WebSocket's sink: each segment's bytes (the file's exact content, in
+    the run's format) kept in memory until the ``audio`` message goes out.
+
+    Entries live from the segment's ``accept`` until its ``AudioReady`` is sent
+    (:meth:`take`), so what is held is bounded by the run's own event
+    backpressure; a segment whose file could not be written never gets an
+    ``AudioReady`` and is dropped when a later one is taken, or at ``finish``.
+    """
+
+    name = "websocket"
+
+    def __init__(self) -> None:
+        self._data: dict[int, bytes] = {}
+
+    async def accept(self, segment: SegmentInfo, audio: SynthesizedAudio) -> None:
+        self._data[segment.index] = audio.data
+
+    def take(self, index: int) -> bytes | None:
+        """The bytes of segment ``index`` (``None`` when the sink never got them)."""
+        for stale in [i for i in self._data if i < index]:
+            del self._data[stale]
+        return self._data.pop(index, None)
+
+    async def finish(self, summary: Any) -> dict[str, str]:
+        self._data.clear()
+        return {}
 
 
 class _Connection:
@@ -103,9 +135,10 @@ class _Connection:
         if self.pump is not None and not self.pump.done():
             await self.error("busy", "a run is in progress; send stop first")
             return
+        handover = AudioHandover()
         try:
             body = SpeakRequest.model_validate(fields)
-            run = start_chat_run(self.state, body, endpoint="stream")
+            run = start_chat_run(self.state, body, endpoint="stream", sinks=[handover])
         except ValidationError as exc:
             await self.error("invalid_request_error", str(exc))
             return
@@ -113,9 +146,9 @@ class _Connection:
             await self.error(exc.type, exc.message, param=exc.param)
             return
         self.run = run
-        self.pump = asyncio.create_task(self._pump(run), name=f"ws-{run.run_id}")
+        self.pump = asyncio.create_task(self._pump(run, handover), name=f"ws-{run.run_id}")
 
-    async def _pump(self, run: ActiveRun) -> None:
+    async def _pump(self, run: ActiveRun, handover: AudioHandover) -> None:
         coalesce_s = self.state.settings.coalesce_ms / 1000
         try:
             async for event in run.events(coalesce_s=coalesce_s):
@@ -123,8 +156,13 @@ class _Connection:
                 if kind == "token":
                     await self.send({"type": "chunk", "data": data["text"], "t": data["t"]})
                 elif isinstance(event, AudioReady):
-                    audio = await asyncio.to_thread(Path(event.path).read_bytes)
-                    await self.send({"type": "audio", **data}, audio)
+                    audio = handover.take(event.index)
+                    if audio is None:  # its sink was dropped by a bug: say so, send no frame
+                        await self.error("audio_unavailable",
+                                         f"the audio of segment {event.index} is not available",
+                                         index=event.index)
+                    else:
+                        await self.send({"type": "audio", **data}, audio)
                 elif isinstance(event, RunFailed):
                     await self.send({"type": "error", "error": {"type": event.error_type, **data}})
                 else:

@@ -20,12 +20,13 @@ import asyncio
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import llm
 import tts
+from output import AudioSink
 from tts import TTSEngine
 
 from .._config import StreamingConfig
@@ -211,12 +212,12 @@ class PipelineSource:
     def chat(
         self, message: str, *, pipe: StreamingPipeline, run_id: str, voice: str | None,
         system: str | None, conversation: Any, stop_event: asyncio.Event,
-        max_tokens: int | None = None,
+        max_tokens: int | None = None, sinks: Sequence[AudioSink] = (),
     ) -> AsyncIterator[ProgressEvent]:
         """The events of an LLM run (see ``StreamingPipeline.astream_chat_to_audio``)."""
         return pipe.astream_chat_to_audio(
             message, voice=voice, system=system, conversation=conversation,
-            run_id=run_id, stop_event=stop_event, max_tokens=max_tokens,
+            run_id=run_id, stop_event=stop_event, max_tokens=max_tokens, sinks=sinks,
         )
 
     def text(

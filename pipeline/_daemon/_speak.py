@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from output import AudioSink
 
 from .._pipeline import new_run_id
 from ._http import ID_RE, ApiError, check_length
@@ -43,8 +46,11 @@ class SpeakRequest(BaseModel):
     streaming_config: dict[str, Any] | None = Field(default=None)
 
 
-def start_chat_run(state: DaemonState, body: SpeakRequest, *, endpoint: str) -> ActiveRun:
+def start_chat_run(state: DaemonState, body: SpeakRequest, *, endpoint: str,
+                   sinks: Sequence[AudioSink] = ()) -> ActiveRun:
     """Validate ``body`` and register a new LLM run (not started until iterated).
+
+    ``sinks`` are extra audio sinks of the run (the WebSocket's, for instance).
 
     Raises:
         ApiError: 413 for a too long message, 422 for bad options.
@@ -74,7 +80,7 @@ def start_chat_run(state: DaemonState, body: SpeakRequest, *, endpoint: str) -> 
     stop = asyncio.Event()
     events = state.source.chat(
         body.message, pipe=pipe, run_id=run_id, voice=body.voice, system=body.system,
-        conversation=conversation, stop_event=stop, max_tokens=body.max_tokens,
+        conversation=conversation, stop_event=stop, max_tokens=body.max_tokens, sinks=sinks,
     )
     run = ActiveRun(RunRecord(run_id=run_id, endpoint=endpoint), events, stop_event=stop,
                     metrics=state.metrics, queue_size=settings.ws_queue_size,

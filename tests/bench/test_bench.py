@@ -76,3 +76,14 @@ def test_unknown_scenario_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(SystemExit):
         main(["--only", "nope", "--out", str(tmp_path)])
+
+
+def test_speech_scenario_input_and_report_keys(tmp_path: Path) -> None:
+    from bench import report
+    from bench.speech import first_texts, speech_input
+
+    text = speech_input()
+    assert 2500 < len(text) <= 3000 and text.rstrip().endswith((".", "!", "?", '"', "'"))
+    sentence, segment0 = first_texts(text)
+    assert text.startswith(sentence) and len(segment0) <= len(sentence)
+    assert report.headline({})["speech_ttfb_ratio_piper_mp3"] is None  # not run: no number

@@ -21,6 +21,8 @@ validation and empty-audio checks apply) and produces *real* audio:
   index (int) or a predicate ``text -> bool``; the exception instance is raised
   from that call (after its latency and gate). Raise ``tts.SynthesisError`` /
   ``tts.EngineUnavailableError`` to exercise fallbacks.
+* **Retries**: ``retry=RetryPolicy(...)`` (default: one attempt, no retry, so
+  an injected failure is seen exactly once unless a test asks for retries).
 * **Record**: ``calls`` lists a :class:`FakeCall` per call with the index, text,
   prosody arguments, ``start``/``end`` ``time.monotonic()`` seconds and the
   outcome (``"ok"``, ``"error"``, ``"cancelled"``; ``"running"`` while in progress).
@@ -39,11 +41,18 @@ import math
 import struct
 import time
 from array import array
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
-from tts import SynthesizedAudio, TTSEngine, Voice, WordBoundary
-from tts._audio import pcm_to_wav
+from tts import (
+    AudioChunk,
+    RetryPolicy,
+    SynthesizedAudio,
+    TTSEngine,
+    Voice,
+    WordBoundary,
+    pcm_to_wav,
+)
 
 FailKey = int | Callable[[str], bool]
 
@@ -91,6 +100,7 @@ class FakeEngine(TTSEngine):
         gates: Mapping[int, asyncio.Event] | None = None,
         fail_on: Mapping[FailKey, BaseException] | None = None,
         voices: list[Voice] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         if seconds_per_char < 0 or min_duration_s <= 0:
             raise ValueError(
@@ -98,6 +108,7 @@ class FakeEngine(TTSEngine):
                 f"{seconds_per_char!r} and {min_duration_s!r}"
             )
         self.name = name
+        self.retry = retry or RetryPolicy(attempts=1)
         self.seconds_per_char = seconds_per_char
         self.min_duration_s = min_duration_s
         self.sample_rate = sample_rate
@@ -187,3 +198,62 @@ def _spread_words(text: str, duration: float) -> tuple[WordBoundary, ...]:
         result.append(WordBoundary(word, offset, share))
         offset += share
     return tuple(result)
+
+
+class StreamingFakeEngine(FakeEngine):
+    """A FakeEngine that streams: each call's tone comes as ``pieces`` PCM chunks.
+
+    * ``hold``: ``{call_index: asyncio.Event}``: after its FIRST chunk, that
+      call waits for the event before the rest (proves a consumer got the
+      first chunk while the engine was still working).
+    * ``fail_mid``: ``{call_index: exception}``: raised after the first chunk
+      of that call (a failure after audio was handed out).
+
+    The whole audio equals the FakeEngine's (same tone, same words).
+    """
+
+    def __init__(
+        self,
+        *,
+        pieces: int = 3,
+        hold: Mapping[int, asyncio.Event] | None = None,
+        fail_mid: Mapping[int, BaseException] | None = None,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        if pieces < 1:
+            raise ValueError(f"pieces must be >= 1, got {pieces!r}")
+        self.pieces = pieces
+        self.hold = dict(hold or {})
+        self.fail_mid = dict(fail_mid or {})
+        #: chunks handed out, per call index
+        self.sent: dict[int, int] = {}
+
+    async def _stream(  # type: ignore[override]
+        self,
+        text: str,
+        *,
+        voice: str | None,
+        rate: float | None,
+        volume: float | None,
+        pitch: float | None,
+    ) -> AsyncIterator[AudioChunk | SynthesizedAudio]:
+        index = len(self.calls)
+        audio = await self._synthesize(text, voice=voice, rate=rate, volume=volume, pitch=pitch)
+        pcm = audio.data[44:]  # tone_wav writes a canonical 44-byte header
+        frames = len(pcm) // 2
+        bounds = [2 * (frames * k // self.pieces) for k in range(self.pieces + 1)]
+        self.sent[index] = 0
+        for k in range(self.pieces):
+            piece = pcm[bounds[k] : bounds[k + 1]]
+            if piece:
+                yield AudioChunk(piece, "pcm", audio.sample_rate, 1, engine=self.name,
+                                 voice=voice, words=audio.words if k == 0 else ())
+                self.sent[index] += 1
+            if k == 0:
+                gate = self.hold.get(index)
+                if gate is not None:
+                    await gate.wait()
+                failure = self.fail_mid.get(index)
+                if failure is not None:
+                    raise failure

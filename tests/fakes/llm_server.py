@@ -16,13 +16,27 @@ API:
         last one is reused when the queue runs dry (default ``Reply()``).
     ``Reply(tokens=[...], token_delay=0, first_token_delay=0, gate=None, status=200,
         error_body=None, error_after=None, drop_after=None, stall_after=None,
-        split=None, keepalive=False, omit_done=False, eval_duration_ns=10_000_000)``:
+        split=None, keepalive=False, omit_done=False, eval_duration_ns=10_000_000,
+        thinking=[], finish=None, block_reason=None, headers={}, raw_body=None,
+        content_type=None)``:
         ``gate`` (a :class:`Gate`) paces tokens: token ``i`` is sent once
         ``gate.release()`` was called ``i + 1`` times; ``split=n`` writes the body
         in ``n``-byte HTTP chunks (cuts JSON and UTF-8 anywhere); ``error_after=n``
         sends the protocol's in-stream error object after ``n`` tokens;
         ``drop_after=n`` aborts the TCP connection; ``stall_after=n`` goes silent
-        until the client hangs up; ``status>=400`` answers that error first.
+        until the client hangs up; ``status>=400`` answers that error first
+        (with ``headers``, e.g. ``{"Retry-After": "2"}``). ``thinking`` are
+        reasoning deltas sent before the tokens, the provider's way (Ollama
+        ``message.thinking``, OpenAI-style ``delta.reasoning_content``, an
+        Anthropic ``thinking`` block with ``thinking_delta`` s and a
+        ``signature_delta``, Gemini parts with ``"thought": true``), paced like
+        tokens (``first_token_delay`` before the first, ``token_delay`` between).
+        ``finish`` is the provider's raw stop value in the last record (Ollama
+        ``done_reason``, OpenAI ``finish_reason``, Anthropic ``stop_reason``,
+        Gemini ``finishReason``; ``None``: the normal stop). ``block_reason``
+        (Gemini) answers with ``promptFeedback.blockReason`` and no candidates.
+        ``raw_body`` answers 200 with that body and ``content_type`` instead of
+        a stream. An unknown path gets Ollama's (Go's) ``404 page not found``.
     ``server.requests``: list of :class:`RecordedRequest` (``path``, ``query``,
         ``headers``, ``json``, ``tokens_sent``, ``complete``, ``disconnected``: a
         ``threading.Event`` set when the client hung up before the end, and
@@ -54,7 +68,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-_GEMINI_PATH = re.compile(r"^(?:/v1beta|/v1)?/models/([^/:]+):streamGenerateContent$")
+_GEMINI_PATH = re.compile(r"^/v1(?:beta)?/models/([^/:]+):streamGenerateContent$")
 _CREATED_AT = "2024-11-21T12:00:00.000000Z"
 _PROMPT_TOKENS = 5
 
@@ -107,6 +121,12 @@ class Reply:
     keepalive: bool = False
     omit_done: bool = False
     eval_duration_ns: int = 10_000_000  # per token (Ollama eval_duration)
+    thinking: list[str] = field(default_factory=list)
+    finish: str | None = None
+    block_reason: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    raw_body: bytes | None = None
+    content_type: str | None = None
 
 
 @dataclass
@@ -149,6 +169,16 @@ class _Protocol:
     def token(self, text: str) -> bytes:
         raise NotImplementedError
 
+    def thinking(self, text: str) -> bytes:
+        raise NotImplementedError
+
+    def thinking_done(self) -> list[bytes]:
+        """Frames between the last thinking delta and the first text delta."""
+        return []
+
+    def blocked(self, reason: str) -> list[bytes]:
+        raise NotImplementedError(f"{type(self).__name__} has no prompt block")
+
     def tail(self, n_tokens: int) -> list[bytes]:
         raise NotImplementedError
 
@@ -171,10 +201,15 @@ class _OllamaChat(_Protocol):
     def token(self, text: str) -> bytes:
         return self._record(message={"role": "assistant", "content": text}, done=False)
 
+    def thinking(self, text: str) -> bytes:
+        return self._record(
+            message={"role": "assistant", "content": "", "thinking": text}, done=False
+        )
+
     def _final_fields(self, n_tokens: int) -> dict[str, Any]:
         eval_ns = n_tokens * self.reply.eval_duration_ns
         return {
-            "done_reason": "stop",
+            "done_reason": self.reply.finish or "stop",
             "done": True,
             "total_duration": eval_ns + 2_000_000,
             "load_duration": 1_000_000,
@@ -207,6 +242,9 @@ class _OllamaGenerate(_OllamaChat):
     def token(self, text: str) -> bytes:
         return self._record(response=text, done=False)
 
+    def thinking(self, text: str) -> bytes:
+        return self._record(response="", thinking=text, done=False)
+
     def tail(self, n_tokens: int) -> list[bytes]:
         return [self._record(response="", context=[1, 2, 3], **self._final_fields(n_tokens))]
 
@@ -238,8 +276,12 @@ class _OpenAI(_Protocol):
     def token(self, text: str) -> bytes:
         return self._chunk(self._choice({"content": text}))
 
+    def thinking(self, text: str) -> bytes:
+        # DeepSeek / llama.cpp server style: content is null while reasoning.
+        return self._chunk(self._choice({"content": None, "reasoning_content": text}))
+
     def tail(self, n_tokens: int) -> list[bytes]:
-        frames = [self._chunk(self._choice({}, "stop"))]
+        frames = [self._chunk(self._choice({}, self.reply.finish or "stop"))]
         if self._usage_field():
             usage = {
                 "prompt_tokens": _PROMPT_TOKENS,
@@ -282,27 +324,51 @@ class _Anthropic(_Protocol):
             "stop_sequence": None,
             "usage": {"input_tokens": _PROMPT_TOKENS, "output_tokens": 1},
         }
-        block = {
-            "type": "content_block_start",
-            "index": 0,
-            "content_block": {"type": "text", "text": ""},
-        }
+        first = {"type": "thinking", "thinking": ""} if self.reply.thinking else None
         return [
             self._event("message_start", {"type": "message_start", "message": message}),
-            self._event("content_block_start", block),
+            self._block_start(0, first),
             self._event("ping", {"type": "ping"}),
         ]
 
-    def token(self, text: str) -> bytes:
-        delta = {"type": "text_delta", "text": text}
+    @property
+    def _text_index(self) -> int:
+        return 1 if self.reply.thinking else 0
+
+    def _block_start(self, index: int, block: dict[str, Any] | None = None) -> bytes:
         return self._event(
-            "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": index,
+                "content_block": block or {"type": "text", "text": ""},
+            },
         )
 
-    def tail(self, n_tokens: int) -> list[bytes]:
-        delta = {"stop_reason": "end_turn", "stop_sequence": None}
+    def _delta(self, index: int, delta: dict[str, Any]) -> bytes:
+        return self._event(
+            "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+        )
+
+    def token(self, text: str) -> bytes:
+        return self._delta(self._text_index, {"type": "text_delta", "text": text})
+
+    def thinking(self, text: str) -> bytes:
+        return self._delta(0, {"type": "thinking_delta", "thinking": text})
+
+    def thinking_done(self) -> list[bytes]:
+        signature = {"type": "signature_delta", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3h"}
         return [
+            self._delta(0, signature),
             self._event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            self._block_start(1),
+        ]
+
+    def tail(self, n_tokens: int) -> list[bytes]:
+        delta = {"stop_reason": self.reply.finish or "end_turn", "stop_sequence": None}
+        stop = {"type": "content_block_stop", "index": self._text_index}
+        return [
+            self._event("content_block_stop", stop),
             self._event(
                 "message_delta",
                 {"type": "message_delta", "delta": delta, "usage": {"output_tokens": n_tokens}},
@@ -319,10 +385,9 @@ class _Anthropic(_Protocol):
 
     def http_error_body(self, status: int) -> Any:
         kind = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error"}
-        return {
-            "type": "error",
-            "error": {"type": kind.get(status, "api_error"), "message": f"fake error {status}"},
-        }
+        message = f"model: {self.model}" if status == 404 else f"fake error {status}"
+        error = {"type": kind.get(status, "api_error"), "message": message}
+        return {"type": "error", "error": error}
 
 
 class _Gemini(_Protocol):
@@ -330,10 +395,19 @@ class _Gemini(_Protocol):
     def _data(record: dict[str, Any]) -> bytes:
         return b"data: " + _dumps(record) + b"\r\n\r\n"  # Google's SSE uses CRLF
 
-    def _chunk(self, text: str, n_tokens: int, finish: str | None = None) -> bytes:
-        candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}}
+    def _chunk(
+        self, part: dict[str, Any] | None, n_tokens: int, finish: str | None = None
+    ) -> bytes:
+        candidate: dict[str, Any] = {}
+        if part is not None:
+            candidate["content"] = {"parts": [part], "role": "model"}
         if finish:
             candidate["finishReason"] = finish
+        if finish and finish not in ("STOP", "MAX_TOKENS"):
+            # A filtered candidate carries no content, only its safety ratings.
+            candidate["safetyRatings"] = [
+                {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH"}
+            ]
         candidate["index"] = 0
         meta = {
             "promptTokenCount": _PROMPT_TOKENS,
@@ -345,10 +419,29 @@ class _Gemini(_Protocol):
         )
 
     def token(self, text: str) -> bytes:
-        return self._chunk(text, self.request.tokens_sent + 1)
+        return self._chunk({"text": text}, self.request.tokens_sent + 1)
+
+    def thinking(self, text: str) -> bytes:
+        return self._chunk({"text": text, "thought": True}, self.request.tokens_sent)
 
     def tail(self, n_tokens: int) -> list[bytes]:
-        return [self._chunk("", n_tokens, "STOP")]
+        finish = self.reply.finish or "STOP"
+        part = {"text": ""} if finish in ("STOP", "MAX_TOKENS") else None
+        return [self._chunk(part, n_tokens, finish)]
+
+    def blocked(self, reason: str) -> list[bytes]:
+        feedback = {
+            "blockReason": reason,
+            "safetyRatings": [
+                {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH",
+                 "blocked": True}
+            ],
+        }
+        meta = {"promptTokenCount": _PROMPT_TOKENS, "totalTokenCount": _PROMPT_TOKENS}
+        return [
+            self._data({"promptFeedback": feedback, "usageMetadata": meta,
+                        "modelVersion": self.model})
+        ]
 
     def error(self, message: str) -> bytes:
         return self._data({"error": {"code": 500, "message": message, "status": "INTERNAL"}})
@@ -476,9 +569,16 @@ class FakeLLMServer:
         )
         self.requests.append(rec)
         reply = self._next_reply()
+        if reply.raw_body is not None:  # a fixed body at any path (a web page, bad records)
+            rec.complete = True
+            content_type = reply.content_type or "text/html; charset=utf-8"
+            await self._send_head(writer, 200, content_type, body=reply.raw_body)
+            return
         protocol = self._protocol(rec, reply)
-        if protocol is None:
-            await self._send_head(writer, 404, "text/plain", body=b"no such endpoint")
+        if protocol is None:  # what Ollama (Go's net/http) answers for an unknown path
+            await self._send_head(
+                writer, 404, "text/plain; charset=utf-8", body=b"404 page not found"
+            )
             return
         watcher = asyncio.create_task(self._watch(reader, rec))
         try:
@@ -493,7 +593,7 @@ class FakeLLMServer:
             return _OllamaChat(model, rec, reply)
         if rec.path == "/api/generate":
             return _OllamaGenerate(model, rec, reply)
-        if rec.path in ("/v1/chat/completions", "/chat/completions"):
+        if rec.path == "/v1/chat/completions":
             return _OpenAI(model, rec, reply)
         if rec.path == "/v1/messages":
             return _Anthropic(model, rec, reply)
@@ -527,11 +627,13 @@ class FakeLLMServer:
         status: int,
         content_type: str,
         body: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         lines = [
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}",
             f"Content-Type: {content_type}",
             "Connection: close",
+            *(f"{name}: {value}" for name, value in (headers or {}).items()),
         ]
         if body is None:
             lines.append("Transfer-Encoding: chunked")
@@ -555,6 +657,26 @@ class FakeLLMServer:
             if split:
                 await asyncio.sleep(0)  # let each piece leave on its own
 
+    async def _send_thinking(
+        self,
+        writer: asyncio.StreamWriter,
+        reply: Reply,
+        protocol: _Protocol,
+        watcher: asyncio.Task[None],
+    ) -> bool:
+        """Send the reasoning deltas before the text; False if the client hung up."""
+        for i, text in enumerate(reply.thinking):
+            delay = reply.first_token_delay if i == 0 else reply.token_delay
+            if delay and not await self._until(asyncio.sleep(delay), watcher):
+                return False
+            if watcher.done():
+                return False
+            await self._send(writer, protocol.thinking(text), reply.split)
+        if reply.thinking:
+            for frame in protocol.thinking_done():
+                await self._send(writer, frame, reply.split)
+        return True
+
     async def _respond(
         self,
         writer: asyncio.StreamWriter,
@@ -569,14 +691,25 @@ class FakeLLMServer:
                 body = protocol.http_error_body(reply.status)
             data = body.encode() if isinstance(body, str) else _dumps(body)
             rec.complete = True
-            await self._send_head(writer, reply.status, "application/json", body=data)
+            await self._send_head(
+                writer, reply.status, "application/json", body=data, headers=reply.headers
+            )
             return
-        await self._send_head(writer, 200, protocol.content_type)
+        await self._send_head(writer, 200, protocol.content_type, headers=reply.headers)
+        if reply.block_reason is not None:
+            for frame in protocol.blocked(reply.block_reason):
+                await self._send(writer, frame, reply.split)
+            rec.complete = True
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+            return
         for frame in protocol.head():
             await self._send(writer, frame, reply.split)
+        if not await self._send_thinking(writer, reply, protocol, watcher):
+            return
         tokens = reply.tokens
         for i in range(len(tokens) + 1):
-            if i == 0 and reply.first_token_delay and tokens:
+            if i == 0 and reply.first_token_delay and tokens and not reply.thinking:
                 if not await self._until(asyncio.sleep(reply.first_token_delay), watcher):
                     return
             if reply.error_after == i:

@@ -289,3 +289,81 @@ async def test_undecodable_body_is_an_llm_stream_error_not_a_raw_httpx_error() -
     finally:
         server.close()
         await server.wait_closed()
+
+
+# -- Retry-After ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, None),
+        ({"Retry-After": "120"}, 120.0),
+        ({"Retry-After": " 0 "}, 0.0),
+        ({"retry-after-ms": "250"}, 0.25),
+        ({"retry-after-ms": "1500", "Retry-After": "9"}, 1.5),  # the finer one wins
+        ({"Retry-After": "Wed, 21 Oct 2015 07:28:30 GMT"}, 30.0),  # an HTTP-date, 30 s ahead
+        ({"Retry-After": "Wed, 21 Oct 2015 07:27:00 GMT"}, 0.0),  # in the past
+        ({"Retry-After": "soon"}, None),
+        ({"Retry-After": "-5"}, None),
+    ],
+)
+def test_retry_after_header_values(headers: dict[str, str], expected: float | None) -> None:
+    import httpx
+
+    from llm._http import retry_after_seconds
+
+    now = 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
+    assert retry_after_seconds(httpx.Headers(headers), now=now) == expected
+
+
+def test_retry_delay_takes_the_longer_of_backoff_and_retry_after() -> None:
+    from llm._base import RETRY_AFTER_CAP_S, _retry_delay
+
+    assert _retry_delay(llm.LLMRateLimitError("x"), 0.5, 3) == 2.0  # 0.5 * 2**2
+    assert _retry_delay(llm.LLMRateLimitError("x", retry_after=5), 0.5, 1) == 5.0
+    assert _retry_delay(llm.LLMRateLimitError("x", retry_after=0), 0.5, 1) == 0.5
+    too_long = llm.LLMRateLimitError("slow down", retry_after=RETRY_AFTER_CAP_S + 1)
+    assert _retry_delay(too_long, 0.5, 1) is None
+    assert "retry after 31 s" in str(too_long) and str(too_long).startswith("slow down")
+
+
+async def test_server_retry_after_is_waited_before_retrying(
+    server: FakeLLMServer, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    real_sleep = asyncio.sleep
+    waits: list[float] = []
+
+    async def recording_sleep(delay: float, *args: object) -> None:
+        waits.append(delay)
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", recording_sleep)
+    server.push(Reply(status=429, headers={"Retry-After": "2"}), Reply(tokens=["ok"]))
+    async with make_client("openai", max_retries=1, retry_backoff=0) as client:
+        assert await _drain(client) == "ok"
+    assert 2.0 in waits
+    assert len(server.requests) == 2
+
+
+async def test_retry_after_beyond_the_cap_fails_at_once(
+    server: FakeLLMServer, make_client: MakeClient
+) -> None:
+    server.push(Reply(status=503, headers={"Retry-After": "3600"}))
+    async with make_client("anthropic", max_retries=3) as client:
+        with pytest.raises(llm.LLMResponseError, match="retry after 3600 s") as info:
+            await _drain(client)
+    assert info.value.retry_after == 3600 and info.value.status_code == 503
+    assert len(server.requests) == 1
+
+
+async def test_retry_after_is_ignored_on_a_non_retryable_status(
+    server: FakeLLMServer, make_client: MakeClient
+) -> None:
+    server.push(Reply(status=400, headers={"Retry-After": "1"}))
+    async with make_client("ollama", max_retries=3) as client:
+        with pytest.raises(llm.LLMResponseError) as info:
+            await _drain(client)
+    assert info.value.retry_after is None and len(server.requests) == 1

@@ -59,7 +59,7 @@ def test_any_cut_of_the_bytes_gives_the_same_text(
         client = llm.create_client(provider, model="m", **client_kwargs(provider, server.url))
         with client:
             chunks = list(client.generate_stream("x"))
-    assert chunks[-1] == llm.StreamChunk("", True)
+    assert chunks[-1] == llm.StreamChunk("", True, finish_reason="stop")
     assert [c.text for c in chunks[:-1]] == [t for t in tokens if t]
 
 

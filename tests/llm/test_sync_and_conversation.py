@@ -19,7 +19,7 @@ def test_generate_stream_yields_chunks_then_done(
         llm.StreamChunk("One", False),
         llm.StreamChunk(" two", False),
         llm.StreamChunk(".", False),
-        llm.StreamChunk("", True),
+        llm.StreamChunk("", True, finish_reason="stop"),
     ]
     assert server.requests[0].path == "/api/generate"
 
@@ -132,5 +132,5 @@ def test_send_message_stream_sync_twin(server: FakeLLMServer, make_client: MakeC
         chat = llm.Conversation(client)
         chunks = list(chat.send_message_stream("Hello"))
     assert "".join(c.text for c in chunks) == "Hello, world."
-    assert chunks[-1] == llm.StreamChunk("", True)
+    assert chunks[-1] == llm.StreamChunk("", True, finish_reason="stop")
     assert chat.history[-1] == {"role": "assistant", "content": "Hello, world."}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import ConfigError, DaemonSettings
+from pipeline import ConfigError
 from pipeline._cli import main
 from pipeline._settings import (
     DEFAULTS,
@@ -16,6 +16,7 @@ from pipeline._settings import (
     config_files,
     resolve_settings,
 )
+from pipeline.daemon import DaemonSettings
 
 
 def test_defaults_are_the_embedded_model_and_auto_tts(tmp_path: Path) -> None:

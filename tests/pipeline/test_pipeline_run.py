@@ -235,8 +235,12 @@ async def test_tts_failure_on_one_segment_is_reported_and_the_rest_goes_on(tmp_p
 
 
 async def test_segment_that_cleans_to_nothing_keeps_its_index(tmp_path: Path) -> None:
-    text = "The first sentence is here. \n\n🎉🎉🎉\n\n**The** last sentence is here."
-    async with make(tmp_path, min_chunk_length=0, first_segment_min_length=None) as pipe:
+    # A code block dropped by clean_code="drop". (A line of emoji alone is not
+    # cut off as its own segment any more: the segmenter never makes a segment
+    # with nothing to say.)
+    text = "The first sentence is here. \n\n```\nx = 1\n```\n\n**The** last sentence is here."
+    options = {"min_chunk_length": 0, "first_segment_min_length": None, "clean_code": "drop"}
+    async with make(tmp_path, **options) as pipe:
         events = await collect(pipe.astream_text_to_audio(text))
     segments = of(events, SegmentQueued)
     empty = [s.index for s in segments if s.spoken_text == ""]
@@ -487,12 +491,12 @@ async def test_a_burst_of_queued_deltas_cuts_like_deltas_one_by_one(tmp_path: Pa
 async def test_merge_failing_with_oserror_is_reported_and_the_run_still_ends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pipeline._run as run_module
+    from output import MergeSink
 
     async def broken_finish(*args: Any, **kwargs: Any) -> Any:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(run_module, "finish_outputs", broken_finish)
+    monkeypatch.setattr(MergeSink, "finish", broken_finish)
     pipe = make(tmp_path, merge=True)
     events = await collect(pipe.astream_text_to_audio(TEXT))
     done = of(events, RunCompleted)[0]
@@ -508,15 +512,18 @@ async def test_unexpected_error_while_finishing_reaches_the_consumer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Never a hang: the consumer gets the error (the guard turns a hang into a failure)."""
-    import pipeline._run as run_module
+    from output import AudioSink
 
-    async def buggy_finish(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("a bug in finishing")
+    class BuggySink(AudioSink):
+        async def accept(self, segment: Any, audio: Any) -> None:
+            pass
 
-    monkeypatch.setattr(run_module, "finish_outputs", buggy_finish)
+        async def finish(self, summary: Any) -> Any:
+            raise RuntimeError("a bug in finishing")
+
     pipe = make(tmp_path, merge=True)
     with pytest.raises(RuntimeError, match="a bug in finishing"):
-        await collect(pipe.astream_text_to_audio(TEXT))
+        await collect(pipe.astream_text_to_audio(TEXT, sinks=[BuggySink()]))
     await pipe.aclose()
     (manifest,) = list(await asyncio.to_thread(tmp_path.glob, "*/manifest.jsonl"))
     summary = read_manifest(manifest)[-1]

@@ -7,12 +7,8 @@ import pytest
 from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
 
 from pipeline import split_sentences
-from pipeline._sentences import (
-    EXTRA_ABBREVIATIONS,
-    _tokenizer,
-    iter_sentence_spans,
-    punkt_parameters,
-)
+from pipeline._sentence_buffer import iter_sentence_spans
+from pipeline._sentences import EXTRA_ABBREVIATIONS, punkt_parameters
 from tests.pipeline.hard_cases import HARD_CASES
 
 REQUIRED_PASS_RATE = 0.95
@@ -77,7 +73,6 @@ def test_works_offline_without_nltk_data(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(nltk, "download", no_download)
     monkeypatch.setattr(nltk.data, "path", [])
     punkt_parameters.cache_clear()
-    _tokenizer.cache_clear()
     try:
         assert split_sentences("Dr. Smith is here. He is late.") == [
             "Dr. Smith is here.",
@@ -85,7 +80,6 @@ def test_works_offline_without_nltk_data(monkeypatch: pytest.MonkeyPatch) -> Non
         ]
     finally:
         punkt_parameters.cache_clear()
-        _tokenizer.cache_clear()
 
 
 def test_parameters_come_from_the_shipped_model_plus_our_abbreviations() -> None:
@@ -144,4 +138,50 @@ def test_fenced_code_block_has_no_boundaries_inside() -> None:
 
 
 def test_unclosed_fence_runs_to_the_end() -> None:
-    assert split_sentences("Code:\n~~~\nA. B. C.\n\nD.") == ["Code:", "~~~\nA. B. C.\n\nD."]
+    text = "Code:\n~~~\nEnd. Begin. Stop.\n\nDone."
+    assert split_sentences(text) == ["Code:", "~~~\nEnd. Begin. Stop.\n\nDone."]
+
+
+def test_only_public_nltk_names_are_used() -> None:
+    """The scanner reads Punkt's model data itself: no private NLTK API to break."""
+    import ast
+    import inspect
+
+    import pipeline._sentences as module
+
+    tree = ast.parse(inspect.getsource(module))
+    imported = [
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("nltk")
+        for alias in node.names
+    ]
+    assert imported == ["PunktParameters"]
+    attributes = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    assert not {"_first_pass_annotation", "_second_pass_annotation", "_params"} & attributes
+
+
+def test_ortho_flags_match_the_model_data_format() -> None:
+    """Our reading of ``ortho_context`` bits is NLTK's punkt_tab format (pinned here)."""
+    from nltk.tokenize import punkt as nltk_punkt
+
+    from pipeline._sentences import (
+        ORTHO_BEG_LC,
+        ORTHO_BEG_UC,
+        ORTHO_LC,
+        ORTHO_MID_LC,
+        ORTHO_MID_UC,
+        ORTHO_UNK_LC,
+        ORTHO_UNK_UC,
+    )
+
+    assert (ORTHO_BEG_UC, ORTHO_MID_UC, ORTHO_UNK_UC) == (
+        nltk_punkt._ORTHO_BEG_UC, nltk_punkt._ORTHO_MID_UC, nltk_punkt._ORTHO_UNK_UC,
+    )  # fmt: skip
+    assert (ORTHO_BEG_LC, ORTHO_MID_LC, ORTHO_UNK_LC, ORTHO_LC) == (
+        nltk_punkt._ORTHO_BEG_LC, nltk_punkt._ORTHO_MID_LC, nltk_punkt._ORTHO_UNK_LC,
+        nltk_punkt._ORTHO_LC,
+    )  # fmt: skip
+    ortho = punkt_parameters("english").ortho_context
+    assert ortho["the"] & ORTHO_BEG_UC and ortho["the"] & ORTHO_MID_LC  # "The ..." / "... the"
+    assert ortho["rome"] and not ortho["rome"] & ORTHO_LC  # a name: never lowercase

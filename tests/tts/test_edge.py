@@ -94,11 +94,11 @@ async def test_fallback_does_not_multiply_edge_retries(server) -> None:  # type:
     from tts import FallbackEngine
 
     server.failures += ["no_audio"] * 10
-    chain = FallbackEngine([EdgeEngine(attempts=3, backoff_s=0.01), FakeEngine()], retries=1)
+    chain = FallbackEngine([EdgeEngine(attempts=3, backoff_s=0.01), FakeEngine()])
     async with chain:
         audio = await chain.synthesize("Hello.")
     assert audio.engine == "fake"
-    assert len(server.connections) == 3  # edge's own attempts only, not 3 x (1 + retries)
+    assert len(server.connections) == 3  # edge's own attempts only: the chain never retries
 
 
 async def test_http_400_is_permanent(server) -> None:  # type: ignore[no-untyped-def]
@@ -180,3 +180,18 @@ async def test_live_edge_service(probe) -> None:  # type: ignore[no-untyped-def]
         audio = await engine.synthesize("Hello there. This is speakstream.")
     assert audio.format == "mp3" and audio.words
     assert audio.duration_s == pytest.approx(probe(audio.data, ".mp3")["duration_s"], rel=0.05)
+
+
+async def test_audio_is_handed_out_frame_by_frame_as_it_arrives(server) -> None:  # type: ignore[no-untyped-def]
+    import contextlib
+
+    async with EdgeEngine() as engine:
+        stream = engine.stream(TEXT)
+        async with contextlib.aclosing(stream):
+            chunks = [chunk async for chunk in stream]
+    audio = stream.audio
+    assert len(chunks) > 1 and {(c.format, c.sample_rate, c.channels) for c in chunks} == {
+        ("mp3", 24000, 1)
+    }
+    assert b"".join(c.data for c in chunks) == audio.data  # the whole MP3, nothing re-encoded
+    assert [w.text for w in audio.words] == TEXT.split()  # timings kept from the stream

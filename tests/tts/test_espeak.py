@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from tts import EngineUnavailableError, EspeakEngine, SynthesisError
+from tts import EngineUnavailableError, EspeakEngine, RetryPolicy, SynthesisError
 from tts._espeak import espeak_arguments, parse_voice_table
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
@@ -77,10 +77,16 @@ async def test_hung_process_times_out_into_a_retryable_error(tmp_path) -> None: 
     hang = tmp_path / "hang.sh"
     hang.write_text("#!/bin/sh\nexec sleep 60\n")
     hang.chmod(0o755)
-    async with EspeakEngine(executable=str(hang), timeout_s=0.5) as engine:
+    once = RetryPolicy(attempts=1)  # the engine's own error, before the base class retries
+    async with EspeakEngine(executable=str(hang), timeout_s=0.5, retry=once) as engine:
         with pytest.raises(SynthesisError) as info:
             await engine.synthesize("Hello.")
     assert info.value.retryable and isinstance(info.value.__cause__, TimeoutError)
+    retried = RetryPolicy(attempts=2, backoff_s=0)
+    async with EspeakEngine(executable=str(hang), timeout_s=0.3, retry=retried) as engine:
+        with pytest.raises(SynthesisError, match="failed 2 times") as info:
+            await engine.synthesize("Hello.")
+    assert not info.value.retryable and isinstance(info.value.__cause__, TimeoutError)
 
 
 async def test_concurrent_calls_do_not_block_each_other_or_the_loop() -> None:

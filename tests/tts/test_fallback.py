@@ -13,6 +13,7 @@ from tts import (
     FallbackEngine,
     PiperEngine,
     Pyttsx3Engine,
+    RetryPolicy,
     SynthesisError,
     SynthesizedAudio,
     TTSEngine,
@@ -34,18 +35,20 @@ async def test_first_engine_fails_on_segment_2_next_engine_used_order_kept() -> 
 
 
 async def test_retryable_failure_is_retried_on_the_same_engine() -> None:
-    first = FakeEngine(name="first", fail_on={0: SynthesisError("flaky", retryable=True)})
+    first = FakeEngine(name="first", fail_on={0: SynthesisError("flaky", retryable=True)},
+                       retry=RetryPolicy(attempts=2, backoff_s=0))
     second = FakeEngine(name="second")
-    async with FallbackEngine([first, second], retries=1) as chain:
+    async with FallbackEngine([first, second]) as chain:
         audio = await chain.synthesize("Hello.")
     assert audio.engine == "first" and [c.outcome for c in first.calls] == ["error", "ok"]
     assert second.calls == []
 
 
 async def test_retries_exhausted_then_next_engine() -> None:
-    always = FakeEngine(name="first", fail_on={lambda t: True: SynthesisError("x", retryable=True)})
+    always = FakeEngine(name="first", fail_on={lambda t: True: SynthesisError("x", retryable=True)},
+                        retry=RetryPolicy(attempts=3, backoff_s=0))
     second = FakeEngine(name="second")
-    async with FallbackEngine([always, second], retries=2) as chain:
+    async with FallbackEngine([always, second]) as chain:
         audio = await chain.synthesize("Hello.")
     assert audio.engine == "second" and len(always.calls) == 3
 
@@ -104,8 +107,12 @@ async def test_aclose_closes_every_engine_and_prosody_passes_through() -> None:
 def test_options_are_validated() -> None:
     with pytest.raises(ValueError, match="at least one"):
         FallbackEngine([])
+    with pytest.raises(ValueError, match="attempts"):
+        RetryPolicy(attempts=0)
+    with pytest.raises(ValueError, match="backoff_s"):
+        RetryPolicy(backoff_s=-1)
     with pytest.raises(ValueError, match="retries"):
-        FallbackEngine([FakeEngine()], retries=-1)
+        create_engine("auto", retries=-1)
 
 
 async def test_create_engine_by_name_and_auto_order() -> None:
@@ -117,7 +124,8 @@ async def test_create_engine_by_name_and_auto_order() -> None:
         "auto", order=["espeak", "pyttsx3"], espeak={"voice": "en-us"}, retries=0
     )
     assert isinstance(custom, FallbackEngine)
-    assert [e.name for e in custom.engines] == ["espeak", "pyttsx3"] and custom.retries == 0
+    assert [e.name for e in custom.engines] == ["espeak", "pyttsx3"]
+    assert [e.retry.attempts for e in custom.engines] == [1, 1]  # retries=0: one attempt each
     for engine in (auto, custom):
         await engine.aclose()
 

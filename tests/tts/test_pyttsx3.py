@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tts import EngineUnavailableError, Pyttsx3Engine, SynthesisError
+from tts import EngineUnavailableError, Pyttsx3Engine, RetryPolicy, SynthesisError
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("pyttsx3") is None, reason="pyttsx3 is not installed"
@@ -98,7 +98,8 @@ def test_callers_from_several_threads_and_event_loops(tmp_path: Path) -> None:
 
 
 async def test_hung_worker_times_out_and_is_replaced() -> None:
-    async with Pyttsx3Engine(timeout_s=1, start_timeout_s=30) as engine:
+    once = RetryPolicy(attempts=1)  # the engine's own error, before the base class retries
+    async with Pyttsx3Engine(timeout_s=1, start_timeout_s=30, retry=once) as engine:
         await engine.synthesize(SHORT)
         pid = engine.worker_pid
         assert pid is not None
@@ -107,6 +108,19 @@ async def test_hung_worker_times_out_and_is_replaced() -> None:
             await engine.synthesize(SHORT)
         assert info.value.retryable and "no answer" in str(info.value)
         audio = await engine.synthesize(LONG)  # a new worker serves the next call
+        assert audio.text == LONG and engine.worker_pid not in (None, pid)
+
+
+async def test_a_hung_worker_is_retried_within_the_same_call() -> None:
+    """The base class's retry policy: the timeout kills the hung worker and the
+    retry, on a fresh worker, gives the segment's audio in the same call."""
+    async with Pyttsx3Engine(timeout_s=1, start_timeout_s=30,
+                             retry=RetryPolicy(attempts=2, backoff_s=0)) as engine:
+        await engine.synthesize(SHORT)
+        pid = engine.worker_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        audio = await engine.synthesize(LONG)
         assert audio.text == LONG and engine.worker_pid not in (None, pid)
 
 
@@ -127,7 +141,7 @@ def _fake_python(tmp_path: Path, body: str) -> str:
 
 async def test_worker_dying_mid_request_is_a_retryable_error(tmp_path: Path) -> None:
     python = _fake_python(tmp_path, 'echo \'{"ready": true}\'\nread line\necho boom >&2\nexit 3\n')
-    async with Pyttsx3Engine(python=python) as engine:
+    async with Pyttsx3Engine(python=python, retry=RetryPolicy(attempts=1)) as engine:
         with pytest.raises(SynthesisError) as info:
             await engine.synthesize(SHORT)
     assert info.value.retryable and "status 3" in str(info.value) and "boom" in str(info.value)
