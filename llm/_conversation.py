@@ -42,15 +42,28 @@ class Conversation:
         """A copy of the completed turns, ``{"role", "content"}`` dicts, oldest first."""
         return [dict(m) for m in self._history]
 
-    def astream_reply(self, user_text: str) -> LLMStream:
+    def astream_reply(
+        self,
+        user_text: str,
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> LLMStream:
         """Send ``user_text``; an :class:`~llm.LLMStream` of the reply's deltas.
 
         Deltas, ``finish_reason``, ``stats`` and errors as in
-        :meth:`LLMClient.astream_chat`.
+        :meth:`LLMClient.astream_chat`; ``temperature`` and ``max_tokens`` apply
+        to this reply only.
         """
-        return LLMStream(lambda state: self._reply(user_text, state))
+        return LLMStream(
+            lambda state: self._reply(user_text, state, temperature=temperature,
+                                      max_tokens=max_tokens)
+        )
 
-    async def _reply(self, user_text: str, outer: StreamState) -> AsyncGenerator[str, None]:
+    async def _reply(
+        self, user_text: str, outer: StreamState, *, temperature: float | None,
+        max_tokens: int | None,
+    ) -> AsyncGenerator[str, None]:
         if self._busy:
             raise RuntimeError("Conversation: a reply is already streaming")
         self._busy = True
@@ -59,7 +72,10 @@ class Conversation:
             parts: list[str] = []
             # Any client will do whose astream_chat gives an async iterator of
             # str (duck-typed test doubles too); an LLMStream also reports.
-            inner = self.client.astream_chat([*self._history, user], system=self.system)
+            inner = self.client.astream_chat(
+                [*self._history, user], system=self.system,
+                temperature=temperature, max_tokens=max_tokens,
+            )
             try:
                 async with aclosing(inner):
                     async for delta in inner:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ._cleanup import clean_for_speech
 from ._config import StreamingConfig
-from ._errors import PipelineError, SpeakStreamError
+from ._errors import ConfigError, PipelineError, SpeakStreamError
 from ._events import (
     AudioReady,
     ProgressEvent,
@@ -32,6 +32,7 @@ from ._sentence_buffer import SentenceBuffer, split_sentences
 
 __all__ = [
     "AudioReady",
+    "ConfigError",
     "PipelineError",
     "ProgressEvent",
     "RunCancelled",

@@ -1,14 +1,18 @@
 """``speakstream``: the command line, a thin layer over the library.
 
-Subcommands: ``ask``, ``chat``, ``narrate``, ``voices``, ``config``. Each
-parses its flags, resolves settings (flag > config file > environment >
-default, see :mod:`pipeline._settings`) and calls the same public functions a
-Python user calls. ``--json`` prints one progress event per line on stdout
-(NDJSON, built by :func:`pipeline.event_to_dict`); otherwise the answer's
-text streams to stdout and status lines go to stderr.
+Subcommands: ``ask`` (``--daemon URL``: the work done by a running daemon,
+see :mod:`pipeline._client`), ``chat``, ``narrate``, ``voices``, ``config``,
+``serve`` (:mod:`pipeline._daemon._serve`). Each parses its flags, resolves
+settings with the one resolver (flag > config file > environment > default,
+see :mod:`pipeline._settings`) and calls the same public functions a Python
+user calls. ``--json`` prints one progress event per line on stdout (NDJSON,
+built by :func:`pipeline.event_to_dict`); otherwise the answer's text streams
+to stdout and status lines go to stderr (plain text when it is not a terminal).
 
-Exit codes: 0 done, 1 the run ended with an error (its files are kept),
-2 bad usage or configuration, 130 interrupted (Ctrl-C / SIGINT).
+Errors of ours (``SpeakStreamError``) and OS errors are one line on stderr,
+never a traceback (:func:`main`). Exit codes: 0 done, 1 the run ended with an
+error (its files are kept) or a service failed, 2 bad usage or configuration,
+130 interrupted (Ctrl-C / SIGINT).
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -39,16 +44,19 @@ import output
 import tts
 
 from ._daemon._serve import add_serve_arguments, run_from_args
+from ._errors import ConfigError, PipelineError, SpeakStreamError
 from ._events import (
     AudioReady,
     ProgressEvent,
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunStarted,
     SegmentQueued,
     TextDelta,
     event_to_dict,
 )
+from ._flags import add_llm_arguments
 from ._narrate import anarrate, split_chapters
 from ._pipeline import StreamingPipeline, create_streaming_pipeline
 from ._settings import Settings, resolve_settings
@@ -119,6 +127,10 @@ class JsonView:
     def __init__(self, out: TextIO | None = None) -> None:
         self._out = out or sys.stdout
 
+    def follow(self, choice: EngineChoice) -> None:
+        """Say the engine choice on stderr as soon as it is known."""
+        choice.say_when_known()
+
     def show(self, event: ProgressEvent, **extra: Any) -> None:
         self._out.write(json.dumps({**event_to_dict(event), **extra}, ensure_ascii=False) + "\n")
         self._out.flush()
@@ -129,62 +141,185 @@ class LiveView:
 
     def __init__(self, out: TextIO | None = None) -> None:
         self._out = out or sys.stdout
+        self._llm = True
+        self._choice: EngineChoice | None = None
+        self._mid_line = False
+
+    def follow(self, choice: EngineChoice) -> None:
+        """Say the engine choice where it does not cut the answer's text."""
+        self._choice = choice
 
     def show(self, event: ProgressEvent, **extra: Any) -> None:
-        if isinstance(event, TextDelta):
+        if isinstance(event, RunStarted):
+            self._llm = event.llm_provider != "text"
+        elif isinstance(event, TextDelta):
+            if not self._mid_line and self._choice is not None:
+                self._choice.say()
+            self._mid_line = True
             self._out.write(event.text)
             self._out.flush()
         elif isinstance(event, RunFailed):
             where = f" (segment {event.segment_index})" if event.segment_index is not None else ""
-            _stderr.print(f"\n[red]error{where}: {event.error_type}: {event.message}[/red]")
+            _stderr.print(f"\nerror{where}: {event.error_type}: {event.message}", style="red",
+                          markup=False, soft_wrap=True)
         elif isinstance(event, RunCancelled):
-            _stderr.print(f"\n[yellow]cancelled ({event.reason})[/yellow]")
+            _stderr.print(f"\ncancelled ({event.reason})", style="yellow", markup=False)
         elif isinstance(event, RunCompleted):
             self._out.write("\n")
             self._out.flush()
+            self._mid_line = False
+            if self._choice is not None:
+                self._choice.say()
             cut = llm.explain_finish_reason(event.finish_reason)
             if cut is not None:  # a cut-off answer must never look complete
-                _stderr.print(f"[yellow]warning: {cut}[/yellow]")
-            _stderr.print(_summary(event), style="dim")
+                _stderr.print(f"warning: {cut}", style="yellow", markup=False, soft_wrap=True)
+            status_line(_summary_parts(event, ttft=self._llm))
 
 
-def _summary(done: RunCompleted) -> str:
+def status_line(parts: Sequence[str], *, style: str = "dim") -> None:
+    """Print ``parts`` on stderr joined by `` · ``, as plain text when stderr is
+    not a terminal. On a terminal, lines break only between parts, so a value
+    is never split from its unit ("TTFA 2.43 s" stays whole)."""
+    width = _stderr.width if _stderr.is_terminal else 0
+    lines: list[str] = []
+    line = ""
+    for part in parts:
+        joined = f"{line} · {part}" if line else part
+        if width and line and len(joined) > width:
+            lines.append(line)
+            line = part
+        else:
+            line = joined
+    lines.append(line)
+    for text in lines:
+        _stderr.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
+
+
+def _summary_parts(done: RunCompleted, *, ttft: bool = True) -> list[str]:
+    """The summary of a run, one part per figure; ``ttft=False`` for runs without an
+    LLM (narration), where a time to first token means nothing."""
+
     def secs(value: float | None) -> str:
         return "-" if value is None else f"{value:.2f} s"
 
-    rtf = "-" if done.rtf is None else f"{done.rtf:.3f}"
-    merged = f", merged {done.merged_path}" if done.merged_path else ""
-    return (
-        f"{len(done.audio_files)} audio file(s) in {done.output_dir}{merged} · "
-        f"TTFT {secs(done.ttft_s)} · TTFA {secs(done.ttfa_s)} · audio {done.audio_s:.1f} s · "
-        f"RTF {rtf} · total {secs(done.total_s)}"
-    )
+    where = f"{len(done.audio_files)} audio file(s) in {done.output_dir}"
+    if done.merged_path:
+        where += f", merged {done.merged_path}"
+    parts = [where]
+    if ttft:
+        parts.append(f"TTFT {secs(done.ttft_s)}")
+    parts += [f"TTFA {secs(done.ttfa_s)}", f"audio {done.audio_s:.1f} s"]
+    parts.append("RTF -" if done.rtf is None else f"RTF {done.rtf:.3f}")
+    parts.append(f"total {secs(done.total_s)}")
+    return parts
+
+
+def _summary(done: RunCompleted, *, ttft: bool = True) -> str:
+    """:func:`_summary_parts` on one line."""
+    return " · ".join(_summary_parts(done, ttft=ttft))
 
 
 # -- settings ----------------------------------------------------------------------
 
+#: Settings keys set by flags (argparse ``dest`` = key); ``merge``/``play`` are switches.
+_FLAG_KEYS = ("llm", "model", "base_url", "tts", "voice", "rate", "output_dir", "format",
+              "workers", "subtitles", "first_token_timeout", "idle_timeout")
+
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("llm", "model", "base_url", "tts", "voice", "rate", "output_dir", "format")
-    flags = {name: getattr(args, name, None) for name in names}
-    flags["workers"] = getattr(args, "workers", None)
-    flags["subtitles"] = getattr(args, "subtitles", None)
+    flags = {name: getattr(args, name, None) for name in _FLAG_KEYS}
     flags["merge"] = True if getattr(args, "merge", False) else None
     flags["play"] = False if getattr(args, "no_play", False) else None
     return {k: v for k, v in flags.items() if v is not None}
 
 
+def _settings(flags: dict[str, Any]) -> Settings:
+    """Resolve the settings and say which ones were dropped (and why)."""
+    settings = resolve_settings(flags)
+    for note in settings.notes:
+        _stderr.print(f"speakstream: note: {note}", style="yellow", markup=False,
+                      soft_wrap=True)
+    return settings
+
+
 def _pipeline(settings: Settings, *, llm_provider: str | None) -> StreamingPipeline:
-    return create_streaming_pipeline(
-        llm_provider,
-        settings.values["tts"],
-        settings.streaming_config(),
-        llm_config=settings.llm_config() if llm_provider else None,
-    )
+    """The pipeline of ``settings``; a bad provider or engine name is a ConfigError."""
+    streaming = settings.streaming_config()
+    llm_config = settings.llm_config() if llm_provider else None
+    try:
+        return create_streaming_pipeline(
+            llm_provider, settings.values["tts"], streaming, llm_config=llm_config,
+        )
+    except ValueError as exc:  # an unknown provider, engine or option, from the factories
+        if isinstance(exc, SpeakStreamError):
+            raise
+        raise ConfigError(str(exc)) from exc
 
 
-def _announce(pipe: StreamingPipeline, settings: Settings) -> None:
-    """The one line saying which model and engine are used, and why."""
+class EngineChoice:
+    """For ``tts auto``: which engine will speak and why, said once it is known.
+
+    The choice needs the engines warmed up (loading piper takes a second or
+    two), which the run does anyway while the LLM works on its first token;
+    waiting for it before starting would delay the first audio. So it is
+    found concurrently and said at the first point where a status line does
+    not cut the streamed answer (:class:`LiveView`: before the answer's first
+    text, or with the summary; ``--json``: as soon as it is known, on stderr).
+    """
+
+    def __init__(self, engine: tts.TTSEngine, voice: str | None, label: str) -> None:
+        self._label = label
+        self._task: asyncio.Task[str] | None = None
+        if isinstance(engine, tts.FallbackEngine):
+            self._task = asyncio.get_running_loop().create_task(
+                engine.choose(voice), name="speakstream-engine-choice")
+
+    async def result(self) -> str | None:
+        """Wait for the choice and take it (it is then not said again)."""
+        task, self._task = self._task, None
+        if task is None:
+            return None
+        await asyncio.wait({task})
+        return _choice_of(task)
+
+    def say(self) -> None:
+        """Say the choice if it is known and was not said yet."""
+        task = self._task
+        if task is None or not task.done():
+            return
+        self._task = None
+        text = _choice_of(task)
+        if text is not None:
+            _stderr.print(f"speakstream: {self._label} → {text}", style="dim",
+                          markup=False, highlight=False, soft_wrap=True)
+
+    def say_when_known(self) -> None:
+        if self._task is not None:
+            self._task.add_done_callback(lambda _: self.say())
+
+    def cancel(self) -> None:
+        """Stop looking (the pipeline is closing)."""
+        if self._task is not None:
+            self._task.cancel()
+
+    def __enter__(self) -> EngineChoice:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()
+
+
+def _choice_of(task: asyncio.Task[str]) -> str | None:
+    if task.cancelled() or task.exception() is not None:
+        return None  # a failing engine is reported by the run itself, per segment
+    return task.result()
+
+
+async def _announce(pipe: StreamingPipeline, settings: Settings, *,
+                    wait: bool = True) -> EngineChoice:
+    """The line saying which model and engine are used, and why (flag / file / env /
+    default); for ``tts auto`` also the engine picked and why, in the same line
+    (``wait``) or when known (see :class:`EngineChoice`)."""
     parts = []
     if pipe.llm_client is not None:
         client = pipe.llm_client
@@ -192,42 +327,68 @@ def _announce(pipe: StreamingPipeline, settings: Settings) -> None:
             f"model {client.provider}:{Path(client.model).name or client.model} "
             f"({settings.sources['llm']})"
         )
-    parts.append(f"tts {settings.values['tts']} ({settings.sources['tts']})")
-    _stderr.print("speakstream: " + ", ".join(parts), style="dim")
+    label = f"tts {settings.values['tts']} ({settings.sources['tts']})"
+    choice = EngineChoice(pipe.engine, pipe.config.voice, label)
+    if wait:
+        text = await choice.result()
+        if text is not None:
+            label += f" → {text}"
+    parts.append(label)
+    _stderr.print("speakstream: " + ", ".join(parts), style="dim", markup=False,
+                  highlight=False, soft_wrap=True)
+    return choice
 
 
 async def _check_playback(pipe: StreamingPipeline) -> None:
     note = await pipe.check_playback()
     if note:
-        _stderr.print(f"speakstream: {note}; writing files only", style="yellow")
+        _stderr.print(f"speakstream: {note}; writing files only", style="yellow",
+                      markup=False, soft_wrap=True)
 
 
 # -- commands ----------------------------------------------------------------------
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
-    if args.daemon:  # issue 6: a running daemon instead of the in-process pipeline
-        from ._client import ask_daemon
-
-        return ask_daemon(args)
-    settings = resolve_settings(_flags(args))
+    settings = _settings(_flags(args))
     view = JsonView() if args.json else LiveView()
+    if args.daemon:  # the same command, its work done by a running daemon
+        return _ask_daemon(args, settings, view)
 
     async def main(interrupts: Interrupts) -> int:
         async with _pipeline(settings, llm_provider=settings.values["llm"]) as pipe:
-            _announce(pipe, settings)
-            await _check_playback(pipe)
-            done = None
-            events = pipe.astream_chat_to_audio(
-                args.question,
-                system=args.system,
-                max_tokens=args.max_tokens,
-                stop_event=interrupts.new_run(),
-            )
-            async for event in events:
-                view.show(event)
-                if isinstance(event, RunCompleted):
-                    done = event
+            with await _announce(pipe, settings, wait=False) as choice:
+                view.follow(choice)
+                await _check_playback(pipe)
+                done = None
+                events = pipe.astream_chat_to_audio(
+                    args.question,
+                    system=args.system,
+                    max_tokens=args.max_tokens,
+                    stop_event=interrupts.new_run(),
+                )
+                async for event in events:
+                    view.show(event)
+                    if isinstance(event, RunCompleted):
+                        done = event
+        if interrupts.count:
+            return EXIT_INTERRUPTED
+        return EXIT_OK if done is not None and done.error is None else EXIT_FAILED
+
+    return _run(main)
+
+
+def _ask_daemon(args: argparse.Namespace, settings: Settings, view: JsonView | LiveView) -> int:
+    from ._client import ask_daemon
+
+    def note(text: str) -> None:
+        _stderr.print(f"speakstream: {text}", style="dim", markup=False, soft_wrap=True)
+
+    async def main(interrupts: Interrupts) -> int:
+        done = await ask_daemon(
+            args.daemon, args.question, settings, view=view, stop_event=interrupts.new_run(),
+            system=args.system, max_tokens=args.max_tokens, note=note,
+        )
         if interrupts.count:
             return EXIT_INTERRUPTED
         return EXIT_OK if done is not None and done.error is None else EXIT_FAILED
@@ -236,33 +397,36 @@ def _cmd_ask(args: argparse.Namespace) -> int:
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
-    settings = resolve_settings(_flags(args))
+    settings = _settings(_flags(args))
     view = JsonView() if args.json else LiveView()
 
     async def main(interrupts: Interrupts) -> int:
         reader = await _stdin_reader()
         async with _pipeline(settings, llm_provider=settings.values["llm"]) as pipe:
-            _announce(pipe, settings)
-            await _check_playback(pipe)
-            assert pipe.llm_client is not None
-            conversation = llm.Conversation(pipe.llm_client, system=args.system)
-            _stderr.print("Type a message; /quit to leave, Ctrl-C stops an answer.", style="dim")
-            while True:
-                interrupts.current = None
-                if not args.json:
-                    _stderr.print("[bold]you>[/bold] ", end="")
-                line = await reader.readline()
-                if not line:
-                    return EXIT_OK
-                message = line.decode("utf-8", "replace").strip()
-                if message in ("/quit", "/exit"):
-                    return EXIT_OK
-                if not message:
-                    continue
-                async for event in pipe.astream_chat_to_audio(
-                    message, conversation=conversation, stop_event=interrupts.new_run()
-                ):
-                    view.show(event)
+            with await _announce(pipe, settings, wait=False) as choice:
+                view.follow(choice)
+                await _check_playback(pipe)
+                assert pipe.llm_client is not None
+                conversation = llm.Conversation(pipe.llm_client, system=args.system)
+                _stderr.print("Type a message; /quit to leave, Ctrl-C stops an answer.",
+                              style="dim")
+                while True:
+                    interrupts.current = None
+                    if not args.json:
+                        _stderr.print("[bold]you>[/bold] ", end="")
+                    line = await reader.readline()
+                    if not line:
+                        return EXIT_OK
+                    message = line.decode("utf-8", "replace").strip()
+                    if message in ("/quit", "/exit"):
+                        return EXIT_OK
+                    if not message:
+                        continue
+                    async for event in pipe.astream_chat_to_audio(
+                        message, conversation=conversation, max_tokens=args.max_tokens,
+                        stop_event=interrupts.new_run(),
+                    ):
+                        view.show(event)
 
     return _run(main)
 
@@ -281,7 +445,7 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
     flags.setdefault("play", False)  # batch job: files only unless --play
     if args.play:
         flags["play"] = True
-    settings = resolve_settings(flags)
+    settings = _settings(flags)
     source = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
     chapters = split_chapters(source)
     if not chapters:
@@ -292,7 +456,7 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
     async def main(interrupts: Interrupts) -> int:
         failed = False
         async with _pipeline(settings, llm_provider=None) as pipe:
-            _announce(pipe, settings)
+            await _announce(pipe, settings)
             await _check_playback(pipe)
             progress = Progress(
                 TextColumn("{task.description}"),
@@ -329,17 +493,22 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
                             _stderr.print(f"[red]{chapter.title}: {event.error_type}: "
                                           f"{event.message}[/red]")
                     elif isinstance(event, RunCompleted) and not args.json:
-                        progress.console.print(f"{chapter.title}: {_summary(event)}", style="dim")
+                        progress.console.print(f"{chapter.title}: {_summary(event, ttft=False)}",
+                                           style="dim")
         return EXIT_FAILED if failed else EXIT_OK
 
     return _run(main)
 
 
 def _cmd_voices(args: argparse.Namespace) -> int:
-    settings = resolve_settings(_flags(args))
+    settings = _settings(_flags(args))
 
     async def main(interrupts: Interrupts) -> int:
-        async with tts.create_engine(settings.values["tts"]) as engine:
+        try:
+            engine = tts.create_engine(settings.values["tts"])
+        except ValueError as exc:
+            raise ConfigError(str(exc), key="tts") from exc
+        async with engine:
             voices = await engine.list_voices()
         for voice in voices:
             if args.json:
@@ -355,17 +524,21 @@ def _cmd_voices(args: argparse.Namespace) -> int:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    settings = resolve_settings()
+    settings = _settings({})
     settings.streaming_config()  # validate: a bad value exits 2 with its name
+    settings.llm_config()
+    values = settings.public_values()
     if args.json:
-        print(json.dumps({"values": settings.values, "sources": settings.sources,
-                          "files": [str(p) for p in settings.files]}))
+        print(json.dumps({"values": values, "sources": settings.sources,
+                          "files": [str(p) for p in settings.files],
+                          "notes": list(settings.notes)}))
         return EXIT_OK
     files = ", ".join(map(str, settings.files)) or "none found"
     print(f"# config files: {files}")
-    width = max(map(len, settings.values))
-    for key, value in settings.values.items():
-        print(f"{key:<{width}} = {json.dumps(value)}  # {settings.sources[key]}")
+    width = max(map(len, values))
+    for key, value in values.items():
+        shown = list(value) if isinstance(value, tuple) else value
+        print(f"{key:<{width}} = {json.dumps(shown)}  # {settings.sources[key]}")
     return EXIT_OK
 
 
@@ -385,10 +558,9 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_llm_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--llm", help="LLM provider: local (default), ollama, openai, anthropic, gemini")
-    p.add_argument("--model", help="model name (or GGUF path for --llm local)")
-    p.add_argument("--base-url", dest="base_url", help="server URL (ollama/openai)")
+    add_llm_arguments(p)
     p.add_argument("--system", help="system prompt")
+    p.add_argument("--max-tokens", dest="max_tokens", type=int, help="cap each answer's tokens")
     p.add_argument("--no-play", action="store_true", help="write files only, do not play")
 
 
@@ -402,12 +574,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ask = sub.add_parser("ask", help="ask one question and speak the answer")
     ask.add_argument("question")
-    ask.add_argument("--max-tokens", dest="max_tokens", type=int, help="cap the answer's tokens")
     _add_llm_options(ask)
     _add_output_options(ask)
     ask.add_argument("--daemon", metavar="URL",
-                     help="use a running daemon (speakstream serve) at URL; token from "
-                     "$SPEAKSTREAM_TOKEN")
+                     help="let a running daemon (speakstream serve) at URL do the work; audio "
+                     "is still played and saved here; token from the 'token' setting "
+                     "($SPEAKSTREAM_TOKEN)")
     ask.set_defaults(func=_cmd_ask)
 
     chat = sub.add_parser("chat", help="interactive conversation, each reply spoken")
@@ -439,16 +611,72 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``speakstream`` console script; returns the exit code."""
+    """Entry point of the ``speakstream`` console script; returns the exit code.
+
+    Every error of ours (:data:`SpeakStreamError`) and every OS error (a file
+    that cannot be read or written) ends as one line on stderr, never a
+    traceback; anything else is a bug and keeps its traceback.
+    """
     args = build_parser().parse_args(argv)
     # The CLI reports everything itself (events, the no-device note): keep the
     # library's log records off stderr unless the user configures logging.
     logging.getLogger("speakstream").addHandler(logging.NullHandler())
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError) as exc:
-        _stderr.print(f"speakstream: {exc}", style="red")
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Whoever read stdout left (`speakstream ask ... | head`): nothing more to say, and
+        # Python must not fail again flushing stdout at exit.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except BaseExceptionGroup as group:
+        leaf = _only_leaf(group)
+        if not isinstance(leaf, _REPORTED):
+            raise
+        return _report(leaf, args.command)
+    except _REPORTED as exc:
+        return _report(exc, args.command)
+
+
+#: What ends as one line instead of a traceback: our errors and OS errors.
+_REPORTED: tuple[type[BaseException], ...] = (*SpeakStreamError, OSError)
+
+
+#: Errors that mean "fix the command or the configuration" (exit 2), not "the run failed".
+_USAGE_ERRORS: tuple[type[BaseException], ...] = (
+    ConfigError, llm.LLMAuthError, llm.ModelNotFoundError, llm.LLMDependencyError,
+    output.OutputExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+)
+
+
+def _report(exc: BaseException, command: str) -> int:
+    """Print ``exc`` as one line on stderr; return its exit code (2 usage/config, else 1)."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        message = f"{exc.filename}: {exc.strerror}"
+    elif isinstance(exc, output.OutputExistsError):  # the library's advice is for callers
+        where = exc.path.parent if exc.path.is_file() else exc.path
+        hint = "--resume to continue it, or " if command == "narrate" else ""
+        message = f"{where} already holds a run: use {hint}-o to choose another directory"
+    else:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+    _stderr.print(f"speakstream: {message}", style="red", markup=False, highlight=False,
+                  soft_wrap=True)
+    status = getattr(exc, "status_code", None)  # DaemonError: the daemon refused (4xx)
+    if isinstance(exc, _USAGE_ERRORS) or (
+        isinstance(exc, PipelineError) and isinstance(status, int) and 400 <= status < 500
+    ):
         return EXIT_USAGE
+    return EXIT_FAILED
+
+
+def _only_leaf(group: BaseExceptionGroup) -> BaseException:
+    """The single leaf of nested one-exception groups (else the group itself)."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 if __name__ == "__main__":  # pragma: no cover

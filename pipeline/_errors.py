@@ -11,6 +11,8 @@ is the *tuple* of the four roots, usable wherever a class is in ``except``::
     TTSError        tts/_errors.py      (EngineUnavailableError, SynthesisError)
     OutputError     output/_errors.py   (FormatError, NoAudioDeviceError, ...)
     PipelineError   this module
+    └── ConfigError         a setting is unknown, unparsable, out of range or does not apply
+                            (also a ValueError)
 
     try:
         ...
@@ -30,6 +32,21 @@ from tts import TTSError
 
 class PipelineError(Exception):
     """Root of the errors raised by :mod:`pipeline` itself."""
+
+
+class ConfigError(PipelineError, ValueError):
+    """A setting (flag, config file, environment variable) is unknown, cannot be
+    read, is out of range or does not apply; the message names it and where it
+    came from. Also a ``ValueError``, the library's error for bad options.
+
+    Attributes:
+        key: the setting's name (``"workers"``, ``"base_url"``...), ``""`` when
+            the error is not about one key (an unreadable file).
+    """
+
+    def __init__(self, message: str, *, key: str = "") -> None:
+        super().__init__(message)
+        self.key = key
 
 
 SpeakStreamError: tuple[type[Exception], ...] = (LLMError, TTSError, OutputError, PipelineError)

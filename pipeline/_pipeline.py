@@ -243,7 +243,8 @@ class StreamingPipeline:
                 and pending synthesis are cancelled and the stream still ends
                 with ``RunCancelled`` and ``RunCompleted``.
             temperature, max_tokens: sampling options of the LLM request
-                (see :meth:`llm.LLMClient.astream_chat`); not with ``conversation``.
+                (see :meth:`llm.LLMClient.astream_chat`); with ``conversation``,
+                of this reply.
             sinks: more :class:`output.AudioSink` objects for this run, called
                 after the built-in ones in the order given (see
                 :mod:`output._sink` for what they get and when). Each serves
@@ -254,18 +255,17 @@ class StreamingPipeline:
         synthesis and playback; files already written stay.
 
         Raises:
-            ValueError: empty message, bad ``run_id``, sampling options
-                given with ``conversation``.
+            ValueError: empty message, bad ``run_id``.
             RuntimeError: the pipeline is closed, or it has no LLM client.
             OutputExistsError: the run directory already holds a run.
         """
         if not isinstance(message, str) or not message.strip():
             raise ValueError(f"message must be non-empty text, got {message!r}")
         if conversation is not None:
-            if temperature is not None or max_tokens is not None:
-                raise ValueError("temperature/max_tokens cannot be set per reply of a conversation")
             client: Any = getattr(conversation, "client", None)
-            deltas: AsyncIterable[str] = conversation.astream_reply(message)
+            deltas: AsyncIterable[str] = conversation.astream_reply(
+                message, temperature=temperature, max_tokens=max_tokens
+            )
         else:
             if self.llm_client is None:
                 raise RuntimeError("this pipeline has no LLM client")

@@ -62,4 +62,6 @@ def create_engine(name: str = "auto", **options: Any) -> TTSEngine:
             raise ValueError(f"retries must be an integer in [0, 9], got {retries!r}")
         retry = RetryPolicy(attempts=1 + retries)
         per_engine = {n: {"retry": retry, **dict(per_engine.get(n, {}))} for n in order}
-    return FallbackEngine([ENGINES[n](**dict(per_engine.get(n, {}))) for n in order])
+    chain = FallbackEngine([ENGINES[n](**dict(per_engine.get(n, {}))) for n in order])
+    chain.name = "auto"  # what users call it (--tts auto), in events and errors alike
+    return chain

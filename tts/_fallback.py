@@ -16,6 +16,14 @@ Policy, for each segment (it only falls back: retries are each engine's own
    :class:`EngineUnavailableError` when all were unavailable, else
    :class:`AllEnginesFailedError` carrying every failure.
 
+Voices are engine-specific (``en-us`` is an espeak-ng voice, ``en_US-joe-medium``
+a piper model, ``en-US-AriaNeural`` an edge voice). When a ``voice`` is given,
+the engines whose :meth:`~TTSEngine.list_voices` lists it (ids compared without
+case, each engine given its own spelling; asked once per engine and kept) are
+the only ones tried, in order; when
+no available engine lists it, every engine is tried as above. :meth:`choose`
+tells which engine will speak and why, in one line.
+
 ``ValueError`` and other non-TTS errors (bugs, bad arguments) are not hidden
 behind a fallback: they propagate at once.
 """
@@ -53,6 +61,8 @@ class FallbackEngine(TTSEngine):
             raise ValueError("engines must hold at least one TTSEngine, got none")
         self.engines: tuple[TTSEngine, ...] = tuple(engines)
         self._unavailable: dict[int, EngineUnavailableError] = {}
+        self._voice_ids: dict[int, dict[str, str]] = {}  # engine index -> lower-case id -> id
+        self._voice_lock: asyncio.Lock | None = None
 
     @property
     def unavailable(self) -> dict[str, EngineUnavailableError]:
@@ -69,10 +79,13 @@ class FallbackEngine(TTSEngine):
         pitch: float | None,
     ) -> AsyncGenerator[AudioChunk | SynthesizedAudio, None]:
         failures: list[tuple[str, TTSError]] = []
+        candidates = await self._candidates(voice)
         for index, engine in enumerate(self.engines):
-            if index in self._unavailable:
+            if index in self._unavailable or index not in candidates:
                 continue
-            stream = engine.stream(text, voice=voice, rate=rate, volume=volume, pitch=pitch)
+            own = self._voice_ids.get(index, {}).get(voice.lower()) if voice else None
+            stream = engine.stream(text, voice=own or voice, rate=rate, volume=volume,
+                                   pitch=pitch)
             spoke = False
             try:
                 async with contextlib.aclosing(stream):
@@ -105,6 +118,69 @@ class FallbackEngine(TTSEngine):
             text=text,
             failures=tuple(failures),
         ) from last
+
+    async def _candidates(self, voice: str | None) -> frozenset[int]:
+        """Indices of the engines to try for ``voice``: those that list it, else all."""
+        every = frozenset(range(len(self.engines)))
+        if voice is None:
+            return every
+        await self._load_voices()
+        wanted = voice.lower()
+        listing = frozenset(i for i, ids in self._voice_ids.items() if wanted in ids)
+        return listing or every
+
+    async def _load_voices(self) -> None:
+        """Ask each available engine once for its voice ids (rules out unreachable ones)."""
+        if self._voice_lock is None:
+            self._voice_lock = asyncio.Lock()
+        async with self._voice_lock:
+            for index, engine in enumerate(self.engines):
+                if index in self._unavailable or index in self._voice_ids:
+                    continue
+                try:
+                    voices = await engine.list_voices()
+                except EngineUnavailableError as exc:
+                    self._unavailable[index] = exc
+                    continue
+                except TTSError:
+                    voices = []  # cannot tell: it is tried only when no engine lists the voice
+                self._voice_ids[index] = {v.id.lower(): v.id for v in voices}
+
+    async def choose(self, voice: str | None = None) -> str:
+        """Which engine will speak ``voice`` (``None``: the engines' default voices), and why.
+
+        Warms the engines up and asks them for their voices (both rule out an
+        engine that cannot run or cannot be reached, e.g. edge-tts offline),
+        then returns one line naming the engine and the reason, e.g.
+        ``"piper: edge unavailable (edge-tts service unreachable)"``,
+        ``"espeak: voice en-us is an espeak voice"``, or
+        ``"edge: first in order"``. When no engine can run, the line starts
+        with ``"none: "`` and lists why (synthesis will raise
+        :class:`EngineUnavailableError`). Cheap once warm.
+        """
+        await self.warm_up()
+        await self._load_voices()
+        candidates = await self._candidates(voice)
+        chosen = next(
+            (i for i in range(len(self.engines))
+             if i not in self._unavailable and i in candidates), None,
+        )
+        skipped = [
+            f"{self.engines[i].name} unavailable ({_short(self._unavailable[i])})"
+            for i in sorted(self._unavailable) if chosen is None or i < chosen
+        ]
+        if chosen is None:
+            return "none: " + ("; ".join(skipped) or "no engine")
+        name = self.engines[chosen].name
+        reasons = []
+        if voice is not None:
+            if voice.lower() in self._voice_ids.get(chosen, {}):
+                article = "an" if name[:1] in "aeiou" else "a"
+                reasons.append(f"voice {voice} is {article} {name} voice")
+            else:
+                reasons.append(f"no available engine lists voice {voice}")
+        reasons += skipped
+        return f"{name}: " + ("; ".join(reasons) or "first in order")
 
     async def warm_up(self) -> None:
         """Warm every engine still available, concurrently.
@@ -146,3 +222,8 @@ class FallbackEngine(TTSEngine):
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+
+
+def _short(exc: BaseException) -> str:
+    """The gist of an error message: up to its first ``": "`` (details follow it)."""
+    return str(exc).split(": ", 1)[0]

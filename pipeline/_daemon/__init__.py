@@ -6,6 +6,7 @@ when :func:`create_app` or :func:`serve` is called.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._settings import TOKEN_ENV, DaemonSettings
@@ -21,11 +22,14 @@ def create_app(
     *,
     llm_client: Any = None,
     tts_engine: TTSEngine | None = None,
+    announce: Callable[[str], Any] | None = None,
+    address: str = "",
 ) -> FastAPI:
     """Build the daemon's FastAPI app; see :func:`pipeline._daemon._app.create_app`."""
     from ._app import create_app as _create_app
 
-    return _create_app(settings, llm_client=llm_client, tts_engine=tts_engine)
+    return _create_app(settings, llm_client=llm_client, tts_engine=tts_engine,
+                       announce=announce, address=address)
 
 
 def serve(settings: DaemonSettings) -> None:

@@ -1,4 +1,5 @@
-"""ASGI middleware in front of every route: bearer-token auth and the body size limit.
+"""ASGI middleware in front of every route: bearer-token auth, the body size limit
+and the JSON nesting limit.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so it also guards WebSockets and
 never buffers streaming responses.
@@ -6,6 +7,7 @@ never buffers streaming responses.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from typing import Any
@@ -13,7 +15,10 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._http import error_body
+from ._http import MAX_JSON_DEPTH, error_body, too_deep
+
+#: Bodies larger than this are checked for nesting in a worker thread.
+_INLINE_CHECK_BYTES = 64 * 1024
 
 #: Paths anyone may read without the token: the page, health and API schema.
 PUBLIC_PATHS = frozenset(
@@ -32,6 +37,14 @@ class GuardMiddleware:
       with 413 before reading; otherwise the body is read (at most
       ``max_body_bytes`` + one chunk) and replayed to the app, so chunked
       uploads are capped too.
+    * Nesting: a JSON body (one that starts with ``[`` or ``{``, not a
+      multipart upload) nested deeper than :data:`MAX_JSON_DEPTH` gets 400
+      before any route parses it.
+
+    CORS preflights (``OPTIONS`` with ``Origin`` and
+    ``Access-Control-Request-Method``) carry no credentials by design: the
+    CORS middleware sits *outside* this one and answers them, so they never
+    need the token.
     """
 
     def __init__(self, app: ASGIApp, *, token: str | None, max_body_bytes: int) -> None:
@@ -97,8 +110,16 @@ class GuardMiddleware:
             chunks.append(body)
             if not message.get("more_body", False):
                 break
-        replay: list[Message] = [{"type": "http.request", "body": b"".join(chunks),
-                                  "more_body": False}]
+        body = b"".join(chunks)
+        if body.lstrip()[:1] in (b"[", b"{") and not _is_multipart(scope):
+            deep = (too_deep(body) if len(body) <= _INLINE_CHECK_BYTES
+                    else await asyncio.to_thread(too_deep, body))
+            if deep:
+                await _json(send, 400, error_body(
+                    "invalid_request_error",
+                    f"JSON nested more than {MAX_JSON_DEPTH} levels deep"), {})
+                return None
+        replay: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
 
         async def replaying_receive() -> Message:
             if replay:
@@ -106,6 +127,13 @@ class GuardMiddleware:
             return await receive()
 
         return replaying_receive
+
+
+def _is_multipart(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return value.lower().startswith(b"multipart/")
+    return False
 
 
 async def _json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:

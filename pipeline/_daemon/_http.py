@@ -8,6 +8,8 @@ parses it too)::
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,15 @@ from starlette.responses import JSONResponse
 #: with a letter or digit. Anything else (``..``, ``/``, ``%2F``) is a 404
 #: before any path is built.
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+#: Deepest JSON nesting accepted in a body or WebSocket message (ours are 3 deep).
+#: Deeper documents get a 400 instead of reaching ``json.loads``, whose
+#: recursion would otherwise fail (a 500, or a WebSocket dropped without a close).
+MAX_JSON_DEPTH = 64
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+_DEPTH_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 
 
 class ApiError(Exception):
@@ -36,6 +47,45 @@ class ApiError(Exception):
         self.type = type
         self.message = message
         self.param = param
+
+
+def too_deep(data: bytes | str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the JSON text ``data`` nests arrays/objects deeper than ``limit``.
+
+    Brackets inside strings do not count. Linear time, no recursion, and it
+    stops at the first level past ``limit``, so it is cheap on hostile input;
+    malformed text is left for the parser to report.
+    """
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    brackets = _NOT_BRACKET.sub(b"", _JSON_STRING.sub(b"", raw))
+    if len(brackets) <= limit:
+        return False
+    return any(d > limit for d in itertools.accumulate(map(_DEPTH_STEP.__getitem__, brackets)))
+
+
+def check_json_depth(data: bytes | str) -> None:
+    """Raise ``ApiError(400)`` when ``data`` nests deeper than :data:`MAX_JSON_DEPTH`."""
+    if too_deep(data):
+        raise ApiError(400, "invalid_request_error",
+                       f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads(text)`` after :func:`check_json_depth`.
+
+    Raises:
+        ApiError: 400 when nested too deep.
+        ValueError: not JSON.
+    """
+    check_json_depth(text)
+    return json.loads(text)
+
+
+#: ``type`` of the errors Starlette raises itself (unknown route, wrong method...).
+STATUS_TYPES = {400: "invalid_request_error", 401: "unauthorized", 403: "forbidden",
+                404: "not_found", 405: "method_not_allowed", 409: "conflict",
+                413: "payload_too_large", 422: "invalid_request_error",
+                500: "internal_error"}
 
 
 def error_body(type: str, message: str, *, param: str | None = None) -> dict[str, Any]:

@@ -10,8 +10,8 @@ URLs of the daemon's audio routes (clients never see server paths)::
     RunFailed     -> "error"      {error_type, message, retryable, partial_text, segment_index, t}
     RunCancelled  -> "cancelled"  {reason, t}
     RunCompleted  -> "done"       {audio_urls, audio_indices, failed_indices, merged_url,
-                                   complete_text, ttft_s, ttfa_s, first_file_s, total_s,
-                                   audio_s, rtf, error, t}
+                                   subtitles_url, complete_text, ttft_s, ttfa_s, first_file_s,
+                                   total_s, audio_s, rtf, error, t}
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def client_message(event: ProgressEvent, *, kind: str = "runs") -> tuple[str, di
     elif isinstance(event, RunCompleted):
         data["audio_urls"] = [audio_url(kind, owner, i) for i in event.audio_indices]
         data["merged_url"] = audio_url(kind, owner, "merged") if event.merged_path else None
+        data["subtitles_url"] = f"/v1/{kind}/{owner}/subtitles" if event.subtitles_path else None
     for key in _SERVER_PATHS:
         data.pop(key, None)
     return KINDS[type(event)], data

@@ -23,6 +23,7 @@ router = APIRouter(tags=["runs"])
 
 #: Media type by file extension, from the one table of formats.
 MEDIA_TYPES = {name: known.media_type for name, known in AUDIO_FORMATS.items()}
+SUBTITLE_TYPES = {"srt": "application/x-subrip", "vtt": "text/vtt"}
 
 
 @router.post(
@@ -78,6 +79,7 @@ async def get_run(run_id: str, request: Request) -> dict[str, Any]:
     for item in data["audio"]:
         item["url"] = f"/v1/runs/{run_id}/audio/{item['index']}"
     data["merged_url"] = f"/v1/runs/{run_id}/audio/merged" if record.merged_path else None
+    data["subtitles_url"] = f"/v1/runs/{run_id}/subtitles" if record.subtitles_path else None
     data["manifest"] = state.runs.manifest(record)
     return data
 
@@ -102,12 +104,25 @@ async def run_audio(run_id: str, index: str, request: Request) -> FileResponse:
     return audio_response(_record(daemon(request), run_id), index)
 
 
+@router.get("/v1/runs/{run_id}/subtitles", response_class=FileResponse)
+async def run_subtitles(run_id: str, request: Request) -> FileResponse:
+    """A run's subtitle file (``merged.srt`` or ``merged.vtt``, on the merged timeline),
+    when the run asked for ``subtitles``. 404 otherwise."""
+    record = _record(daemon(request), run_id)
+    path = record.subtitles_path
+    if path is None or record.directory is None or not path.is_file():
+        raise ApiError(404, "not_found", f"no subtitles in {record.run_id!r}")
+    safe = contained(record.directory, str(path))
+    media = SUBTITLE_TYPES.get(safe.suffix.lstrip("."), "text/plain")
+    return FileResponse(safe, media_type=media, filename=safe.name)
+
+
 def audio_response(record: RunRecord, index: str) -> FileResponse:
     """The file of segment ``index`` / ``"merged"`` of ``record``, never outside its
     directory (a tampered manifest cannot point elsewhere)."""
     if index == "merged":
         path = record.merged_path
-    elif index.isdigit() and len(index) <= 9:
+    elif index.isascii() and index.isdigit() and len(index) <= 9:  # not "²": isdigit() is true
         entry = record.files.get(int(index))
         path = entry.path if entry is not None else None
     else:

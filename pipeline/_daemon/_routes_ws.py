@@ -43,7 +43,7 @@ from output import AudioSink, SegmentInfo
 from tts import SynthesizedAudio
 
 from .._events import AudioReady, RunFailed
-from ._http import ApiError
+from ._http import ApiError, parse_json
 from ._messages import client_message
 from ._runs import ActiveRun
 from ._speak import SpeakRequest, start_chat_run
@@ -107,7 +107,10 @@ class _Connection:
             await self.error("invalid_message", "binary frames are not accepted")
             return
         try:
-            message = json.loads(raw.get("text") or "")
+            message = parse_json(raw.get("text") or "")
+        except ApiError as exc:  # nested too deep
+            await self.error("invalid_message", exc.message)
+            return
         except ValueError as exc:
             await self.error("invalid_message", f"not JSON: {exc}")
             return
@@ -174,6 +177,9 @@ class _Connection:
         if not pump.done():
             pump.cancel()
             await asyncio.wait({pump})
+        if self.run is not None:
+            self.run.abandon()  # a pump cancelled before it started never ran the run
+            self.state.runs.finished(self.run.run_id)
         if not pump.cancelled() and pump.exception() is not None:
             logger.warning("WebSocket run ended with %r", pump.exception())
 

@@ -13,6 +13,14 @@ WebSocket ``stop``) sets the run's stop event so the pipeline cancels the LLM
 request and pending synthesis and still reports ``RunCancelled`` and
 ``RunCompleted``; a consumer that goes away cancels the producer, which closes
 the pipeline's iterator (same cancellation, no events left to send).
+
+Who sets a run's status: the event that ends it (``RunCompleted``: completed,
+failed or cancelled), or else the code that ends it early: the consumer's exit
+(a client that hung up) or :meth:`ActiveRun.abandon` (a run never consumed).
+That code sets the status, drops the active-stream gauge and releases the
+run's resources *before* its first ``await``: a client that hung up is seen as
+a cancelled scope (anyio, under sse-starlette), where every later ``await``
+raises at once.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +73,7 @@ class RunRecord:
         directory: where the run's files and manifest are (from ``RunStarted``).
         files: the segment files by index.
         merged_path: the merged file, when one was written.
+        subtitles_path: the subtitle file (SRT or VTT), when one was written.
         summary: ``event_to_dict(RunCompleted)`` once the run ended.
         error: ``"ErrorType: message"`` of the first failure.
     """
@@ -75,6 +84,7 @@ class RunRecord:
     directory: Path | None = None
     files: dict[int, AudioFile] = field(default_factory=dict)
     merged_path: Path | None = None
+    subtitles_path: Path | None = None
     summary: dict[str, Any] | None = None
     error: str | None = None
 
@@ -103,6 +113,8 @@ class ActiveRun:
         stop_event: the event the pipeline watches to stop gracefully.
         metrics: where events are counted.
         queue_size: the backpressure bound (events buffered for the consumer).
+        on_end: called once when the run's status is set (releases what the
+            run holds, e.g. its LLM client lease).
     """
 
     def __init__(
@@ -113,8 +125,10 @@ class ActiveRun:
         stop_event: asyncio.Event,
         metrics: DaemonMetrics,
         queue_size: int,
+        on_end: Callable[[], None] | None = None,
     ) -> None:
         self.record = record
+        self._on_end = on_end
         self._events = events
         self._stop_event = stop_event
         self._metrics = metrics
@@ -181,15 +195,26 @@ class ActiveRun:
                     break
                 yield item
         finally:
+            # No await before the status is set (see the module docstring).
+            self._metrics.active_streams.labels(endpoint).dec()
             producer = self._producer
+            producer.cancel()  # no-op when it has finished
+            if self.record.status == "running":
+                self._conclude(None)
             while not producer.done():
                 producer.cancel()
                 await asyncio.wait({producer}, timeout=5)
-            self._metrics.active_streams.labels(endpoint).dec()
-            if self.record.status == "running":
-                self._conclude(None)
             if not producer.cancelled() and producer.exception() is not None:
                 raise producer.exception()  # type: ignore[misc]
+
+    def abandon(self) -> None:
+        """End a run nobody will consume (its consumer never started, e.g. a
+        WebSocket closed right after ``speak``): status ``cancelled``, resources
+        released. No-op for a run that is being or was consumed."""
+        if self._producer is None:
+            # The pipeline's generator never ran: it holds no LLM request, no
+            # task, no file; it is simply dropped.
+            self._conclude(None)
 
     async def _produce(self) -> None:
         cancelled = False
@@ -232,10 +257,14 @@ class ActiveRun:
             record.directory = Path(event.output_dir)
             if event.merged_path:
                 record.merged_path = Path(event.merged_path)
+            if event.subtitles_path:
+                record.subtitles_path = Path(event.subtitles_path)
             self._conclude(event)
 
     def _conclude(self, completed: RunCompleted | None) -> None:
         record = self.record
+        if record.status != "running":
+            return  # already ended: the status is set once
         if completed is None:
             status = "cancelled"  # the consumer went away before the summary
         elif self._cancelled_seen:
@@ -249,6 +278,9 @@ class ActiveRun:
             record.summary = event_to_dict(completed)
             record.error = record.error or completed.error
         self._metrics.run_finished(endpoint=record.endpoint, outcome=status)
+        on_end, self._on_end = self._on_end, None
+        if on_end is not None:
+            on_end()
 
 
 class RunRegistry:
@@ -313,6 +345,9 @@ class RunRegistry:
                 merged = entry.get("merged_path")
                 if merged:
                     record.merged_path = directory / str(merged)
+                subtitles = entry.get("subtitles_path")
+                if subtitles:
+                    record.subtitles_path = directory / str(subtitles)
                 record.summary = entry
         if record.summary is None:
             record.status = "interrupted"

@@ -1,4 +1,9 @@
-"""Options of the daemon: :class:`DaemonSettings`, validated once."""
+"""Options of the daemon: :class:`DaemonSettings`, validated once.
+
+``speakstream serve`` builds them with the project's one settings resolver
+(:func:`pipeline._settings.resolve_settings` then ``Settings.daemon_settings()``):
+flag > config file > environment > default, the same keys and defaults as the CLI.
+"""
 
 from __future__ import annotations
 
@@ -41,9 +46,12 @@ class DaemonSettings:
         db_path: SQLite file of the narration jobs; ``None`` means
             ``<output_dir>/narrations.sqlite3``.
         llm_provider / tts_provider: defaults of ``/v1/speak`` (a request may
-            name others).
-        llm_config / tts_config: provider options passed to
-            :func:`pipeline.create_streaming_pipeline`.
+            name others); the embedded ``local`` model and ``auto``, like the CLI.
+        llm_config: options of :func:`llm.create_client` for ``llm_provider``
+            (``model``, ``base_url``, timeouts). A request naming another
+            provider gets only the timeouts (a model name or server URL belongs
+            to one provider).
+        tts_config: options of :func:`tts.create_engine`.
         streaming_config: the default options of every run; a request's
             ``streaming_config`` object overrides single keys.
         max_body_bytes: largest request body accepted (bytes, 1 KiB–1 GiB);
@@ -61,6 +69,10 @@ class DaemonSettings:
             for the client (1–1024): the backpressure bound.
         ws_ping_s: seconds between server pings on idle WebSockets (> 0).
         sse_ping_s: seconds between SSE keep-alive comments (> 0).
+        max_llm_clients: LLM clients kept warm (one per provider/model a
+            request names, least recently used closed first; 1-1024).
+        sources: where each setting came from (``"flag"``, ``"file ..."``,
+            ``"env ..."``, ``"default"``), for the start-up line; informative only.
 
     Raises:
         ValueError: an option is out of range, or a non-loopback ``host`` has
@@ -72,7 +84,7 @@ class DaemonSettings:
     token: str | None = None
     output_dir: str | Path = "speakstream-daemon"
     db_path: str | Path | None = None
-    llm_provider: str = "ollama"
+    llm_provider: str = "local"
     tts_provider: str = "auto"
     llm_config: Mapping[str, Any] | None = None
     tts_config: Mapping[str, Any] | None = None
@@ -86,6 +98,8 @@ class DaemonSettings:
     ws_queue_size: int = 8
     ws_ping_s: float = 20.0
     sse_ping_s: float = 15.0
+    max_llm_clients: int = 16
+    sources: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
@@ -96,7 +110,7 @@ class DaemonSettings:
         if self.token is None and not is_loopback(self.host):
             raise ValueError(
                 f"host {self.host!r} is not a loopback address: refusing to listen on it "
-                f"without a token (set --token or {TOKEN_ENV})"
+                f"without a token (set --token, token in the config file, or {TOKEN_ENV})"
             )
         _int("max_body_bytes", self.max_body_bytes, 1024, 1 << 30)
         _int("max_message_chars", self.max_message_chars, 1, 1_000_000)
@@ -104,6 +118,7 @@ class DaemonSettings:
         _int("max_narration_chars", self.max_narration_chars, 1, 100_000_000)
         _int("coalesce_ms", self.coalesce_ms, 0, 1000)
         _int("ws_queue_size", self.ws_queue_size, 1, 1024)
+        _int("max_llm_clients", self.max_llm_clients, 1, 1024)
         for name in ("ws_ping_s", "sse_ping_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:

@@ -6,12 +6,20 @@ each request gets its own (cheap) pipeline object, built with
 engines the daemon creates once and keeps warm (or the ones injected into
 :func:`create_app`). Those are closed by :meth:`PipelineSource.aclose` only
 if the daemon created them.
+
+LLM clients are kept per provider/model in a bounded LRU cache
+(``max_llm_clients``): any client may name any ``model``, so an unbounded
+cache is a memory leak anyone can trigger. A run or conversation *leases* its
+client (:meth:`PipelineSource.lease`); a client evicted from the cache is
+closed once its last lease is released, never under a running answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,12 +32,30 @@ from tts import TTSEngine
 from .._config import StreamingConfig
 from .._events import ProgressEvent
 from .._pipeline import StreamingPipeline, create_streaming_pipeline
+from .._settings import LLM_OPTIONS
 from ._http import ApiError
 from ._settings import DaemonSettings
+
+logger = logging.getLogger("speakstream.daemon")
 
 #: streaming_config keys a request may not set: where files go and whether the
 #: daemon's machine plays sound are the daemon's decisions.
 FORBIDDEN_KEYS = frozenset({"output_dir", "play"})
+
+
+class ClientLease:
+    """A run's or conversation's hold on an LLM client; :meth:`release` once done
+    (idempotent). The client is not closed while any lease on it is held."""
+
+    def __init__(self, source: PipelineSource | None, key: str, client: Any) -> None:
+        self._source = source
+        self.key = key
+        self.client = client
+
+    def release(self) -> None:
+        source, self._source = self._source, None
+        if source is not None:
+            source._release(self.client)
 
 
 class PipelineSource:
@@ -41,8 +67,17 @@ class PipelineSource:
         self._settings = settings
         self._llm_client = llm_client
         self._tts_engine = tts_engine
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: OrderedDict[str, Any] = OrderedDict()  # key -> client, oldest use first
+        self._leases: dict[int, int] = {}  # id(client) -> leases held
+        self._retired: dict[int, Any] = {}  # evicted from the cache, still leased
+        self._closing: set[asyncio.Task[None]] = set()
+        self.closed_clients = 0  # clients this source created and closed (observable)
         self._engines: dict[str, TTSEngine] = {}
+
+    @property
+    def cached_clients(self) -> int:
+        """LLM clients kept warm in the cache (at most ``max_llm_clients``)."""
+        return len(self._clients)
 
     def config(
         self,
@@ -89,49 +124,100 @@ class PipelineSource:
             self._engines[name] = engine
         return engine
 
-    def client(self, provider: str | None, model: str | None) -> Any:
-        """The warm LLM client for ``provider``/``model`` (defaults: the daemon's).
+    def client_key(self, provider: str | None, model: str | None) -> tuple[str, dict[str, Any]]:
+        """``(cache key, create_client options)`` of ``provider``/``model``.
+
+        The daemon's ``llm_config`` (model, base URL, timeouts) applies to its
+        own provider; another provider gets only the timeouts: a model name or
+        a server URL belongs to one provider.
+        """
+        provider = provider or self._settings.llm_provider
+        config = dict(self._settings.llm_config or {})
+        if provider != self._settings.llm_provider:
+            config = {k: v for k, v in config.items() if k in LLM_OPTIONS}
+        if model:
+            config["model"] = model
+        return json.dumps([provider, config], sort_keys=True, default=str), config
+
+    def lease(self, provider: str | None, model: str | None) -> ClientLease:
+        """A lease on the warm LLM client for ``provider``/``model`` (defaults: the daemon's).
 
         Raises:
-            ApiError: 422 for an unknown provider or bad options.
+            ApiError: 422 for an unknown provider, bad options, or a provider
+                that cannot be used here (no API key, no model file...).
         """
         if self._llm_client is not None:
-            return self._llm_client
-        provider = provider or self._settings.llm_provider
-        options = dict(self._settings.llm_config or {})
-        if model:
-            options["model"] = model
-        key = (provider, json.dumps(options, sort_keys=True, default=str))
+            return ClientLease(None, "", self._llm_client)
+        key, config = self.client_key(provider, model)
         client = self._clients.get(key)
         if client is None:
+            name = provider or self._settings.llm_provider
             try:
-                client = llm.create_client(provider, **options)
-            except ValueError as exc:
-                raise ApiError(422, "invalid_request_error", str(exc), param="llm") from exc
+                client = llm.create_client(name, **config)
+            except (ValueError, llm.LLMError) as exc:
+                raise ApiError(422, "invalid_request_error", str(exc),
+                               param="model" if model else "llm") from exc
             self._clients[key] = client
-        return client
+            self._evict()
+        else:
+            self._clients.move_to_end(key)
+        self._leases[id(client)] = self._leases.get(id(client), 0) + 1
+        return ClientLease(self, key, client)
+
+    def _evict(self) -> None:
+        while len(self._clients) > self._settings.max_llm_clients:
+            _, client = self._clients.popitem(last=False)
+            if self._leases.get(id(client)):
+                self._retired[id(client)] = client  # closed when its last lease ends
+            else:
+                self._close_later(client)
+
+    def _release(self, client: Any) -> None:
+        held = self._leases.get(id(client), 0) - 1
+        if held > 0:
+            self._leases[id(client)] = held
+            return
+        self._leases.pop(id(client), None)
+        retired = self._retired.pop(id(client), None)
+        if retired is not None:
+            self._close_later(retired)
+
+    def _close_later(self, client: Any) -> None:
+        task = asyncio.get_running_loop().create_task(self._close(client))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close(self, client: Any) -> None:
+        try:
+            await client.aclose()
+        except (llm.LLMError, OSError):  # nobody waits for this close: say it, lose nothing
+            logger.warning("closing an evicted LLM client failed", exc_info=True)
+        self.closed_clients += 1
 
     def pipeline(
-        self, config: StreamingConfig, *, tts_name: str | None, with_llm: bool,
-        llm_provider: str | None = None, model: str | None = None,
+        self, config: StreamingConfig, *, tts_name: str | None, with_llm: bool = False,
+        llm_client: Any = None,
     ) -> StreamingPipeline:
-        """A pipeline for one request (closing it closes nothing shared)."""
+        """A pipeline for one request (closing it closes nothing shared); an LLM
+        pipeline gets ``llm_client`` (from a :meth:`lease`)."""
+        if with_llm and llm_client is None:
+            raise ValueError("an LLM pipeline needs llm_client (from lease())")
         return create_streaming_pipeline(
             None,
             streaming_config=config,
-            llm_client=self.client(llm_provider, model) if with_llm else None,
+            llm_client=llm_client,
             tts_engine=self.engine(tts_name),
         )
 
     def chat(
         self, message: str, *, pipe: StreamingPipeline, run_id: str, voice: str | None,
         system: str | None, conversation: Any, stop_event: asyncio.Event,
-        sinks: Sequence[AudioSink] = (),
+        max_tokens: int | None = None, sinks: Sequence[AudioSink] = (),
     ) -> AsyncIterator[ProgressEvent]:
         """The events of an LLM run (see ``StreamingPipeline.astream_chat_to_audio``)."""
         return pipe.astream_chat_to_audio(
             message, voice=voice, system=system, conversation=conversation,
-            run_id=run_id, stop_event=stop_event, sinks=sinks,
+            run_id=run_id, stop_event=stop_event, max_tokens=max_tokens, sinks=sinks,
         )
 
     def text(
@@ -143,14 +229,37 @@ class PipelineSource:
             text, voice=voice, run_id=run_id, stop_event=stop_event, resume=resume
         )
 
+    async def describe(self, *, voice: str | None) -> tuple[str, str]:
+        """``(llm, tts)``: what the daemon serves by default, for the start-up line.
+
+        ``llm`` is ``provider:model``; ``tts`` the engine, and for ``auto`` the
+        engine that will speak and why (the engines are warmed up to find out).
+        """
+        lease = self.lease(None, None)
+        try:
+            client = lease.client
+            model = str(getattr(client, "model", "") or "")
+            llm_text = f"{getattr(client, 'provider', '?')}:{model.rsplit('/', 1)[-1]}"
+        finally:
+            lease.release()
+        engine = self.engine(None)
+        tts_text = engine.name if self._tts_engine is not None else self._settings.tts_provider
+        if isinstance(engine, tts.FallbackEngine):
+            tts_text += " → " + await engine.choose(voice)
+        return llm_text, tts_text
+
     async def aclose(self) -> None:
         """Close the clients and engines this source created (never injected ones)."""
-        clients, engines = list(self._clients.values()), list(self._engines.values())
+        clients = [*self._clients.values(), *self._retired.values()]
+        engines = list(self._engines.values())
         self._clients.clear()
+        self._retired.clear()
         self._engines.clear()
         try:
             for client in clients:
                 await client.aclose()
+            if self._closing:
+                await asyncio.wait(set(self._closing))
         finally:
             for engine in engines:
                 await engine.aclose()

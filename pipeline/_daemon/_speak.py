@@ -27,6 +27,7 @@ class SpeakRequest(BaseModel):
         tts / voice: TTS engine and voice (default: the daemon's).
         format: audio file format (``wav mp3 ogg opus flac``).
         system: system prompt.
+        max_tokens: cap on the answer's tokens (1-1,000,000), as the LLM counts them.
         streaming_config: :class:`~pipeline.StreamingConfig` keys to override
             (not ``output_dir`` or ``play``).
     """
@@ -41,6 +42,7 @@ class SpeakRequest(BaseModel):
     voice: str | None = None
     format: str | None = None
     system: str | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     streaming_config: dict[str, Any] | None = Field(default=None)
 
 
@@ -57,7 +59,11 @@ def start_chat_run(state: DaemonState, body: SpeakRequest, *, endpoint: str,
     check_length(body.message, settings.max_message_chars, param="message")
     if not body.message.strip():
         raise ApiError(422, "invalid_request_error", "message is empty", param="message")
+    config = state.source.config(body.streaming_config, output_dir=settings.runs_dir,
+                                 format=body.format)
+    state.source.engine(body.tts)  # an unknown engine is a 422 before anything is held
     conversation = None
+    lease = None
     if body.conversation_id is not None:
         if not ID_RE.match(body.conversation_id):
             raise ApiError(422, "invalid_request_error",
@@ -65,17 +71,23 @@ def start_chat_run(state: DaemonState, body: SpeakRequest, *, endpoint: str,
                            param="conversation_id")
         conversation = state.conversation(body.conversation_id, body.llm, body.model,
                                           system=body.system)
-    config = state.source.config(body.streaming_config, output_dir=settings.runs_dir,
-                                 format=body.format)
-    pipe = state.source.pipeline(config, tts_name=body.tts, with_llm=True,
-                                 llm_provider=body.llm, model=body.model)
+        client = conversation.client
+    else:
+        lease = state.source.lease(body.llm, body.model)
+        client = lease.client
+    pipe = state.source.pipeline(config, tts_name=body.tts, with_llm=True, llm_client=client)
     run_id = new_run_id()
     stop = asyncio.Event()
     events = state.source.chat(
         body.message, pipe=pipe, run_id=run_id, voice=body.voice, system=body.system,
-        conversation=conversation, stop_event=stop, sinks=sinks,
+        conversation=conversation, stop_event=stop, max_tokens=body.max_tokens, sinks=sinks,
     )
     run = ActiveRun(RunRecord(run_id=run_id, endpoint=endpoint), events, stop_event=stop,
-                    metrics=state.metrics, queue_size=settings.ws_queue_size)
-    state.runs.add(run)
+                    metrics=state.metrics, queue_size=settings.ws_queue_size,
+                    on_end=lease.release if lease is not None else None)
+    try:
+        state.runs.add(run)
+    except ValueError:
+        run.abandon()  # releases the lease
+        raise
     return run

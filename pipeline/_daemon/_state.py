@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import llm
@@ -14,15 +16,26 @@ from ._jobs import JobStore, NarrationJobs
 from ._metrics import DaemonMetrics
 from ._runs import RunRegistry
 from ._settings import DaemonSettings
-from ._source import PipelineSource
+from ._source import ClientLease, PipelineSource
 
 logger = logging.getLogger("speakstream.daemon")
+
+#: Conversations kept (``conversation_id`` of ``/v1/speak``); the least recently
+#: used is forgotten first, so clients cannot grow the daemon's memory without bound.
+MAX_CONVERSATIONS = 1000
 
 
 class DaemonState:
     """The app's shared objects: settings, metrics, run registry, pipeline source.
 
     ``start()`` / ``aclose()`` are called by the app's lifespan.
+
+    Args:
+        settings: the daemon's options.
+        llm_client / tts_engine: injected ready objects (see ``create_app``).
+        announce: called once at start-up with the line saying what the daemon
+            serves and why (``speakstream serve`` prints it).
+        address: the URL the daemon listens on, for that line.
     """
 
     def __init__(
@@ -31,13 +44,21 @@ class DaemonState:
         *,
         llm_client: Any = None,
         tts_engine: TTSEngine | None = None,
+        announce: Callable[[str], Any] | None = None,
+        address: str = "",
     ) -> None:
         self.settings = settings
         self.metrics = DaemonMetrics()
         self.runs = RunRegistry(settings.runs_dir)
         self.source = PipelineSource(settings, llm_client=llm_client, tts_engine=tts_engine)
-        self._conversations: dict[str, Any] = {}
+        self._conversations: OrderedDict[str, tuple[llm.Conversation, ClientLease]] = (
+            OrderedDict()
+        )
         self._jobs: NarrationJobs | None = None
+        self._announce = announce
+        self._address = address
+        #: The start-up line (set by ``start()``).
+        self.description = ""
 
     @property
     def jobs(self) -> NarrationJobs:
@@ -47,25 +68,34 @@ class DaemonState:
         return self._jobs
 
     def conversation(self, conversation_id: str, provider: str | None, model: str | None,
-                     *, system: str | None = None) -> Any:
+                     *, system: str | None = None) -> llm.Conversation:
         """The :class:`llm.Conversation` kept under ``conversation_id`` (created on first use).
 
         Raises:
-            ApiError: 409 when the id is in use with another provider/model.
+            ApiError: 409 when the id is in use with another provider/model;
+                422 for an unknown provider.
         """
-        client = self.source.client(provider, model)
-        conversation = self._conversations.get(conversation_id)
-        if conversation is None:
-            conversation = llm.Conversation(client, system=system)
-            self._conversations[conversation_id] = conversation
-        elif conversation.client is not client:
-            raise ApiError(409, "conflict",
-                           f"conversation {conversation_id!r} uses another llm/model",
-                           param="conversation_id")
+        key, _ = self.source.client_key(provider, model)
+        kept = self._conversations.get(conversation_id)
+        if kept is not None:
+            conversation, lease = kept
+            if lease.key != key and lease.key:
+                raise ApiError(409, "conflict",
+                               f"conversation {conversation_id!r} uses another llm/model",
+                               param="conversation_id")
+            self._conversations.move_to_end(conversation_id)
+            return conversation
+        lease = self.source.lease(provider, model)
+        conversation = llm.Conversation(lease.client, system=system)
+        self._conversations[conversation_id] = (conversation, lease)
+        while len(self._conversations) > MAX_CONVERSATIONS:
+            _, (_, old) = self._conversations.popitem(last=False)
+            old.release()
         return conversation
 
     async def start(self) -> None:
-        """Create directories, open the job store and resume unfinished jobs."""
+        """Create directories, open the job store, resume unfinished jobs, and say
+        what the daemon serves (warming the default engine up)."""
         self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
         store = await asyncio.to_thread(JobStore, self.settings.database)
         self._jobs = NarrationJobs(store, self.source, self.settings.narrations_dir,
@@ -73,6 +103,24 @@ class DaemonState:
         resumed = await self._jobs.resume_unfinished()
         if resumed:
             logger.info("resuming narration jobs %s", ", ".join(resumed))
+        self.description = await self._describe()
+        if self._announce is not None:
+            self._announce(self.description)
+
+    async def _describe(self) -> str:
+        sources = self.settings.sources
+        try:
+            llm_text, tts_text = await self.source.describe(
+                voice=self.settings.streaming_config.voice
+            )
+        except ApiError as exc:
+            return f"speakstream serve: {self._address} · cannot serve the default llm/tts: " + (
+                exc.message)
+        parts = [self._address] if self._address else []
+        parts.append(f"llm {llm_text} ({sources.get('llm', 'default')})")
+        name, arrow, choice = tts_text.partition(" → ")
+        parts.append(f"tts {name} ({sources.get('tts', 'default')}){arrow}{choice}")
+        return "speakstream serve: " + " · ".join(parts)
 
     async def aclose(self) -> None:
         """Stop jobs (they resume at the next start), close engines the daemon made."""
@@ -80,4 +128,7 @@ class DaemonState:
             if self._jobs is not None:
                 await self._jobs.aclose()
         finally:
+            for _, lease in self._conversations.values():
+                lease.release()
+            self._conversations.clear()
             await self.source.aclose()

@@ -1,7 +1,10 @@
-"""GET / in a real headless Chromium: streamed text with a cursor, in-order audio, Stop."""
+"""GET / in a real headless Chromium: streamed text with a cursor, in-order audio, Stop
+(also of audio still queued), error messages, which LLM/engine answered, and a page
+on another origin using a daemon with a token (CORS)."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,11 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pipeline._daemon import DaemonSettings
 from tests.fakes.engine import FakeEngine
 
 from .conftest import LONG_ANSWER, ScriptedLLM, start_daemon
 
 CHROMIUM = "/usr/bin/chromium"
+TOKEN = "page-token-123"
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 
 pytestmark = [
@@ -92,3 +97,102 @@ def test_page_is_packaged_with_the_module() -> None:
 
     page = resources.files("pipeline._daemon").joinpath("static/index.html")
     assert "/v1/stream" in page.read_text("utf-8")
+
+
+def test_the_page_shows_the_error_message_not_a_bare_failed(browser, settings) -> None:
+    llm = ScriptedLLM(LONG_ANSWER, fail_after=5)
+    running = start_daemon(settings, llm=llm, engine=FakeEngine())
+    try:
+        page = browser.new_page()
+        page.goto(running.url + "/")
+        page.fill("#question", "Say something")
+        page.click("#send")
+        page.wait_for_function("window.speakstream.status === 'failed'", timeout=60_000)
+        status = page.inner_text("#status")
+        assert status.startswith("failed: ") and "connection dropped" in status
+        assert "connection dropped" in page.evaluate("window.speakstream.error")
+        assert page.inner_text("#text") == "".join(LONG_ANSWER[:5])  # what came is kept
+    finally:
+        running.stop()
+
+
+def test_the_page_shows_which_llm_and_engine_answered(browser, settings) -> None:
+    running = start_daemon(settings, llm=ScriptedLLM(LONG_ANSWER), engine=FakeEngine())
+    try:
+        page = browser.new_page()
+        page.goto(running.url + "/")
+        page.fill("#question", "Who answers?")
+        page.click("#send")
+        page.wait_for_function("window.speakstream.status === 'done'", timeout=60_000)
+        assert page.inner_text("#via") == "llm scripted:script-1 · voice by fake"
+    finally:
+        running.stop()
+
+
+def test_stop_silences_queued_audio_after_the_answer_ended(browser, settings) -> None:
+    engine = FakeEngine(seconds_per_char=0.25)  # about 30 s of audio for the answer
+    running = start_daemon(settings, llm=ScriptedLLM(LONG_ANSWER), engine=engine)
+    try:
+        page = browser.new_page()
+        page.goto(running.url + "/")
+        page.fill("#question", "Talk for a while")
+        page.click("#send")
+        page.wait_for_function("window.speakstream.status === 'done'", timeout=60_000)
+        scheduled = page.evaluate("window.speakstream.scheduled")
+        assert sum(s["duration"] for s in scheduled) > 20
+        assert page.evaluate("window.speakstream.playing") > 0  # still queued / playing
+        assert page.is_enabled("#stop"), "Stop must stay usable while audio plays"
+        page.click("#stop")
+        page.wait_for_function("window.speakstream.status === 'stopped'", timeout=10_000)
+        assert page.evaluate("window.speakstream.playing") == 0
+        assert page.is_disabled("#stop")
+    finally:
+        running.stop()
+
+
+def test_a_page_on_another_origin_can_use_a_daemon_with_a_token(browser, tmp_path) -> None:
+    import http.server
+    import socketserver
+    import threading
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("<!doctype html><title>other app</title>")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(tmp_path / "site"))
+    with socketserver.TCPServer(("127.0.0.1", 0), handler) as site:
+        threading.Thread(target=site.serve_forever, daemon=True).start()
+        origin = f"http://127.0.0.1:{site.server_address[1]}"
+        settings = DaemonSettings(output_dir=tmp_path / "out", token=TOKEN, cors_origins=(origin,))
+        running = start_daemon(settings, llm=ScriptedLLM(LONG_ANSWER), engine=FakeEngine())
+        try:
+            page = browser.new_page()
+            page.goto(origin + "/")
+            result = page.evaluate(
+                """async ([url, token]) => {
+                    const r = await fetch(url + "/v1/speak", {method: "POST",
+                        headers: {"Authorization": "Bearer " + token,
+                                  "Content-Type": "application/json"},
+                        body: JSON.stringify({message: "Hello from another origin"})});
+                    return {status: r.status, runId: r.headers.get("X-Run-Id"),
+                            body: await r.text()};
+                }""",
+                [running.url, TOKEN],
+            )
+            assert result["status"] == 200 and result["runId"]
+            assert "event: done" in result["body"]
+            refused = page.evaluate(
+                """async (url) => {
+                    const r = await fetch(url + "/v1/runs/x", {headers: {}});
+                    return {status: r.status, body: await r.json()};
+                }""",
+                running.url,
+            )
+            assert refused["status"] == 401  # readable by the page: CORS headers on errors too
+            assert refused["body"]["error"]["type"] == "unauthorized"
+        finally:
+            running.stop()
+            site.shutdown()
