@@ -25,19 +25,15 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
+from rich.table import Column
+from rich.text import Text
 
 import llm
 import output
@@ -57,8 +53,9 @@ from ._events import (
     event_to_dict,
 )
 from ._flags import add_llm_arguments
-from ._narrate import anarrate, split_chapters
+from ._narrate import Chapter, anarrate, split_chapters
 from ._pipeline import StreamingPipeline, create_streaming_pipeline
+from ._progress import NarrationProgress
 from ._settings import Settings, resolve_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -176,11 +173,13 @@ class LiveView:
             status_line(_summary_parts(event, ttft=self._llm))
 
 
-def status_line(parts: Sequence[str], *, style: str = "dim") -> None:
-    """Print ``parts`` on stderr joined by `` · ``, as plain text when stderr is
-    not a terminal. On a terminal, lines break only between parts, so a value
-    is never split from its unit ("TTFA 2.43 s" stays whole)."""
-    width = _stderr.width if _stderr.is_terminal else 0
+def status_line(parts: Sequence[str], *, style: str = "dim", console: Console | None = None
+                ) -> None:
+    """Print ``parts`` on stderr (``console``) joined by `` · ``, as plain text when
+    stderr is not a terminal. On a terminal, lines break only between parts, so a
+    value is never split from its unit ("TTFA 2.43 s" stays whole)."""
+    out = console or _stderr
+    width = out.width if out.is_terminal else 0
     lines: list[str] = []
     line = ""
     for part in parts:
@@ -192,7 +191,7 @@ def status_line(parts: Sequence[str], *, style: str = "dim") -> None:
             line = joined
     lines.append(line)
     for text in lines:
-        _stderr.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
+        out.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
 
 
 def _summary_parts(done: RunCompleted, *, ttft: bool = True) -> list[str]:
@@ -440,61 +439,137 @@ async def _stdin_reader() -> asyncio.StreamReader:
     return reader
 
 
+def _read_text(name: str) -> str:
+    """The text of file ``name`` (``-``: stdin), strictly UTF-8.
+
+    Raises:
+        ConfigError: the bytes are not UTF-8; the message names the byte offset.
+        OSError: the file cannot be read.
+    """
+    raw = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        where = "stdin" if name == "-" else name
+        bad = raw[exc.start:exc.end].hex(" ")
+        raise ConfigError(f"{where} is not UTF-8 text: {exc.reason} (byte 0x{bad}) at byte "
+                          f"offset {exc.start}; nothing was narrated") from exc
+
+
+_BAR_WIDTH = 12
+
+
+def _shorten(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, ending in "…" when cut."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class _FiguresColumn(ProgressColumn):
+    """The figures of a :class:`NarrationView` and the time elapsed, as one unbreakable text."""
+
+    def render(self, task: Task) -> Text:
+        elapsed = int(task.elapsed or 0)
+        clock = f"{elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}"
+        return Text(f"{task.fields['figures']} · {clock}", no_wrap=True)
+
+
+class NarrationView:
+    """What ``narrate`` shows while it works, read from one :class:`NarrationProgress`.
+
+    On a terminal: a bar (chapter, phase, percent, characters done, ETA,
+    elapsed; only the chapter title is shortened on a narrow terminal); when
+    stderr is not a terminal: a plain line at most every
+    ``interval`` seconds while progress is made, and at every phase change
+    (``merging N files…``). ``--json`` shows nothing here (events go to stdout).
+    """
+
+    def __init__(self, progress: NarrationProgress, *, interval: float, enabled: bool) -> None:
+        self._progress = progress
+        self._interval = interval
+        self._live = enabled and _stderr.is_terminal
+        self._plain = enabled and not _stderr.is_terminal
+        self._printed_at: float | None = None
+        self._last_line: list[str] = []
+        self._bar = Progress(
+            TextColumn("{task.description}", table_column=Column(no_wrap=True)),
+            BarColumn(bar_width=_BAR_WIDTH),
+            _FiguresColumn(table_column=Column(no_wrap=True)),
+            console=_stderr,
+            disable=not self._live,
+        )
+        self._task = self._bar.add_task("", total=None, figures="")
+
+    def __enter__(self) -> NarrationView:
+        self._bar.__enter__()
+        self._show(changed=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.__exit__(None, None, None)
+
+    def observe(self, chapter: Chapter, event: ProgressEvent) -> None:
+        changed = self._progress.observe(chapter, event) is not None
+        if isinstance(event, (SegmentQueued, AudioReady, RunFailed, RunCompleted)):
+            self._show(changed=changed)
+
+    def print(self, parts: Sequence[str], *, style: str = "dim") -> None:
+        """A status line above the bar (between parts only, never inside one)."""
+        status_line(parts, style=style, console=self._bar.console)
+
+    def _show(self, *, changed: bool) -> None:
+        snap = self._progress.snapshot()
+        parts = snap.parts()
+        if self._live:
+            figures = " · ".join([snap.phase_text, *parts[1:]])
+            # Only the chapter's title gives way on a narrow terminal: figures stay whole.
+            room = self._bar.console.width - len(figures) - len(" · 0:00:00") - _BAR_WIDTH - 3
+            self._bar.update(self._task, description=_shorten(snap.chapter, max(room, 4)),
+                             total=snap.chars_total, completed=snap.chars_done, figures=figures)
+        elif self._plain:
+            now = time.monotonic()
+            due = self._printed_at is None or now - self._printed_at >= self._interval
+            if (changed or due) and parts != self._last_line:
+                self._printed_at, self._last_line = now, parts
+                status_line(parts)
+
+
 def _cmd_narrate(args: argparse.Namespace) -> int:
     flags = _flags(args)
     flags.setdefault("play", False)  # batch job: files only unless --play
     if args.play:
         flags["play"] = True
     settings = _settings(flags)
-    source = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+    # Checked before anything is created: bad input leaves no directory behind.
+    source = _read_text(args.file)
     chapters = split_chapters(source)
     if not chapters:
         _stderr.print("speakstream: nothing to narrate (empty input)", style="red")
         return EXIT_USAGE
-    total = sum(len(c.text) for c in chapters)
 
     async def main(interrupts: Interrupts) -> int:
         failed = False
         async with _pipeline(settings, llm_provider=None) as pipe:
             await _announce(pipe, settings)
             await _check_playback(pipe)
-            progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("chars"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=_stderr,
-                disable=args.json,
-            )
-            lengths: dict[tuple[int, int], int] = {}
-            with progress:
-                task = progress.add_task("narrating", total=total)
+            progress = NarrationProgress(chapters, merge=bool(settings.values["merge"]))
+            view = NarrationView(progress, interval=settings.values["progress_interval"],
+                                 enabled=not args.json)
+            with view:
                 events = anarrate(
                     pipe, source, output_dir=settings.values["output_dir"], resume=args.resume
                 )
                 async for chapter, event in events:
                     if args.json:
                         JsonView().show(event, chapter=chapter.number, chapter_title=chapter.title)
-                    key = (chapter.number, getattr(event, "index", -1))
-                    if isinstance(event, SegmentQueued):
-                        progress.update(task, description=f"{chapter.title[:30]}")
-                        lengths[key] = len(event.text)
-                        if not event.spoken_text:
-                            progress.advance(task, lengths.pop(key))
-                    elif isinstance(event, AudioReady):
-                        progress.advance(task, lengths.pop(key, 0))
-                    elif isinstance(event, RunFailed):
+                    view.observe(chapter, event)
+                    if isinstance(event, RunFailed):
                         failed = True
-                        index = -1 if event.segment_index is None else event.segment_index
-                        progress.advance(task, lengths.pop((chapter.number, index), 0))
                         if not args.json:
-                            _stderr.print(f"[red]{chapter.title}: {event.error_type}: "
-                                          f"{event.message}[/red]")
+                            view.print([f"{chapter.title}: {event.error_type}: {event.message}"],
+                                       style="red")
                     elif isinstance(event, RunCompleted) and not args.json:
-                        progress.console.print(f"{chapter.title}: {_summary(event, ttft=False)}",
-                                           style="dim")
+                        parts = _summary_parts(event, ttft=False)
+                        view.print([f"{chapter.title}: {parts[0]}", *parts[1:]])
         return EXIT_FAILED if failed else EXIT_OK
 
     return _run(main)

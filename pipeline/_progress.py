@@ -17,8 +17,9 @@ are computed in one place.
   least ``min_span_s`` seconds there is no speed and no ETA (*measuring*).
 * **Phase**: ``"narrating"``; ``"merging"`` once every character of the
   current chapter is done and only its merged file is left to write (with
-  ``merge``), ``"finishing"`` in the same place without merge; ``"done"``
-  after the last chapter's run ended.
+  ``merge``), ``"finishing"`` in the same place without merge, then
+  ``"narrating"`` again for the next chapter; ``"done"`` after the last
+  chapter's run ended.
 """
 
 from __future__ import annotations
@@ -85,17 +86,20 @@ class ProgressSnapshot:
             "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
         }
 
-    def parts(self) -> list[str]:
-        """Human-readable pieces (``"42%"``, ``"1,200/3,000 chars"``, ``"ETA 1:05"``);
-        a value never stands apart from its unit within one piece."""
+    @property
+    def phase_text(self) -> str:
+        """The phase in words: ``"narrating"``, ``"merging 12 files…"``, ``"finishing…"``,
+        ``"done"``."""
         if self.phase == "merging":
-            what = f"merging {self.files_merging} files…"
-        elif self.phase == "finishing":
-            what = "finishing…"
-        else:
-            what = self.phase
+            return f"merging {self.files_merging} files…"
+        return "finishing…" if self.phase == "finishing" else self.phase
+
+    def parts(self) -> list[str]:
+        """Human-readable pieces (``"CHAPTER I: narrating"``, ``"42%"``,
+        ``"1,200/3,000 chars"``, ``"ETA 1:05"``); a value never stands apart from
+        its unit within one piece."""
         return [
-            f"{self.chapter}: {what}",
+            f"{self.chapter}: {self.phase_text}",
             f"{self.percent:.0f}%",
             f"{self.chars_done:,}/{self.chars_total:,} chars",
             eta_text(self.eta_s),
@@ -143,6 +147,7 @@ class NarrationProgress:
         self._done_before = 0  # characters of the chapters before it
         self._files = 0  # files written in the current chapter
         self._segments_done = 0
+        self._ended = False  # the current chapter's run ended
         self._finished = False
         self._measured = 0  # characters synthesised in this run
         self._synthesised = 0  # segments synthesised in this run
@@ -166,6 +171,7 @@ class NarrationProgress:
         elif isinstance(event, RunCompleted):
             self._chapter_done = self._lengths.get(chapter.number, self._chapter_done)
             self._pending.clear()
+            self._ended = True
             self._finished = chapter.number == self._last_number
         after = self._phase()
         return after if after != before else None
@@ -197,6 +203,7 @@ class NarrationProgress:
         self._chapter, self._chapter_number = chapter.title, chapter.number
         self._pending.clear()
         self._queued_to = self._chapter_done = self._files = 0
+        self._ended = False
 
     def _settle(self, index: int, *, measured: bool) -> None:
         chars = self._pending.pop(index, None)
@@ -229,6 +236,8 @@ class NarrationProgress:
     def _phase(self) -> str:
         if self._finished:
             return "done"
+        if self._ended:  # the next chapter comes
+            return "narrating"
         length = self._lengths.get(self._chapter_number, 0)
         if length and self._queued_to >= length and not self._pending \
                 and self._chapter_done >= length:

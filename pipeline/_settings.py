@@ -17,6 +17,8 @@ Keys (:data:`DEFAULTS` holds every one with its default):
   ``rate``, ``format``, ``output_dir``, ``workers``, ``play``, ``merge``,
   ``subtitles``, ``sentence_buffer_size``, ``min_chunk_length``,
   ``max_buffer_time``...). ``max_buffer_time = "none"`` disables the time rule;
+* what only the CLI uses: ``progress_interval``, seconds between the plain
+  progress lines ``narrate`` prints when stderr is not a terminal;
 * what only ``speakstream serve`` uses (:data:`SERVE_KEYS`): ``host``,
   ``port``, ``token``, ``cors_origins`` (a TOML list, or comma-separated in
   the environment), ``db_path`` and the limits of
@@ -74,6 +76,7 @@ DEFAULTS: dict[str, Any] = {
     **{name: _CLIENT_DEFAULTS[name] for name in LLM_OPTIONS},
     **{f.name: f.default for f in dataclasses.fields(StreamingConfig)},
     "play": True,
+    "progress_interval": 5.0,
     **{name: _DAEMON_DEFAULTS[name] for name in SERVE_KEYS},
 }
 
@@ -93,6 +96,7 @@ _TYPES: dict[str, type] = {
     "max_buffer_time": float,
     "first_token_timeout": float,
     "idle_timeout": float,
+    "progress_interval": float,
     "rate": float,
     "volume": float,
     "pitch": float,
