@@ -465,12 +465,19 @@ def _shorten(text: str, width: int) -> str:
 
 
 class _FiguresColumn(ProgressColumn):
-    """The figures of a :class:`NarrationView` and the time elapsed, as one unbreakable text."""
+    """The figures of a :class:`NarrationView` and (when it fits) the time elapsed,
+    as one unbreakable text."""
+
+    def __init__(self) -> None:
+        super().__init__(table_column=Column(no_wrap=True))
+        self.clock = True
 
     def render(self, task: Task) -> Text:
-        elapsed = int(task.elapsed or 0)
-        clock = f"{elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}"
-        return Text(f"{task.fields['figures']} · {clock}", no_wrap=True)
+        text = task.fields["figures"]
+        if self.clock:
+            elapsed = int(task.elapsed or 0)
+            text += f" · {elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}"
+        return Text(text, no_wrap=True)
 
 
 class NarrationView:
@@ -490,10 +497,12 @@ class NarrationView:
         self._plain = enabled and not _stderr.is_terminal
         self._printed_at: float | None = None
         self._last_line: list[str] = []
+        self._barcol = BarColumn(bar_width=_BAR_WIDTH)
+        self._figures = _FiguresColumn()
         self._bar = Progress(
             TextColumn("{task.description}", table_column=Column(no_wrap=True)),
-            BarColumn(bar_width=_BAR_WIDTH),
-            _FiguresColumn(table_column=Column(no_wrap=True)),
+            self._barcol,
+            self._figures,
             console=_stderr,
             disable=not self._live,
         )
@@ -521,9 +530,14 @@ class NarrationView:
         parts = snap.parts()
         if self._live:
             figures = " · ".join([snap.phase_text, *parts[1:]])
-            # Only the chapter's title gives way on a narrow terminal: figures stay whole.
-            room = self._bar.console.width - len(figures) - len(" · 0:00:00") - _BAR_WIDTH - 3
-            self._bar.update(self._task, description=_shorten(snap.chapter, max(room, 4)),
+            # On a narrow terminal the title gives way first, then the bar, then the
+            # elapsed time: the figures stay whole.
+            room = self._bar.console.width - len(figures) - 2  # column gaps
+            self._figures.clock = room >= len(" · 0:00:00") + 4
+            room -= len(" · 0:00:00") if self._figures.clock else 0
+            self._barcol.bar_width = _BAR_WIDTH if room >= _BAR_WIDTH + 1 + 8 else 0
+            room -= self._barcol.bar_width + 1 if self._barcol.bar_width else 0
+            self._bar.update(self._task, description=_shorten(snap.chapter, max(room, 1)),
                              total=snap.chars_total, completed=snap.chars_done, figures=figures)
         elif self._plain:
             now = time.monotonic()
