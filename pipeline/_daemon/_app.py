@@ -13,7 +13,8 @@ Routes (all JSON errors have the shape of :mod:`._http`)::
     WS     /v1/stream                      speak/stop; chunk, audio + binary, done, error
     POST   /v1/audio/speech                OpenAI-compatible speech, streamed
     POST   /v1/narrations                  202 + job id (SQLite-backed jobs)
-    GET    /v1/narrations/{job_id}         progress and result URLs
+    GET    /v1/narrations                  jobs, newest first, with progress (paged)
+    GET    /v1/narrations/{job_id}         progress (chars, percent, ETA) and result URLs
     GET    /v1/narrations/{job_id}/audio/{index}
 """
 

@@ -28,12 +28,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .._events import AudioReady, RunCompleted, RunStarted
-from .._narrate import anarrate
+from .._narrate import anarrate, split_chapters
+from .._progress import NarrationProgress, ProgressSnapshot
 from ._metrics import DaemonMetrics
 from ._source import PipelineSource
 
@@ -137,6 +138,13 @@ class JobStore:
             (job_id, job_id, time.time(), job_id),
         )
 
+    def page(self, *, limit: int, offset: int) -> tuple[list[Job], int]:
+        """Jobs newest first: ``(up to limit jobs from offset, number of jobs)``."""
+        rows = self._exec("SELECT * FROM jobs ORDER BY created DESC, id LIMIT ? OFFSET ?",
+                          (limit, offset))
+        total = self._exec("SELECT COUNT(*) AS n FROM jobs")[0]["n"]
+        return [_job(r) for r in rows], int(total)
+
     def files(self, job_id: str) -> list[dict[str, Any]]:
         rows = self._exec("SELECT chapter, idx, name, format, duration_s FROM files"
                           " WHERE job_id = ? ORDER BY chapter, idx", (job_id,))
@@ -159,6 +167,28 @@ class NarrationJobs:
         self.base = base
         self.metrics = metrics
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._progress: dict[str, NarrationProgress] = {}  # job id -> progress, while running
+        self._last: dict[str, ProgressSnapshot] = {}  # job id -> progress when its run ended
+
+    def progress(self, job: Job) -> dict[str, Any]:
+        """``job``'s progress (:meth:`ProgressSnapshot.to_dict`); call in the event loop.
+
+        ``phase`` is the running job's phase (``"narrating"``, ``"merging"``,
+        ``"finishing"``), else ``"queued"``, ``"done"`` (completed),
+        ``"failed"`` or ``"cancelled"``; ``eta_s`` is ``None`` unless running
+        and measured (``0.0`` when completed).
+        """
+        tracker = self._progress.get(job.id)
+        snap = tracker.snapshot() if tracker is not None else self._last.get(job.id)
+        if snap is None:  # not started in this process (queued, or ended before a restart)
+            total = sum(len(c.text) for c in split_chapters(job.text))
+            snap = ProgressSnapshot("narrating", "", 0, total, 0, 0, None, None)
+        if job.status == "completed":
+            snap = replace(snap, phase="done", chars_done=snap.chars_total, files_merging=0,
+                           eta_s=0.0)
+        elif job.status != "running":
+            snap = replace(snap, phase=job.status, files_merging=0, eta_s=None)
+        return snap.to_dict()
 
     def directory(self, job_id: str) -> Path:
         return self.base / job_id
@@ -192,9 +222,12 @@ class NarrationJobs:
         try:
             config = self.source.config(job.options, output_dir=directory, format=job.format)
             pipe = self.source.pipeline(config, tts_name=job.tts, with_llm=False)
+            progress = self._progress[job.id] = NarrationProgress(
+                split_chapters(job.text), merge=config.merge)
             async for chapter, event in anarrate(pipe, job.text, output_dir=directory,
                                                  voice=job.voice, resume=resume):
                 self.metrics.observe(event, endpoint="narration")
+                progress.observe(chapter, event)
                 if isinstance(event, RunStarted):
                     chapters += 1
                     await asyncio.to_thread(store.update, job.id, chapters=chapters)
@@ -207,16 +240,23 @@ class NarrationJobs:
                 elif isinstance(event, RunCompleted) and event.error:
                     errors.append(f"{chapter.run_id}: {event.error}")
         except asyncio.CancelledError:
+            self._ended(job.id)
             self._gauge()
             raise  # shutdown (stays "running": resumed at the next start) or DELETE
         except Exception as exc:  # recorded in the job, visible via GET, and logged
             logger.exception("narration %s failed", job.id)
             errors.append(f"{type(exc).__name__}: {exc}")
+        self._ended(job.id)
         status = "failed" if errors else "completed"
         await asyncio.to_thread(store.update, job.id, status=status,
                                 error="; ".join(errors) or None)
         self.metrics.run_finished(endpoint="narration", outcome=status)
         self._gauge()
+
+    def _ended(self, job_id: str) -> None:
+        progress = self._progress.pop(job_id, None)
+        if progress is not None:
+            self._last[job_id] = progress.snapshot()
 
     def _gauge(self) -> None:
         running = sum(1 for t in self._tasks.values() if not t.done())

@@ -6,13 +6,14 @@ import asyncio
 import json
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.responses import FileResponse
 
 from .._pipeline import new_run_id
 from ._http import ApiError, check_id, check_length, contained
+from ._jobs import Job
 from ._routes_basic import daemon
 from ._routes_runs import MEDIA_TYPES
 from ._state import DaemonState
@@ -97,27 +98,63 @@ async def create_narration(request: Request) -> dict[str, Any]:
     return {"id": job_id, "status": "queued", "url": f"/v1/narrations/{job_id}"}
 
 
-def _describe(state: DaemonState, job_id: str) -> dict[str, Any]:
-    job = state.jobs.store.get(job_id)
-    if job is None:
-        raise ApiError(404, "not_found", f"no narration {job_id!r}")
-    files = state.jobs.store.files(job_id)
-    return {
+def _describe(state: DaemonState, job: Job, *, files: bool = True) -> dict[str, Any]:
+    """A job as the API shows it; ``progress`` is read in the event loop (see callers)."""
+    data: dict[str, Any] = {
         "id": job.id, "status": job.status, "chapters": job.chapters,
         "segments": job.segments, "audio_s": job.audio_s, "error": job.error,
         "attempts": job.attempts, "created": job.created, "updated": job.updated,
-        "files": [
-            {**f, "url": f"/v1/narrations/{job_id}/chapters/{f['chapter']}/audio/{f['idx']}"}
-            for f in files
-        ],
+        "url": f"/v1/narrations/{job.id}",
+    }
+    if files:
+        data["files"] = [
+            {**f, "url": f"/v1/narrations/{job.id}/chapters/{f['chapter']}/audio/{f['idx']}"}
+            for f in state.jobs.store.files(job.id)
+        ]
+    return data
+
+
+@router.get("/v1/narrations")
+async def list_narrations(
+    request: Request,
+    limit: int = Query(20, ge=1, le=100, description="jobs per page"),
+    offset: int = Query(0, ge=0, description="jobs to skip"),
+) -> dict[str, Any]:
+    """Jobs, newest first, with their status and ``progress`` (no file lists):
+    ``{"narrations": [...], "total", "limit", "offset", "next"}``; ``next`` is
+    the URL of the next page, ``None`` on the last one. 422 for a bad
+    ``limit`` (1-100) or ``offset`` (>= 0)."""
+    state = daemon(request)
+    jobs, total = await asyncio.to_thread(state.jobs.store.page, limit=limit, offset=offset)
+    items = [{**_describe(state, job, files=False), "progress": state.jobs.progress(job)}
+             for job in jobs]
+    following = offset + len(jobs)
+    return {
+        "narrations": items, "total": total, "limit": limit, "offset": offset,
+        "next": f"/v1/narrations?limit={limit}&offset={following}" if following < total
+        else None,
     }
 
 
 @router.get("/v1/narrations/{job_id}")
 async def get_narration(job_id: str, request: Request) -> dict[str, Any]:
-    """Status and progress of a job, with the URL of every file written so far."""
+    """Status and progress of a job, with the URL of every file written so far.
+
+    ``progress``: ``phase`` (``"queued"``, ``"narrating"``, ``"merging"``,
+    ``"finishing"``, ``"done"``, ``"failed"``, ``"cancelled"``), ``chapter``,
+    ``chars_done``/``chars_total`` (characters of the text), ``percent``,
+    ``segments_done``, ``files_merging``, ``rate_cps`` (characters
+    synthesised per second, recent window) and ``eta_s`` (seconds; ``None``
+    while the speed is still being measured).
+    """
     check_id(job_id, kind="narration")
-    return await asyncio.to_thread(_describe, daemon(request), job_id)
+    state = daemon(request)
+    job = await asyncio.to_thread(state.jobs.store.get, job_id)
+    if job is None:
+        raise ApiError(404, "not_found", f"no narration {job_id!r}")
+    data = await asyncio.to_thread(_describe, state, job)
+    data["progress"] = state.jobs.progress(job)
+    return data
 
 
 @router.delete("/v1/narrations/{job_id}", status_code=202)
