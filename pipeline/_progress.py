@@ -11,7 +11,8 @@ are computed in one place.
   are done when its file is written, when it cleans to nothing (skipped) or
   when it failed. A chapter whose run ended counts whole.
 * **Speed** is characters synthesised per second over a recent window
-  (``window_s``): only segments that were synthesised in this run count, not
+  (``window_s``), taken between the moments segments land (audio comes in
+  bursts), falling only while a wait is longer than the usual gap: only segments that were synthesised in this run count, not
   segments an interrupted job already wrote (``synth_s == 0`` on resume), nor
   skipped or failed ones. Until ``min_segments`` were synthesised over at
   least ``min_span_s`` seconds there is no speed and no ETA (*measuring*).
@@ -227,11 +228,16 @@ class NarrationProgress:
         while len(samples) > 2 and samples[1][0] <= now - self._window_s:
             samples.popleft()
         t0, c0 = samples[0]
-        span = now - t0
-        if self._synthesised < self._min_segments or span < self._min_span_s:
+        t_last, c_last = samples[-1]
+        if self._synthesised < self._min_segments or now - t0 < self._min_span_s:
             return None
-        chars = samples[-1][1] - c0
-        return chars / span if chars > 0 else None
+        # Audio lands in bursts (in index order, segments of any length), so the
+        # speed is taken between measured points; it only falls while waiting
+        # longer than the usual gap between two points (a stall).
+        gap = (t_last - t0) / max(len(samples) - 1, 1)
+        span = max(t_last - t0, now - t0 - gap)
+        chars = c_last - c0
+        return chars / span if chars > 0 and span > 0 else None
 
     def _phase(self) -> str:
         if self._finished:

@@ -61,6 +61,9 @@ def test_eta_says_measuring_until_enough_segments_over_enough_time() -> None:
     # 300 characters in 3 s: 100 chars/s, 1700 left.
     assert snap.rate_cps == pytest.approx(100.0)
     assert snap.eta_s == pytest.approx(17.0)
+    # Waiting less than the usual gap between two landings changes nothing (no sawtooth).
+    clock.now += 0.9
+    assert progress.snapshot().eta_s == pytest.approx(17.0)
     assert snap.percent == pytest.approx(15.0)
     assert eta_text(snap.eta_s) == "ETA 0:17"
 
