@@ -12,8 +12,9 @@ are computed in one place.
   when it failed. A chapter whose run ended counts whole.
 * **Speed** is characters synthesised per second over a recent window
   (``window_s``), taken between the moments segments land (audio comes in
-  bursts), falling only while a wait is longer than the usual gap: only segments that were synthesised in this run count, not
-  segments an interrupted job already wrote (``synth_s == 0`` on resume), nor
+  bursts), falling only while a wait is longer than the usual gap. Only
+  segments that were synthesised in this run count, not segments an
+  interrupted job already wrote (``synth_s == 0`` on resume), nor
   skipped or failed ones. Until ``min_segments`` were synthesised over at
   least ``min_span_s`` seconds there is no speed and no ETA (*measuring*).
 * **Phase**: ``"narrating"``; ``"merging"`` once every character of the
