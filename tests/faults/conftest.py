@@ -11,6 +11,7 @@ from typing import Any
 from pipeline import ProgressEvent, StreamingPipeline, create_streaming_pipeline, event_to_dict
 from tests.fakes.engine import FakeEngine
 from tests.llm.conftest import client_kwargs
+from tests.pipeline.test_e2e_fake_llm import tokens
 
 GUARD = 60  # seconds: turns a would-be hang into a failure, never a measurement
 
@@ -20,12 +21,6 @@ ANSWER = (
     "so the blue is scattered away and reds remain. That is why evenings glow orange. "
     "Clouds are white because their droplets scatter every colour alike."
 )
-
-
-def tokens(text: str) -> list[str]:
-    """``text`` as word tokens, each after the first with its leading blank."""
-    parts = text.split(" ")
-    return [parts[0]] + [" " + p for p in parts[1:]]
 
 
 TOKENS = tokens(ANSWER)

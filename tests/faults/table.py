@@ -41,6 +41,21 @@ FAULTS: dict[str, tuple[str, str]] = {
         "Not retried; `LLMAuthError`; no segment, no file; `completed` says the error; "
         "the CLI prints one line and exits 1.",
     ),
+    "llm-cut-off": (
+        "The answer is cut off (max tokens, per provider) or Gemini blocks the prompt",
+        "A cut-off answer is all spoken and `completed` says `finish_reason: \"length\"` "
+        "(the CLI warns); a blocked prompt is one `PromptBlockedError`, not retried.",
+    ),
+    "no-punctuation": (
+        "A long answer with no sentence punctuation (one line, or a poem with line breaks)",
+        "Cut at the best break within `max_segment_length` (600 characters): every segment "
+        "gets audio, none is giant.",
+    ),
+    "control-chars": (
+        "NUL bytes, escapes and other control characters in the answer",
+        "Kept in the segments' text; replaced before any engine sees them; the manifest "
+        "says what was spoken.",
+    ),
     "engine-fails": (
         "The TTS engine fails on segment k (a TTS error, or any other exception)",
         "Segment k gets an `error` event with `segment_index`, a `failed` manifest line "
@@ -72,6 +87,11 @@ FAULTS: dict[str, tuple[str, str]] = {
         "The run stops cleanly: the LLM request is cancelled, written files are kept and "
         "the manifest is closed (`cancelled` summary); exit 130 (SIGINT) or 143 (SIGTERM), "
         "no traceback.",
+    ),
+    "client-disconnect": (
+        "An SSE client hangs up mid-answer",
+        "Its run is cancelled (the LLM request stops), `GET /v1/runs/{id}` says `cancelled` "
+        "and the files written so far stay, listed in a closed manifest.",
     ),
     "ws-malformed": (
         "Malformed WebSocket frames (not JSON, unknown type, binary, missing fields, "
