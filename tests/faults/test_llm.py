@@ -57,7 +57,7 @@ async def test_a_stalled_stream_times_out_and_keeps_the_text_received(
     provider: str, tmp_path: Path
 ) -> None:
     events, sent, server = await run_with(
-        provider, Reply(tokens=TOKENS, stall_after=CUT), tmp_path, idle_timeout=0.5
+        provider, Reply(tokens=TOKENS, stall_after=CUT), tmp_path, idle_timeout=1.0
     )
     assert_partial_answer_kept(events, sent, tmp_path, "LLMTimeoutError")
     assert server.requests[-1].disconnected.is_set()  # the request was closed, not leaked
@@ -95,7 +95,7 @@ CLI_CASES = [  # (fault, provider, reply, exit code, error class or message part
 def cli_flags(provider: str, url: str) -> list[str]:
     base = {"ollama": url, "openai": url + "/v1", "anthropic": url, "gemini": url + "/v1beta"}
     return ["--llm", provider, "--base-url", base[provider], "--model", "fake-model",
-            "--tts", "espeak", "--no-play", "--idle-timeout", "0.5", "--format", "wav"]
+            "--tts", "espeak", "--no-play", "--idle-timeout", "1", "--format", "wav"]
 
 
 @fault("llm-drop")
