@@ -385,7 +385,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
                         done = event
         if interrupts.count:
             return EXIT_INTERRUPTED
-        return EXIT_OK if done is not None and done.error is None else EXIT_FAILED
+        return _exit_code(done)
 
     return _run(main)
 
@@ -403,7 +403,7 @@ def _ask_daemon(args: argparse.Namespace, settings: Settings, view: JsonView | L
         )
         if interrupts.count:
             return EXIT_INTERRUPTED
-        return EXIT_OK if done is not None and done.error is None else EXIT_FAILED
+        return _exit_code(done)
 
     return _run(main)
 
@@ -661,6 +661,16 @@ _USAGE_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError, llm.LLMAuthError, llm.ModelNotFoundError, llm.LLMDependencyError,
     output.OutputExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
 )
+
+
+def _exit_code(done: RunCompleted | None) -> int:
+    """A finished run's exit code: 0 without an error; 2 when the error is one that
+    means "fix the command or the configuration" (a model the server does not
+    have, a refused API key: the code they get when raised); else 1."""
+    if done is not None and done.error is None:
+        return EXIT_OK
+    kind = (done.error or "").split(":", 1)[0] if done is not None else ""
+    return EXIT_USAGE if kind in {cls.__name__ for cls in _USAGE_ERRORS} else EXIT_FAILED
 
 
 def _report(exc: BaseException, command: str) -> int:

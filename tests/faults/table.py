@@ -34,12 +34,12 @@ FAULTS: dict[str, tuple[str, str]] = {
     "llm-404": (
         "Unknown model: HTTP 404 (each provider)",
         "Not retried; `ModelNotFoundError` names the model; no segment, no file; "
-        "`completed` says the error; the CLI prints one line and exits 1.",
+        "`completed` says the error; the CLI prints one line and exits 2.",
     ),
     "llm-401": (
         "Bad API key: HTTP 401 (each provider)",
         "Not retried; `LLMAuthError`; no segment, no file; `completed` says the error; "
-        "the CLI prints one line and exits 1.",
+        "the CLI prints one line and exits 2.",
     ),
     "llm-cut-off": (
         "The answer is cut off (max tokens, per provider) or Gemini blocks the prompt",

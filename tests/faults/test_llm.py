@@ -87,8 +87,8 @@ async def test_a_refused_request_is_one_clear_error_and_no_segment(
 CLI_CASES = [  # (fault, provider, reply, exit code, error class or message part)
     ("llm-drop", "ollama", Reply(tokens=TOKENS, drop_after=CUT), 1, "LLMStreamError"),
     ("llm-stall", "openai", Reply(tokens=TOKENS, stall_after=CUT), 1, "LLMTimeoutError"),
-    ("llm-404", "anthropic", Reply(status=404), 1, "fake-model"),
-    ("llm-401", "gemini", Reply(status=401), 1, "LLMAuthError"),
+    ("llm-404", "anthropic", Reply(status=404), 2, "fake-model"),
+    ("llm-401", "gemini", Reply(status=401), 2, "LLMAuthError"),
 ]
 
 
