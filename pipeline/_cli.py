@@ -12,7 +12,7 @@ to stdout and status lines go to stderr (plain text when it is not a terminal).
 Errors of ours (``SpeakStreamError``) and OS errors are one line on stderr,
 never a traceback (:func:`main`). Exit codes: 0 done, 1 the run ended with an
 error (its files are kept) or a service failed, 2 bad usage or configuration,
-130 interrupted (Ctrl-C / SIGINT).
+130 interrupted (Ctrl-C / SIGINT), 143 terminated (SIGTERM: stopped the same way).
 """
 
 from __future__ import annotations
@@ -67,31 +67,41 @@ _stderr = Console(stderr=True, highlight=False)
 
 
 class Interrupts:
-    """SIGINT handling inside the event loop.
+    """SIGINT (Ctrl-C) and SIGTERM handling inside the event loop.
 
-    The first Ctrl-C sets the current run's stop event (the run ends cleanly
+    The first signal sets the current run's stop event (the run ends cleanly
     with ``cancelled`` + ``completed``, files kept); with no run in progress,
-    or on a second Ctrl-C, the main task is cancelled.
+    or on a second signal, the main task is cancelled. ``signum`` is the last
+    signal received: the exit code is ``128 + signum`` (130 for SIGINT, 143
+    for SIGTERM), as a shell reports a process the signal ended.
     """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.count = 0
+        self.signum: int | None = None
         self.current: asyncio.Event | None = None
         self._task: asyncio.Task[Any] | None = None
 
     def install(self) -> None:
         self._task = asyncio.current_task()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, self._on_sigint)
+        loop = asyncio.get_running_loop()
+        for signum in self.SIGNALS:
+            loop.add_signal_handler(signum, self._on_signal, signum)
 
     def uninstall(self) -> None:
-        asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+        loop = asyncio.get_running_loop()
+        for signum in self.SIGNALS:
+            loop.remove_signal_handler(signum)
 
     def new_run(self) -> asyncio.Event:
         self.current = asyncio.Event()
         return self.current
 
-    def _on_sigint(self) -> None:
+    def _on_signal(self, signum: int) -> None:
         self.count += 1
+        self.signum = signum
         if self.current is not None and not self.current.is_set():
             self.current.set()
         elif self._task is not None:
@@ -111,7 +121,9 @@ def _run(main: Callable[[Interrupts], Awaitable[int]]) -> int:
     try:
         code = asyncio.run(runner())
     except (KeyboardInterrupt, asyncio.CancelledError):
-        return EXIT_INTERRUPTED
+        code = EXIT_INTERRUPTED
+    if code == EXIT_INTERRUPTED and interrupts.signum is not None:
+        return 128 + interrupts.signum
     return code
 
 
@@ -372,7 +384,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
                         done = event
         if interrupts.count:
             return EXIT_INTERRUPTED
-        return EXIT_OK if done is not None and done.error is None else EXIT_FAILED
+        return _exit_code(done)
 
     return _run(main)
 
@@ -390,7 +402,7 @@ def _ask_daemon(args: argparse.Namespace, settings: Settings, view: JsonView | L
         )
         if interrupts.count:
             return EXIT_INTERRUPTED
-        return EXIT_OK if done is not None and done.error is None else EXIT_FAILED
+        return _exit_code(done)
 
     return _run(main)
 
@@ -738,6 +750,16 @@ _USAGE_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError, llm.LLMAuthError, llm.ModelNotFoundError, llm.LLMDependencyError,
     output.OutputExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
 )
+
+
+def _exit_code(done: RunCompleted | None) -> int:
+    """A finished run's exit code: 0 without an error; 2 when the error is one that
+    means "fix the command or the configuration" (a model the server does not
+    have, a refused API key: the code they get when raised); else 1."""
+    if done is not None and done.error is None:
+        return EXIT_OK
+    kind = (done.error or "").split(":", 1)[0] if done is not None else ""
+    return EXIT_USAGE if kind in {cls.__name__ for cls in _USAGE_ERRORS} else EXIT_FAILED
 
 
 def _report(exc: BaseException, command: str) -> int:

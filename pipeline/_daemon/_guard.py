@@ -32,7 +32,8 @@ class GuardMiddleware:
     * Auth (only when ``token`` is set): every path but :data:`PUBLIC_PATHS`
       and ``/static/*`` needs the header; WebSockets may instead pass
       ``?token=`` (browsers cannot set headers on them). Failure: HTTP 401
-      JSON, or a WebSocket close with code 1008 before the handshake.
+      JSON; a WebSocket handshake gets the same 401 JSON (ASGI denial response),
+      or a close with code 1008 where the server lacks that extension.
     * Size: a declared ``Content-Length`` above ``max_body_bytes`` is refused
       with 413 before reading; otherwise the body is read (at most
       ``max_body_bytes`` + one chunk) and replayed to the app, so chunked
@@ -57,11 +58,15 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         if not self._authorized(scope):
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1008, "reason": "unauthorized"})
+            denial = error_body("unauthorized", "missing or wrong bearer token")
+            if scope["type"] == "http":
+                await _json(send, 401, denial, {"www-authenticate": "Bearer"})
+            elif "websocket.http.response" in scope.get("extensions", {}):
+                # ASGI's WebSocket denial response (uvicorn has it): the same 401 JSON
+                await _json(send, 401, denial, {"www-authenticate": "Bearer"},
+                            kind="websocket.http.response")
             else:
-                await _json(send, 401, error_body("unauthorized", "missing or wrong bearer token"),
-                            {"www-authenticate": "Bearer"})
+                await send({"type": "websocket.close", "code": 1008, "reason": "unauthorized"})
             return
         if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
             replay = await self._capped_body(scope, receive, send)
@@ -136,9 +141,10 @@ def _is_multipart(scope: Scope) -> bool:
     return False
 
 
-async def _json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+async def _json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str], *,
+                kind: str = "http.response") -> None:
     payload = json.dumps(body).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     raw += [(k.encode(), v.encode()) for k, v in headers.items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": payload})
+    await send({"type": f"{kind}.start", "status": status, "headers": raw})
+    await send({"type": f"{kind}.body", "body": payload})

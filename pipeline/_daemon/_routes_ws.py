@@ -43,7 +43,7 @@ from output import AudioSink, SegmentInfo
 from tts import SynthesizedAudio
 
 from .._events import AudioReady, RunFailed
-from ._http import ApiError, parse_json
+from ._http import ApiError, error_body, parse_json
 from ._messages import client_message
 from ._runs import ActiveRun
 from ._speak import SpeakRequest, start_chat_run
@@ -99,8 +99,12 @@ class _Connection:
                 await self.ws.send_bytes(binary)
                 self.sent.inc()
 
-    async def error(self, type: str, message: str, **extra: Any) -> None:
-        await self.send({"type": "error", "error": {"type": type, "message": message, **extra}})
+    async def error(self, type: str, message: str, *, param: str | None = None,
+                    **extra: Any) -> None:
+        """Send ``{"type": "error", "error": {...}}``: the documented error shape
+        (type, message, param, code) plus ``extra`` keys."""
+        body = error_body(type, message, param=param)["error"]
+        await self.send({"type": "error", "error": {**body, **extra}})
 
     async def handle(self, raw: Mapping[str, Any]) -> None:
         if raw.get("bytes") is not None:
