@@ -19,10 +19,13 @@ loads it ahead of the first request.
 Sharing the CPU with synthesis (issue 12 item 3): this client generates on
 the same cores as an offline engine (piper's onnxruntime). Two measures:
 
-* **thread caps** (:func:`thread_counts`): token-by-token generation gets
-  half the cores (at most :data:`MAX_GEN_THREADS`), the rest stays free for
-  synthesis and playback; prompt evaluation, which happens before any
-  segment exists, may use every core but one (all of them on 1-2 cores);
+* **thread caps** (:func:`thread_count`): generation and prompt evaluation
+  get half the cores (1..:data:`MAX_GEN_THREADS`); the rest stays free for
+  synthesis and playback. llama.cpp's threads meet at a spinning barrier
+  after every operation, so a thread pool with one thread descheduled stalls
+  all of them: measured on 2 busy cores (load average 8-10), SmolLM2's first
+  token came after 9.9-12.4 s with llama-cpp-python's default of 2
+  prompt-evaluation threads and 1.9-2.3 s with 1;
 * **pacing**: a ``pace`` hook given to ``astream_chat`` is awaited after
   each token (by the base class, outside the timeouts); while it waits the
   worker is held by the hand-off, which then lets it run at most
@@ -65,16 +68,13 @@ def usable_cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def thread_counts(cores: int | None = None) -> tuple[int, int]:
-    """``(n_threads, n_threads_batch)`` for llama.cpp on ``cores`` cores (default: usable).
-
-    Generation: half the cores, 1..:data:`MAX_GEN_THREADS`; the other half is
-    left to synthesis and playback. Prompt evaluation: every core but one,
-    at least 2 when there are 2 (it runs before the first segment exists;
-    later prompts of a busy daemon then still leave a core free on >= 3 cores).
+def thread_count(cores: int | None = None) -> int:
+    """llama.cpp threads (generation and prompt evaluation alike) on ``cores``
+    cores (default: the usable ones): half of them, 1..:data:`MAX_GEN_THREADS`;
+    the other half is left to synthesis and playback (see the module docstring).
     """
     cores = usable_cores() if cores is None else max(1, cores)
-    return max(1, min(MAX_GEN_THREADS, cores // 2)), max(min(cores, 2), cores - 1)
+    return max(1, min(MAX_GEN_THREADS, cores // 2))
 
 
 def default_model_path() -> Path:
@@ -187,11 +187,11 @@ class LocalClient(LLMClient):
             raise ModelNotFoundError(
                 f"local: no GGUF file at {self.model_path}", provider=self.provider
             )
-        n_threads, n_threads_batch = thread_counts()
+        threads = thread_count()
         try:
             self._llama = llama_cpp.Llama(
                 model_path=str(self.model_path), n_ctx=N_CTX, verbose=False,
-                n_threads=n_threads, n_threads_batch=n_threads_batch,
+                n_threads=threads, n_threads_batch=threads,
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise LLMError(

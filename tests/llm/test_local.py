@@ -141,3 +141,10 @@ async def test_a_waiting_pace_hook_stops_generation(client: llm.LLMClient) -> No
     assert stats is not None and stats.output_tokens is not None
     # Unpaced, the worker runs HANDOFF_SLOTS (32) tokens ahead; paced, PACED_SLOTS.
     assert stats.output_tokens <= 2 + PACED_SLOTS + 1 < HANDOFF_SLOTS
+
+
+def test_thread_count_leaves_half_the_cores_to_synthesis() -> None:
+    from llm._local import MAX_GEN_THREADS, thread_count
+
+    assert [thread_count(n) for n in (1, 2, 3, 4, 8)] == [1, 1, 1, 2, 4]
+    assert thread_count(256) == MAX_GEN_THREADS
