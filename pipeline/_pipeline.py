@@ -266,7 +266,7 @@ class StreamingPipeline:
         if conversation is not None:
             client: Any = getattr(conversation, "client", None)
             deltas: AsyncIterable[str] = conversation.astream_reply(
-                message, temperature=temperature, max_tokens=max_tokens
+                message, temperature=temperature, max_tokens=max_tokens, pace=pacer.wait
             )
         else:
             if self.llm_client is None:
