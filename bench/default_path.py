@@ -47,10 +47,12 @@ def _cli() -> list[str]:
 
 
 def _model_files() -> list[Path]:
-    from llm._local import default_model_path
-    from tts._piper import find_bundled_model
+    import llm
+    from tts import find_bundled_model
 
-    return [default_model_path(), find_bundled_model()[0]]
+    with llm.create_client("local") as client:
+        gguf = Path(client.model)  # the bundled SmolLM2 (nothing loaded yet)
+    return [gguf, find_bundled_model()[0]]
 
 
 def _evict(paths: list[Path]) -> None:

@@ -202,7 +202,7 @@ def _realtimetts_engine(name: str) -> Any:
 
     if name == "pyttsx3":
         return RealtimeTTS.SystemEngine()
-    from tts._piper import find_bundled_model
+    from tts import find_bundled_model
 
     model, config = find_bundled_model()
     piper = shutil.which("piper") or os.path.join(os.path.dirname(sys.executable), "piper")
