@@ -696,6 +696,7 @@ class StreamRun:
         segment = replace(segment, synth_s=outcome.synth_s, reused=outcome.reused)
         written = await self._fanout.write(segment, audio)
         await self._fanout.accept(segment, audio)
+        self._pacer.audio_out()  # runs whose sinks take no chunks: first audio is here
         now = self._now()
         if written is not None:
             self._tally.file_written(now, index, str(written.path))

@@ -12,7 +12,7 @@ import pytest
 import llm
 from llm import ClientOptions
 from llm._types import ChatRequest, Report
-from pipeline import RunCompleted, create_streaming_pipeline
+from pipeline import AudioReady, RunCompleted, SegmentQueued, create_streaming_pipeline
 from pipeline._pacing import Pacer
 from tests.fakes.engine import FakeEngine
 
@@ -121,3 +121,39 @@ async def test_generation_waits_while_segment_0_is_synthesized() -> None:
 async def test_a_network_client_is_not_paced() -> None:
     made, _ = await _tokens_made_while_segment_0_synthesizes(in_process=False)
     assert made > 2
+
+
+async def test_a_run_without_chunk_sinks_lets_generation_go_after_segment_0() -> None:
+    """Files only (no player): the first file counts as the first audio, so later
+    segments are paced by the lead rule, not held one by one."""
+    client = _ScriptedClient(in_process=True)
+    gate = asyncio.Event()
+    engine = FakeEngine(gates={1: gate})
+    started = engine.started.setdefault(1, asyncio.Event())
+    queued: dict[int, SegmentQueued] = {}
+    first_file = asyncio.Event()
+
+    async def drain(events: AsyncGenerator[object, None]) -> None:
+        async with contextlib.aclosing(events) as stream:
+            async for event in stream:
+                if isinstance(event, SegmentQueued):
+                    queued[event.index] = event
+                elif isinstance(event, AudioReady):
+                    first_file.set()
+
+    with tempfile.TemporaryDirectory() as out:
+        pipe = create_streaming_pipeline(llm_client=client, tts_engine=engine,
+                                         streaming_config={"output_dir": out})
+        async with pipe:
+            task = asyncio.create_task(drain(pipe.astream_chat_to_audio("Go.")))
+            await started.wait()  # segment 1 synthesizes ...
+            await first_file.wait()  # ... and segment 0's file is written
+            for _ in range(300):
+                await asyncio.sleep(0)
+            made = client.produced
+            gate.set()
+            await task
+    through_segment_1 = len("".join(SENTENCES)[: queued[1].end].split())
+    # Held one segment at a time, generation would stop within 2 tokens of segment
+    # 1's end; with the first file as the first audio it runs on to the lead.
+    assert made > through_segment_1 + 2
