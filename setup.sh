@@ -5,7 +5,8 @@
 #
 #   ./setup.sh            everything needed to run `speakstream`
 #   ./setup.sh --dev      also the test tools (pytest, PulseAudio, Chromium...)
-#   ./setup.sh --bench    also the benchmark-only peers (stream2sentence, pySBD, matplotlib)
+#   ./setup.sh --bench    also the benchmark-only peers (stream2sentence, pySBD, matplotlib,
+#                         RealtimeTTS)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -27,6 +28,8 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || debs+=(python3-venv pytho
 if [ "$dev" = 1 ]; then
   debs+=(pulseaudio pulseaudio-utils alsa-utils chromium)
 fi
+# The RealtimeTTS benchmark peer needs PyAudio, which builds against PortAudio.
+[ "$bench" = 1 ] && debs+=(portaudio19-dev)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,7 +3,9 @@
 Scenarios (see each module's docstring), in order: ``ttfa`` (1), ``overlap``
 (2), ``first_segment`` (3), ``segmenter`` (4, :mod:`bench.segmenter`),
 ``memory`` (5), ``engines`` (6), ``daemon`` (7), ``local`` (8), ``accuracy``
-(9, :mod:`bench.accuracy`), ``speech`` (10).
+(9, :mod:`bench.accuracy`), ``speech`` (10), ``default_path`` (11,
+:mod:`bench.default_path`), ``peers`` (12, :mod:`bench.peers`: RealtimeTTS side
+by side, skipped when it is not installed).
 
 Writes ``DIR/latest.json`` (headline keys at the top level, every scenario's
 details under ``scenarios``), ``DIR/latest.md`` (the table, also printed) and
@@ -33,11 +35,13 @@ def _scenarios() -> dict[str, Callable[[bool], dict[str, Any]]]:
     from bench import (
         accuracy,
         daemon_load,
+        default_path,
         engines,
         first_segment,
         local_model,
         memory,
         overlap,
+        peers,
         segmenter,
         speech,
         ttfa,
@@ -54,6 +58,8 @@ def _scenarios() -> dict[str, Callable[[bool], dict[str, Any]]]:
         "local": local_model.run,
         "accuracy": accuracy.run,
         "speech": speech.run,
+        "default_path": default_path.run,
+        "peers": peers.run,
     }
 
 

@@ -61,6 +61,15 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
         "speech_ttfb_ratio_piper_pcm":
             _get(results, "speech", "engines", "piper", "pcm", "ratio_vs_first_sentence"),
         "speech_ttfb_s_piper_mp3": _get(results, "speech", "engines", "piper", "mp3", "ttfb_s"),
+        "default_path_warm_ratio": _get(results, "default_path", "warm_ratio"),
+        "default_path_cold_vs_warm": _get(results, "default_path", "cold_vs_warm"),
+        "default_path_warm_ttfa_s": _get(results, "default_path", "warm_ttfa_s"),
+        **{f"peers_{engine}_{key}": _get(results, "peers", engine, key, "ratio")
+           for engine in ("pyttsx3", "piper")
+           for key in ("first_audio_s", "all_audio_s", "cpu_s")},
+        **{f"peers_{engine}_vs_fragment_limit":
+           _get(results, "peers", engine, "vs_fragment_limit")
+           for engine in ("pyttsx3", "piper")},
     }  # fmt: skip
 
 
@@ -146,6 +155,23 @@ def markdown(results: dict[str, Any], head: dict[str, Any]) -> str:
          f"{_fmt(head['speech_ttfb_ratio_piper_mp3'])} / "
          f"{_fmt(head['speech_ttfb_ratio_piper_pcm'])}", "≤ 1.25",
          _check(head["speech_ttfb_ratio_piper_mp3"], lambda v: v <= 1.25)),
+        ("11", "Default path (local + auto→piper): TTFA ÷ physical limit, warm",
+         _fmt(head["default_path_warm_ratio"]), "≤ 1.25",
+         _check(head["default_path_warm_ratio"], lambda v: v <= 1.25)),
+        ("11", "Default path: cold TTFA ÷ warm TTFA",
+         _fmt(head["default_path_cold_vs_warm"]), "≤ 1.5",
+         _check(head["default_path_cold_vs_warm"], lambda v: v <= 1.5)),
+        *[row for engine in ("pyttsx3", "piper") for row in (
+            ("12", f"vs RealtimeTTS, {engine}: first audio / all audio / CPU (ratio)",
+             " / ".join(_fmt(head[f"peers_{engine}_{k}"])
+                        for k in ("first_audio_s", "all_audio_s", "cpu_s")),
+             "≤ 0.8 / 1.0 / 0.5",
+             _check(head[f"peers_{engine}_first_audio_s"], lambda v, e=engine: v <= 0.8
+                    and head[f"peers_{e}_all_audio_s"] <= 1.0 and head[f"peers_{e}_cpu_s"] <= 0.5)),
+            ("12", f"{engine}: first audio ÷ fragment limit",
+             _fmt(head[f"peers_{engine}_vs_fragment_limit"]), "≤ 1.04",
+             _check(head[f"peers_{engine}_vs_fragment_limit"], lambda v: v <= 1.04)),
+        )],
     ]  # fmt: skip
     for num, name, value, target, ok in rows:
         lines.append(f"| {num} | {name} | {value} | {target} | {_verdict(ok) if target else ''} |")

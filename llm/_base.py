@@ -19,7 +19,7 @@ import asyncio
 import io
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -85,6 +85,9 @@ class LLMClient(ABC):
     """
 
     provider: str = ""
+    #: True when generation runs on this process's CPU (``"local"``): only then
+    #: does a ``pace`` hook given to :meth:`astream_chat` hold generation back.
+    runs_in_process: bool = False
 
     def __init__(self, *, model: str, options: ClientOptions) -> None:
         self.model = model
@@ -131,6 +134,7 @@ class LLMClient(ABC):
         system: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        pace: Callable[[], Awaitable[None]] | None = None,
     ) -> LLMStream:
         """Stream the assistant's reply to ``messages`` as text deltas (``str``).
 
@@ -139,6 +143,13 @@ class LLMClient(ABC):
             system: system prompt (sent the provider's way), or ``None``.
             temperature: 0..2, or ``None`` for the server's default.
             max_tokens: cap on output tokens (>= 1), or ``None`` for the default.
+            pace: for a client that generates in this process
+                (:attr:`runs_in_process`, i.e. ``"local"``): awaited after each
+                delta is yielded, before generation goes on; it returns when
+                generation may continue (the pipeline holds generation back
+                while synthesis needs the CPU). Time spent in it counts against
+                neither timeout; generation stops within a couple of tokens
+                once it waits. Network clients ignore it.
 
         Returns:
             An :class:`~llm.LLMStream`: an async iterator of the deltas, as they
@@ -166,6 +177,7 @@ class LLMClient(ABC):
             system=system,
             temperature=temperature,
             max_tokens=max_tokens,
+            pace=pace,
         )
         _check_sampling(temperature, max_tokens)
         return LLMStream(lambda state: self._run(request, state))
@@ -261,6 +273,9 @@ class LLMClient(ABC):
                         first_at = last_at
                     text.write(item)
                     yield item
+                    if request.pace is not None and self.runs_in_process:
+                        # Outside the timeouts: a paced wait is not a silent server.
+                        await request.pace()
             except LLMError as exc:
                 exc.partial_text = text.getvalue()
                 exc.provider = exc.provider or self.provider

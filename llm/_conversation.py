@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from contextlib import aclosing
 
 from ._base import LLMClient
@@ -48,21 +48,22 @@ class Conversation:
         *,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        pace: Callable[[], Awaitable[None]] | None = None,
     ) -> LLMStream:
         """Send ``user_text``; an :class:`~llm.LLMStream` of the reply's deltas.
 
         Deltas, ``finish_reason``, ``stats`` and errors as in
-        :meth:`LLMClient.astream_chat`; ``temperature`` and ``max_tokens`` apply
-        to this reply only.
+        :meth:`LLMClient.astream_chat`; ``temperature``, ``max_tokens`` and
+        ``pace`` apply to this reply only.
         """
         return LLMStream(
             lambda state: self._reply(user_text, state, temperature=temperature,
-                                      max_tokens=max_tokens)
+                                      max_tokens=max_tokens, pace=pace)
         )
 
     async def _reply(
         self, user_text: str, outer: StreamState, *, temperature: float | None,
-        max_tokens: int | None,
+        max_tokens: int | None, pace: Callable[[], Awaitable[None]] | None,
     ) -> AsyncGenerator[str, None]:
         if self._busy:
             raise RuntimeError("Conversation: a reply is already streaming")
@@ -75,6 +76,7 @@ class Conversation:
             inner = self.client.astream_chat(
                 [*self._history, user], system=self.system,
                 temperature=temperature, max_tokens=max_tokens,
+                **({"pace": pace} if pace is not None else {}),
             )
             try:
                 async with aclosing(inner):

@@ -13,7 +13,25 @@ through a bounded hand-off (:data:`HANDOFF_SLOTS` tokens ahead of the
 consumer at most); closing the stream sets a flag the worker checks between
 tokens, so generation stops after at most one more token, and ``aclose``
 returns once the worker has let go of the model. The model is loaded lazily,
-once per client, on the same worker thread.
+once per client, on the same worker thread; :meth:`LocalClient.warm_up`
+loads it ahead of the first request.
+
+Sharing the CPU with synthesis (issue 12 item 3): this client generates on
+the same cores as an offline engine (piper's onnxruntime). Two measures:
+
+* **thread caps** (:func:`thread_count`): generation and prompt evaluation
+  get half the cores (1..:data:`MAX_GEN_THREADS`); the rest stays free for
+  synthesis and playback. llama.cpp's threads meet at a spinning barrier
+  after every operation, so a thread pool with one thread descheduled stalls
+  all of them: measured on 2 busy cores (load average 8-10), SmolLM2's first
+  token came after 9.9-12.4 s with llama-cpp-python's default of 2
+  prompt-evaluation threads and 1.9-2.3 s with 1;
+* **pacing**: a ``pace`` hook given to ``astream_chat`` is awaited after
+  each token (by the base class, outside the timeouts); while it waits the
+  worker is held by the hand-off, which then lets it run at most
+  :data:`PACED_SLOTS` tokens ahead instead of :data:`HANDOFF_SLOTS`, so
+  generation really stops (a blocked thread uses no CPU). The policy of *when*
+  to wait is the caller's (``pipeline._pacing``); this module only obeys it.
 """
 
 from __future__ import annotations
@@ -21,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import importlib.util
+import os
 import threading
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +54,27 @@ from ._types import ChatRequest, Report
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HANDOFF_SLOTS = 32
+#: Tokens the worker may run ahead of the consumer when the stream is paced.
+PACED_SLOTS = 2
 N_CTX = 2048
+#: Generation gains nothing from more threads with a model this small.
+MAX_GEN_THREADS = 4
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def thread_count(cores: int | None = None) -> int:
+    """llama.cpp threads (generation and prompt evaluation alike) on ``cores``
+    cores (default: the usable ones): half of them, 1..:data:`MAX_GEN_THREADS`;
+    the other half is left to synthesis and playback (see the module docstring).
+    """
+    cores = usable_cores() if cores is None else max(1, cores)
+    return max(1, min(MAX_GEN_THREADS, cores // 2))
 
 
 def default_model_path() -> Path:
@@ -64,10 +103,11 @@ class _Handoff:
     every slot so a blocked worker wakes up and sees it.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, slots: int = HANDOFF_SLOTS) -> None:
         self._loop = loop
         self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        self._slots = threading.Semaphore(HANDOFF_SLOTS)
+        self._slots = threading.Semaphore(slots)
+        self._slot_count = slots
         self._state = threading.Lock()
         self.cancelled = False
         self.started = False
@@ -97,7 +137,7 @@ class _Handoff:
         with self._state:
             self.cancelled = True
             started = self.started
-        self._slots.release(HANDOFF_SLOTS + 1)
+        self._slots.release(self._slot_count + 1)
         return started
 
 
@@ -105,6 +145,7 @@ class LocalClient(LLMClient):
     """In-process llama.cpp model; see the module docstring for threading."""
 
     provider = "local"
+    runs_in_process = True
 
     def __init__(self, *, model_path: Path, options: ClientOptions) -> None:
         super().__init__(model=str(model_path), options=options)
@@ -146,9 +187,11 @@ class LocalClient(LLMClient):
             raise ModelNotFoundError(
                 f"local: no GGUF file at {self.model_path}", provider=self.provider
             )
+        threads = thread_count()
         try:
             self._llama = llama_cpp.Llama(
-                model_path=str(self.model_path), n_ctx=N_CTX, verbose=False
+                model_path=str(self.model_path), n_ctx=N_CTX, verbose=False,
+                n_threads=threads, n_threads_batch=threads,
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise LLMError(
@@ -200,14 +243,17 @@ class LocalClient(LLMClient):
 
     async def _astream(self, request: ChatRequest, report: Report) -> AsyncGenerator[str, None]:
         loop = asyncio.get_running_loop()
-        handoff = _Handoff(loop)
+        handoff = _Handoff(loop, slots=HANDOFF_SLOTS if request.pace is None else PACED_SLOTS)
         job = loop.run_in_executor(self._worker, self._generate, request, handoff, report)
         try:
             while True:
                 kind, value = await handoff.queue.get()
                 if kind == "text":
-                    handoff.took_token()
                     yield value
+                    # After the yield: the base class awaits the pace hook
+                    # between the yield and the next read, so a waiting hook
+                    # keeps this slot taken and the worker stops.
+                    handoff.took_token()
                 elif kind == "end":
                     return
                 elif isinstance(value, LLMError):
@@ -219,6 +265,15 @@ class LocalClient(LLMClient):
         finally:
             if handoff.cancel():
                 await job  # at most one more token: generation stops between tokens
+
+    async def warm_up(self) -> None:
+        """Load the model now (on the worker thread) instead of at the first request.
+
+        Raises:
+            LLMDependencyError, ModelNotFoundError, LLMError: as the first
+                request would.
+        """
+        await asyncio.get_running_loop().run_in_executor(self._worker, self._load)
 
     def _unload(self) -> None:
         """Worker thread, after any running job: free the model's memory."""

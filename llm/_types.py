@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -22,6 +23,7 @@ class ChatRequest:
             ``astream_generate``; ``prompt`` is then set and ``messages`` holds it
             as one user message, so providers without a generate endpoint just chat).
         prompt: the raw prompt of a ``"generate"`` request, else ``None``.
+        pace: the ``pace`` hook of :meth:`~llm.LLMClient.astream_chat`, or ``None``.
     """
 
     messages: tuple[dict[str, str], ...]
@@ -30,6 +32,7 @@ class ChatRequest:
     max_tokens: int | None = None
     kind: Literal["chat", "generate"] = "chat"
     prompt: str | None = None
+    pace: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass(kw_only=True)

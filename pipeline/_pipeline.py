@@ -38,6 +38,7 @@ from tts import TTSEngine
 
 from ._config import StreamingConfig
 from ._events import ProgressEvent, event_to_dict
+from ._pacing import Pacer
 from ._resume import ReusableSegment, load_reusable
 from ._run import RunSpec, StreamRun
 from ._sync import PortalHolder, iterate_in_portal
@@ -261,10 +262,11 @@ class StreamingPipeline:
         """
         if not isinstance(message, str) or not message.strip():
             raise ValueError(f"message must be non-empty text, got {message!r}")
+        pacer = Pacer()  # holds an in-process LLM back while synthesis needs the CPU
         if conversation is not None:
             client: Any = getattr(conversation, "client", None)
             deltas: AsyncIterable[str] = conversation.astream_reply(
-                message, temperature=temperature, max_tokens=max_tokens
+                message, temperature=temperature, max_tokens=max_tokens, pace=pacer.wait
             )
         else:
             if self.llm_client is None:
@@ -275,6 +277,7 @@ class StreamingPipeline:
                 system=system,
                 temperature=temperature,
                 max_tokens=max_tokens,
+                pace=pacer.wait,
             )
         spec = RunSpec(
             llm_provider=str(getattr(client, "provider", "")),
@@ -283,7 +286,7 @@ class StreamingPipeline:
         )
         async with contextlib.aclosing(
             self._run(deltas, spec, voice=voice, run_id=run_id, output_dir=output_dir,
-                      stop_event=stop_event, sinks=sinks)
+                      stop_event=stop_event, sinks=sinks, pacer=pacer)
         ) as events:
             async for event in events:
                 yield event
@@ -329,6 +332,7 @@ class StreamingPipeline:
         stop_event: asyncio.Event | None,
         resume: bool = False,
         sinks: Sequence[AudioSink] = (),
+        pacer: Pacer | None = None,
     ) -> AsyncGenerator[ProgressEvent, None]:
         try:
             self._check_open()
@@ -366,6 +370,7 @@ class StreamingPipeline:
             voice=voice,
             stop_event=stop_event,
             reuse=reuse,
+            pacer=pacer,
         )
         async with contextlib.aclosing(run.events()) as events:
             async for event in events:

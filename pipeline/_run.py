@@ -103,6 +103,7 @@ from ._events import (
     TextDelta,
 )
 from ._fanout import SinkFanout
+from ._pacing import Pacer
 from ._resume import ReusableSegment
 from ._segment import Segment
 from ._sentence_buffer import SentenceBuffer
@@ -194,6 +195,8 @@ class StreamRun:
             their files' bytes instead of being synthesized (``--resume``).
         output_dir: reported in ``RunStarted``/``RunCompleted`` when there is
             no file sink (default ``""``).
+        pacer: told about text, segments and the first audio, when the text
+            comes from an in-process LLM it paces (:mod:`pipeline._pacing`).
     """
 
     def __init__(
@@ -210,8 +213,10 @@ class StreamRun:
         stop_event: asyncio.Event | None = None,
         reuse: Mapping[int, ReusableSegment] | None = None,
         output_dir: str = "",
+        pacer: Pacer | None = None,
     ) -> None:
         self.run_id = run_id
+        self._pacer = pacer if pacer is not None else Pacer()
         self._deltas = deltas
         self._engine = engine
         self._config = config
@@ -346,6 +351,7 @@ class StreamRun:
                 try:
                     await self._close_record()
                 finally:
+                    self._pacer.close()
                     # Always end the event stream: an unexpected error then
                     # reaches the consumer (events() re-raises it) instead of
                     # leaving it waiting forever.
@@ -462,6 +468,7 @@ class StreamRun:
                 await self._room.wait()  # backpressure: see the module docstring
                 self._tally.text_arrived(self._now())
                 self._text.write(delta)
+                self._pacer.text_received(len(delta))
                 self._emit(TextDelta, text=delta)
                 self._text_q.put_nowait(delta)
             # An llm.LLMStream says why the model stopped ("length": cut off).
@@ -533,6 +540,7 @@ class StreamRun:
                 starts_in_code=segment.starts_in_code,
             )).strip()
             self._tally.segments_total += 1
+            self._pacer.segment_queued()
             self._emit(
                 SegmentQueued,
                 index=segment.index,
@@ -566,6 +574,7 @@ class StreamRun:
                 flow.end(await self._produce(flow))
             finally:
                 flow.end(_Outcome(error=RuntimeError("synthesis was interrupted")))
+                self._pacer.segment_ended(job.end - job.start)
 
     async def _produce(self, flow: _Flow) -> _Outcome:
         """Synthesize one segment into ``flow``; never raises but CancelledError."""
@@ -669,6 +678,7 @@ class StreamRun:
         await self._tell_total()  # only ever at a segment boundary
         async for chunk in flow.chunks():
             self._tally.audio_handed_out(self._now())
+            self._pacer.audio_out()
             await self._fanout.chunk(segment, chunk)
         outcome = flow.outcome
         assert outcome is not None
@@ -686,6 +696,7 @@ class StreamRun:
         segment = replace(segment, synth_s=outcome.synth_s, reused=outcome.reused)
         written = await self._fanout.write(segment, audio)
         await self._fanout.accept(segment, audio)
+        self._pacer.audio_out()  # runs whose sinks take no chunks: first audio is here
         now = self._now()
         if written is not None:
             self._tally.file_written(now, index, str(written.path))

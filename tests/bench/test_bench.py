@@ -87,3 +87,34 @@ def test_speech_scenario_input_and_report_keys(tmp_path: Path) -> None:
     sentence, segment0 = first_texts(text)
     assert text.startswith(sentence) and len(segment0) <= len(sentence)
     assert report.headline({})["speech_ttfb_ratio_piper_mp3"] is None  # not run: no number
+
+
+def test_default_path_and_peers_report_keys_are_none_when_not_run() -> None:
+    from bench import report
+
+    head = report.headline({})
+    keys = ["default_path_warm_ratio", "default_path_cold_vs_warm", "peers_piper_cpu_s",
+            "peers_pyttsx3_first_audio_s", "peers_piper_vs_fragment_limit"]
+    assert all(key in head and head[key] is None for key in keys)
+    table = report.markdown({}, head)
+    assert "TTFA ÷ physical limit" in table and "vs RealtimeTTS, piper" in table
+
+
+def test_peers_is_skipped_with_a_message_without_realtimetts(monkeypatch) -> None:
+    import sys
+
+    from bench import peers
+
+    monkeypatch.setitem(sys.modules, "RealtimeTTS", None)  # import fails
+    result = peers.run(quick=True)
+    assert "RealtimeTTS is not installed" in result["skipped"]
+
+
+def test_peers_stream_replays_the_answer_losslessly() -> None:
+    from bench.common import short_answer
+    from bench.peers import _Stream
+
+    stream = _Stream()
+    stream.tokens = stream.tokens[:3]
+    assert "".join(stream.sync()) == "".join(tokenize(short_answer())[:3])
+    assert stream.complete_at(1) == stream.sent[0][0]

@@ -114,3 +114,37 @@ async def test_unloadable_file_is_translated(tmp_path: Path) -> None:
             async for _ in local.astream_generate("hi"):
                 pass
     assert info.value.__cause__ is not None
+
+
+async def test_a_waiting_pace_hook_stops_generation(client: llm.LLMClient) -> None:
+    import asyncio
+
+    from llm._local import PACED_SLOTS
+
+    release = asyncio.Event()
+    calls = 0
+
+    async def pace() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # hold generation after the second token
+            await asyncio.wait_for(release.wait(), 0.5)
+
+    stream = client.astream_chat(QUESTION, temperature=0, max_tokens=400, pace=pace)
+    for _ in range(2):
+        assert await anext(stream)
+    held = asyncio.create_task(anext(stream))  # waits in the hook ...
+    with pytest.raises(TimeoutError):
+        await held  # ... while the worker could have run far ahead
+    await stream.aclose()
+    stats = client.last_stats
+    assert stats is not None and stats.output_tokens is not None
+    # Unpaced, the worker runs HANDOFF_SLOTS (32) tokens ahead; paced, PACED_SLOTS.
+    assert stats.output_tokens <= 2 + PACED_SLOTS + 1 < HANDOFF_SLOTS
+
+
+def test_thread_count_leaves_half_the_cores_to_synthesis() -> None:
+    from llm._local import MAX_GEN_THREADS, thread_count
+
+    assert [thread_count(n) for n in (1, 2, 3, 4, 8)] == [1, 1, 1, 2, 4]
+    assert thread_count(256) == MAX_GEN_THREADS

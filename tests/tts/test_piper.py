@@ -100,3 +100,36 @@ async def test_warm_up_loads_the_model_before_the_first_segment(broken_model: Pa
         assert engine._voice is None
         await engine.warm_up()
         assert engine._voice is not None
+
+
+@needs_piper
+async def test_the_optimized_model_is_cached_and_a_torn_copy_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cache = piper_module.cache_dir()
+    assert cache == tmp_path / "speakstream" / "piper"
+    engine = PiperEngine()
+    try:
+        audio = await engine.synthesize("Cached.")
+    finally:
+        await engine.aclose()
+    assert audio.duration_s > 0
+    (saved,) = cache.iterdir()  # one file, no temp file left behind
+    assert saved.suffix == ".onnx" and not saved.name.startswith(".")
+    assert saved.stat().st_size > 1_000_000
+    saved.write_bytes(b"torn")  # a copy cut short (disk full, killed process)
+    model, _ = piper_module.find_bundled_model()
+    session = await asyncio.to_thread(piper_module.load_session, model, cache=cache)
+    assert session.get_inputs()  # loaded from the model itself
+    assert saved.stat().st_size > 1_000_000  # and the copy rebuilt whole
+
+
+def test_session_options_follow_the_core_count_and_never_spin() -> None:
+    ort = pytest.importorskip("onnxruntime")
+    two = piper_module.session_options(ort, cores=2)
+    assert (two.intra_op_num_threads, two.inter_op_num_threads) == (2, 1)
+    assert two.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    many = piper_module.session_options(ort, cores=64, optimized=True)
+    assert many.intra_op_num_threads == piper_module.MAX_INTRA_THREADS
+    assert many.graph_optimization_level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL
