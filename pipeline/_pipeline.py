@@ -38,6 +38,7 @@ from tts import TTSEngine
 
 from ._config import StreamingConfig
 from ._events import ProgressEvent, event_to_dict
+from ._pause import PauseControl
 from ._resume import ReusableSegment, load_reusable
 from ._run import RunSpec, StreamRun
 from ._sync import PortalHolder, iterate_in_portal
@@ -219,6 +220,7 @@ class StreamingPipeline:
         temperature: float | None = None,
         max_tokens: int | None = None,
         sinks: Sequence[AudioSink] = (),
+        pause: PauseControl | None = None,
     ) -> AsyncGenerator[ProgressEvent, None]:
         """Ask the LLM ``message`` and stream the answer to audio, yielding events.
 
@@ -249,6 +251,8 @@ class StreamingPipeline:
                 after the built-in ones in the order given (see
                 :mod:`output._sink` for what they get and when). Each serves
                 one run; the run calls their ``finish``.
+            pause: pauses and resumes the run at segment boundaries, the LLM
+                stream held meanwhile (see :class:`PauseControl`).
 
         Closing the iterator early (``aclose()``, ``break``, cancelling the
         task) cancels the LLM request (the HTTP response is closed), pending
@@ -283,7 +287,7 @@ class StreamingPipeline:
         )
         async with contextlib.aclosing(
             self._run(deltas, spec, voice=voice, run_id=run_id, output_dir=output_dir,
-                      stop_event=stop_event, sinks=sinks)
+                      stop_event=stop_event, sinks=sinks, pause=pause)
         ) as events:
             async for event in events:
                 yield event
@@ -329,6 +333,7 @@ class StreamingPipeline:
         stop_event: asyncio.Event | None,
         resume: bool = False,
         sinks: Sequence[AudioSink] = (),
+        pause: PauseControl | None = None,
     ) -> AsyncGenerator[ProgressEvent, None]:
         try:
             self._check_open()
@@ -366,6 +371,7 @@ class StreamingPipeline:
             voice=voice,
             stop_event=stop_event,
             reuse=reuse,
+            pause=pause,
         )
         async with contextlib.aclosing(run.events()) as events:
             async for event in events:

@@ -103,6 +103,7 @@ from ._events import (
     TextDelta,
 )
 from ._fanout import SinkFanout
+from ._pause import PauseControl
 from ._resume import ReusableSegment
 from ._segment import Segment
 from ._sentence_buffer import SentenceBuffer
@@ -194,6 +195,8 @@ class StreamRun:
             their files' bytes instead of being synthesized (``--resume``).
         output_dir: reported in ``RunStarted``/``RunCompleted`` when there is
             no file sink (default ``""``).
+        pause: pauses and resumes the run at segment boundaries (see
+            :class:`~pipeline._pause.PauseControl`); ``None``: never paused.
     """
 
     def __init__(
@@ -210,8 +213,10 @@ class StreamRun:
         stop_event: asyncio.Event | None = None,
         reuse: Mapping[int, ReusableSegment] | None = None,
         output_dir: str = "",
+        pause: PauseControl | None = None,
     ) -> None:
         self.run_id = run_id
+        self._pause = pause
         self._deltas = deltas
         self._engine = engine
         self._config = config
@@ -464,8 +469,12 @@ class StreamRun:
                 self._text.write(delta)
                 self._emit(TextDelta, text=delta)
                 self._text_q.put_nowait(delta)
-            # An llm.LLMStream says why the model stopped ("length": cut off).
-            self._finish_reason = getattr(source, "finish_reason", None)
+                if self._pause is not None and not await self._pause.hold():
+                    self._finish_reason = "paused"  # held too long: closed, text kept
+                    break
+            else:
+                # An llm.LLMStream says why the model stopped ("length": cut off).
+                self._finish_reason = getattr(source, "finish_reason", None)
         except LLMError as exc:
             self._source_error = exc
         finally:
@@ -562,6 +571,8 @@ class StreamRun:
                 return
             flow = _Flow(job)
             self._flows_q.put_nowait(flow)  # the in-order stage streams it when its turn comes
+            if self._pause is not None:
+                await self._pause.wait()  # paused: no new synthesis (a segment boundary)
             try:
                 flow.end(await self._produce(flow))
             finally:
@@ -666,6 +677,8 @@ class StreamRun:
 
     async def _land(self, flow: _Flow) -> None:
         segment = flow.segment
+        if self._pause is not None:
+            await self._pause.wait()  # paused: nothing more to the sinks (a segment boundary)
         await self._tell_total()  # only ever at a segment boundary
         async for chunk in flow.chunks():
             self._tally.audio_handed_out(self._now())
