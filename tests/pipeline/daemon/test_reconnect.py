@@ -88,6 +88,19 @@ def test_sse_client_reconnects_with_last_event_id_and_misses_nothing(gated: Daem
     assert tokens == "".join(LONG_ANSWER)
     assert uninterrupted[-1][2]["complete_text"] == tokens
     assert not gated.llm.cancelled.is_set()
+    record = httpx.get(gated.url + f"/v1/runs/{run_id}").json()
+    assert record["last_event_id"] == uninterrupted[-1][0]
+    health = record["health"]
+    assert health["tokens"] == len(LONG_ANSWER)
+    assert health["chunk_chars"]["max"] == max(len(d) for d in LONG_ANSWER)
+    assert health["chunk_chars"]["min"] == min(len(d) for d in LONG_ANSWER)
+    assert health["errors"] == {} and health["paused"] is False
+    assert health["queue_depths"]["log_events"] == len(uninterrupted)
+    assert health["queue_depths"]["clients"] == []  # nobody follows any more
+    metrics = httpx.get(gated.url + "/metrics").text
+    assert f'speakstream_llm_chunks_total{{endpoint="speak"}} {float(len(LONG_ANSWER))}' \
+        in metrics
+    assert 'speakstream_replays_total{transport="sse"} 1.0' in metrics
     # The query parameter does the same as the header.
     with httpx.stream("GET", gated.url + f"/v1/runs/{run_id}/events",
                       params={"last_event_id": str(last_id)}, timeout=60) as by_query:

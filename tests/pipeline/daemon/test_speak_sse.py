@@ -172,6 +172,9 @@ def test_llm_failure_gives_error_then_done_and_keeps_audio(settings) -> None:
         metrics = httpx.get(running.url + "/metrics").text
         assert 'speakstream_errors_total{endpoint="speak",error_type="LLMStreamError"} 1.0' \
             in metrics
+        run_id = events[0][1]["run_id"]
+        health = httpx.get(running.url + f"/v1/runs/{run_id}").json()["health"]
+        assert health["errors"] == {"LLMStreamError": 1} and health["tokens"] == 10
     finally:
         running.stop()
 
