@@ -134,10 +134,11 @@ def _vm_hwm_mb(pid: int) -> float:
 
 async def _burst(url: str, clients: int, slow: int = 0) -> list[dict[str, Any]]:
     limits = httpx.Limits(max_connections=clients + 10, max_keepalive_connections=clients + 10)
-    timeout = httpx.Timeout(REQUEST_TIMEOUT_S)
+    timeout = httpx.Timeout(REQUEST_TIMEOUT_S * max(1.0, clients / 100))
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as http:
         await http.get(url + "/healthz")
-        async with asyncio.timeout(BURST_TIMEOUT_S):
+        # 120 s for 100 clients, more for bigger bursts (500: 600 s).
+        async with asyncio.timeout(BURST_TIMEOUT_S * max(1.0, clients / 100)):
             return list(await asyncio.gather(*(
                 _slow_client(url, n) if n >= clients - slow else _client(http, url, n)
                 for n in range(clients)
