@@ -65,8 +65,8 @@ class DaemonSettings:
             headers at all.
         coalesce_ms: SSE/WebSocket text deltas arriving within this window
             (milliseconds, 0–1000) are sent as one ``token``/``chunk`` message.
-        ws_queue_size: messages buffered per WebSocket before the run waits
-            for the client (1–1024): the backpressure bound.
+        ws_queue_size: unused since runs keep an event log that clients read at
+            their own pace (1–1024; accepted so existing configs still load).
         ws_ping_s: seconds between server pings on idle WebSockets (> 0).
         sse_ping_s: seconds between SSE keep-alive comments (> 0).
         reconnect_grace_s: a run no client follows any more is stopped after
