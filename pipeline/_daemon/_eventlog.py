@@ -119,24 +119,35 @@ class EventLog:
         """Add a message (a ``token`` merges into an unread ``token`` entry)."""
         if self.closed:
             raise RuntimeError("the event log is closed")
-        entries = self._entries
-        if kind == "token":
-            last = entries[-1] if len(entries) > self._start else None
-            if last is not None and last.kind == "token" and not last.frozen:
-                last.data["text"] += data["text"]
-                last.data["t"] = data["t"]
-                self._recount(last)
-                self._schedule_wake()
-                return
+        if kind == "token" and self.extend_token(data["text"], data["t"]):
+            return
         entry = LogEntry(self.next_seq, kind, data, index)
         self.next_seq += 1
-        entries.append(entry)
+        self._entries.append(entry)
         self._recount(entry)
         self._trim()
         if kind == "token":
             self._schedule_wake()
         else:
             self._wake_now()
+
+    def extend_token(self, text: str, t: float) -> bool:
+        """Add ``text`` to the newest entry if it is an unread ``token``
+        (``False``: there is none, append a new one). The cheap per-token path:
+        no dict is built, nothing encoded."""
+        entries = self._entries
+        if self.closed or len(entries) <= self._start:
+            return False
+        last = entries[-1]
+        if last.kind != "token" or last.frozen:
+            return False
+        last.data["text"] += text
+        last.data["t"] = t
+        grown = 2 * len(text)  # the estimate's growth (see LogEntry.size)
+        last.counted += grown
+        self.bytes += grown
+        self._schedule_wake()
+        return True
 
     def close(self) -> None:
         """No more entries: readers end once they have read everything."""

@@ -82,9 +82,9 @@ class DaemonMetrics:
             "speakstream_llm_chunks", "LLM text deltas received (about one token each).",
             ["endpoint"], registry=r,
         )
-        self.chunk_chars = Histogram(
-            "speakstream_llm_chunk_chars", "Size of LLM text deltas, characters.",
-            ["endpoint"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 512), registry=r,
+        self.chars = Counter(
+            "speakstream_llm_chars", "Characters of LLM text received (mean delta size = "
+            "chars / chunks).", ["endpoint"], registry=r,
         )
         self.slow_readers = Counter(
             "speakstream_slow_reader_events",
@@ -105,10 +105,11 @@ class DaemonMetrics:
         self._ws_peak = 0
 
     def observe(self, event: ProgressEvent, *, endpoint: str) -> None:
-        """Count what ``event`` reports."""
+        """Count what ``event`` reports. (Runs of the daemon count their text deltas
+        in batches instead: see ``ActiveRun``.)"""
         if isinstance(event, TextDelta):
             self.tokens.labels(endpoint).inc()
-            self.chunk_chars.labels(endpoint).observe(len(event.text))
+            self.chars.labels(endpoint).inc(len(event.text))
         elif isinstance(event, SegmentQueued):
             self.segments.labels(endpoint).inc()
         elif isinstance(event, AudioReady):

@@ -246,6 +246,7 @@ class ActiveRun:
         self._cancelled_seen = False
         self._failed_seen = False
         self.failure: BaseException | None = None  # a bug inside the run
+        self._tokens_counted = self._chars_counted = 0  # already given to Prometheus
         #: Bytes of a segment by index while held in memory (the WebSocket's sink).
         self.audio_source: Callable[[int], bytes | None] | None = None
 
@@ -380,15 +381,23 @@ class ActiveRun:
     async def _produce(self) -> None:
         endpoint = self.record.endpoint
         try:
+            log, health = self.log, self.health
             async for event in self._events:
-                self._note(event)
+                if isinstance(event, TextDelta):  # the per-token path: kept lean
+                    health.token(event.text)
+                    if log.extend_token(event.text, event.t):
+                        continue
+                else:
+                    self._count_tokens()  # Prometheus gets token counts in batches
+                    self._note(event)
                 kind, data = client_message(event)
-                self.log.append(kind, data,
-                                index=event.index if isinstance(event, AudioReady) else None)
+                log.append(kind, data,
+                           index=event.index if isinstance(event, AudioReady) else None)
         except Exception as exc:  # a bug in the run: logged, clients see the stream end
             logger.error("run %s failed unexpectedly", self.run_id, exc_info=exc)
             self.failure = exc
         finally:
+            self._count_tokens()
             self._metrics.active_streams.labels(endpoint).dec()
             if self._pause is not None and self._pause.paused:
                 self._metrics.paused_runs.dec()
@@ -402,12 +411,17 @@ class ActiveRun:
             if aclose is not None and not getattr(self._events, "ag_running", False):
                 await aclose()
 
+    def _count_tokens(self) -> None:
+        health, endpoint = self.health, self.record.endpoint
+        if health.tokens > self._tokens_counted:
+            self._metrics.tokens.labels(endpoint).inc(health.tokens - self._tokens_counted)
+            self._metrics.chars.labels(endpoint).inc(health.chars - self._chars_counted)
+            self._tokens_counted, self._chars_counted = health.tokens, health.chars
+
     def _note(self, event: ProgressEvent) -> None:
         record = self.record
         self._metrics.observe(event, endpoint=record.endpoint)
-        if isinstance(event, TextDelta):
-            self.health.token(event.text)
-        elif isinstance(event, RunStarted):
+        if isinstance(event, RunStarted):
             record.directory = Path(event.output_dir)
         elif isinstance(event, AudioReady):
             record.files[event.index] = AudioFile(
