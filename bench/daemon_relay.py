@@ -1,20 +1,20 @@
-"""The daemon's relay alone: CPU per token from pipeline events to SSE bytes.
+"""The daemon's relay: CPU per token from an LLM stream to SSE bytes, minus the pipeline.
 
 The daemon load scenario (``bench/daemon_load.py``) measures everything a run
-costs (LLM client, segmentation, synthesis, files); on a shared 2-core machine
-its relay share drowns in noise. This isolates the part issue 13 changed:
-``CLIENTS`` runs at once, each with one SSE reader (as in the load
-scenario): a run's events (one ``started``, ``TOKENS`` text deltas arriving
-in bursts of ``BURST`` every ``PACE_S``, one ``done``) go through the
-daemon's run driver to its reader, which encodes every message as the route
-does (``coalesce_ms`` 20). Reported: CPU
-microseconds per token (``time.process_time``), the same for draining the
-events alone, their difference (the relay's own cost), and the number of
-SSE writes (``yield``s of the route's body) per client.
+costs under a burst; on a shared 2-core machine its relay share drowns in
+noise. This measures, in one process and with public names only:
 
-Runs against the code on ``sys.path``: ``python bench/daemon_relay.py`` here,
-and with ``PYTHONPATH=<a checkout of main>`` for the old driver (``ActiveRun.events``
-plus sse-starlette's ``ServerSentEvent``, one write per event), side by side.
+- *pipeline*: ``CLIENTS`` runs at once of ``StreamingPipeline.astream_chat_to_audio``
+  over an in-process LLM client giving ``TOKENS`` one-word deltas in bursts of
+  ``BURST`` every ``PACE_S`` (no sentence end until the last token, so one
+  segment: synthesis costs almost nothing; fake engine), events drained;
+- *daemon*: the same runs through ``create_app`` and ``POST /v1/speak`` over
+  ``httpx.ASGITransport``, each SSE body read to its end.
+
+Reported: CPU microseconds per token (``time.process_time``) of each, and
+their difference, the daemon's relay cost (run driver, messages, SSE
+encoding and writes). Run it here, and with ``PYTHONPATH=<a checkout of
+main>`` for the code before, side by side.
 """
 
 from __future__ import annotations
@@ -22,10 +22,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 TOKENS = 2000
 BURST = 4
@@ -33,100 +36,92 @@ PACE_S = 0.004  # 1,000 tokens/s per run
 CLIENTS = 20
 
 
-async def _events(run_id: str) -> AsyncIterator[Any]:
-    from pipeline import RunCompleted, RunStarted, TextDelta
+class _LLM:
+    """A duck-typed LLM client: TOKENS words, then a full stop."""
 
-    yield RunStarted(run_id=run_id, t=0.0, audio_files_generated=0, llm_provider="x",
-                     model="m", tts="fake", output_dir="/tmp")
-    for i in range(TOKENS):
-        yield TextDelta(run_id=run_id, t=i / 100, audio_files_generated=0, text=" word")
-        if i % BURST == BURST - 1:
-            await asyncio.sleep(PACE_S)  # the next network read
-    yield RunCompleted(run_id=run_id, t=1.0, audio_files_generated=0, audio_files=[],
-                       audio_indices=[], failed_indices=[], complete_text="", ttft_s=None,
-                       ttfa_s=None, first_file_s=None, total_s=1.0, audio_s=0.0, rtf=None,
-                       output_dir="/tmp", manifest_path="", merged_path=None,
-                       subtitles_path=None, error=None, finish_reason="stop")
+    provider = "bench"
+    model = "relay"
 
+    def astream_chat(self, messages: Any, **_: Any) -> AsyncIterator[str]:
+        return self._stream()
 
-async def _new(clients: int) -> tuple[int, int]:
-    from pipeline._daemon._metrics import DaemonMetrics
-    from pipeline._daemon._runs import ActiveRun, RunRecord
+    async def _stream(self) -> AsyncIterator[str]:
+        for i in range(TOKENS):
+            yield " word"
+            if i % BURST == BURST - 1:
+                await asyncio.sleep(PACE_S)  # the next network read
+        yield "."
 
-    async def reader(n: int) -> tuple[int, int]:
-        run = ActiveRun(RunRecord(f"r{n}", "speak"), _events(f"r{n}"),
-                        stop_event=asyncio.Event(), metrics=DaemonMetrics(), coalesce_s=0.02)
-        writes = size = 0
-        with run.follow(0, "sse") as sub:
-            while True:
-                batch = run.batch_read(sub)
-                if batch:
-                    data = b"".join([entry.sse() for entry in batch])
-                    writes += 1
-                    size += len(data)
-                    continue
-                if run.log.closed:
-                    return writes, size
-                await run.log.wait(sub.cursor)
-
-    results = await asyncio.gather(*(reader(n) for n in range(clients)))
-    return results[0]
+    async def aclose(self) -> None:
+        pass
 
 
-async def _old(clients: int) -> tuple[int, int]:
-    from sse_starlette import ServerSentEvent
+def _engine() -> Any:
+    from tests.fakes.engine import FakeEngine
 
-    from pipeline._daemon._messages import client_message
-    from pipeline._daemon._metrics import DaemonMetrics
-    from pipeline._daemon._runs import ActiveRun, RunRecord
-
-    async def reader(n: int) -> tuple[int, int]:
-        run = ActiveRun(RunRecord(f"r{n}", "speak"), _events(f"r{n}"),
-                        stop_event=asyncio.Event(), metrics=DaemonMetrics(), queue_size=8)
-        writes = size = 0
-        async for event in run.events(coalesce_s=0.02):
-            kind, data = client_message(event)
-            encoded = ServerSentEvent(data=json.dumps(data, ensure_ascii=False),
-                                      event=kind).encode()
-            writes += 1
-            size += len(encoded)
-        return writes, size
-
-    results = await asyncio.gather(*(reader(n) for n in range(clients)))
-    return results[0]
+    return FakeEngine(seconds_per_char=0.0001, min_duration_s=0.05)
 
 
-async def _floor(clients: int) -> tuple[int, int]:
-    """The events alone, drained: the cost both drivers share."""
+async def _pipeline(clients: int, out: Path) -> None:
+    from pipeline import StreamingConfig, create_streaming_pipeline
 
-    async def drain(n: int) -> None:
-        async for _ in _events(f"r{n}"):
-            pass
+    config = StreamingConfig(output_dir=out / "pipeline", max_buffer_time=None)
+    async with create_streaming_pipeline(streaming_config=config, llm_client=_LLM(),  # type: ignore[arg-type]
+                                         tts_engine=_engine()) as pipe:
 
-    await asyncio.gather(*(drain(n) for n in range(clients)))
-    return 0, 0
+        async def one(n: int) -> None:
+            async for _ in pipe.astream_chat_to_audio("go", run_id=f"p{n}"):
+                pass
+
+        await asyncio.gather(*(one(n) for n in range(clients)))
+
+
+async def _daemon(clients: int, out: Path) -> int:
+    from pipeline import StreamingConfig
+    from pipeline.daemon import DaemonSettings, create_app
+
+    settings = DaemonSettings(output_dir=out / "daemon", streaming_config=StreamingConfig(
+        output_dir=out / "daemon", max_buffer_time=None))
+    app = create_app(settings, llm_client=_LLM(), tts_engine=_engine())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench",
+                                     timeout=600) as http:
+
+            async def one(n: int) -> int:
+                size = 0
+                async with http.stream("POST", "/v1/speak", json={"message": "go"}) as r:
+                    async for chunk in r.aiter_raw():
+                        size += len(chunk)
+                return size
+
+            sizes = await asyncio.gather(*(one(n) for n in range(clients)))
+    return sizes[0]
+
+
+def _timed(coro: Any) -> tuple[float, Any]:
+    started = time.process_time()
+    result = asyncio.run(coro)
+    return time.process_time() - started, result
 
 
 def run(clients: int = CLIENTS) -> dict[str, Any]:
-    from pipeline._daemon import _runs
+    import pipeline
 
-    asyncio.run(_floor(1))  # imports and first-use costs out of the way
-    started = time.process_time()
-    asyncio.run(_floor(clients))
-    floor = time.process_time() - started
-
-    new = hasattr(_runs.ActiveRun, "follow")
-    started = time.process_time()
-    writes, size = asyncio.run((_new if new else _old)(clients))
-    cpu = time.process_time() - started
+    with tempfile.TemporaryDirectory(prefix="speakstream-relay-") as tmp:
+        out = Path(tmp)
+        asyncio.run(_pipeline(1, out / "warm"))  # imports and first use out of the way
+        asyncio.run(_daemon(1, out / "warm"))
+        pipe_cpu, _ = _timed(_pipeline(clients, out / "a"))
+        daemon_cpu, sse_bytes = _timed(_daemon(clients, out / "b"))
+    tokens = TOKENS * clients
     return {
-        "driver": "event log" if new else "queue per run",
-        "code": str(Path(_runs.__file__).resolve().parents[2]),
-        "tokens_per_run": TOKENS, "runs_with_one_client": clients,
-        "cpu_us_per_token": 1e6 * cpu / (TOKENS * clients),
-        "events_alone_cpu_us_per_token": 1e6 * floor / (TOKENS * clients),
-        "relay_cpu_us_per_token": 1e6 * (cpu - floor) / (TOKENS * clients),
-        "sse_writes_per_client": writes, "sse_bytes_per_client": size,
+        "code": str(Path(pipeline.__file__).resolve().parents[1]),
+        "tokens_per_run": TOKENS, "runs": clients,
+        "pipeline_cpu_us_per_token": 1e6 * pipe_cpu / tokens,
+        "daemon_cpu_us_per_token": 1e6 * daemon_cpu / tokens,
+        "relay_cpu_us_per_token": 1e6 * (daemon_cpu - pipe_cpu) / tokens,
+        "sse_bytes_per_client": sse_bytes,
     }  # fmt: skip
 
 
