@@ -176,8 +176,9 @@ class EventLog:
         """Return when there is an entry after ``after`` or the log is closed."""
         while not self.closed and self.last_seq <= after:
             await self._wake.wait()
-        if not self.closed and self.coalesce_s and self._timer is not None:
-            # A token is waiting out its coalescing window.
+        if not self.closed and self._timer is not None and self.last_seq == after + 1:
+            # The only new entry is a token waiting out its coalescing window
+            # (anything else new, a segment or audio, goes out at once).
             await self._wake.wait()
 
     def _schedule_wake(self) -> None:
