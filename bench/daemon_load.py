@@ -16,6 +16,14 @@ latency for that segment's text); ``time.monotonic`` is the system-wide
 CLOCK_MONOTONIC, so the two processes' times compare. Errors = clients with
 a non-200 status, an SSE ``error`` event, a ``done`` with an error, no audio,
 or a transport failure/timeout. Peak RSS = the daemon's ``VmHWM``.
+
+Options: ``--clients N`` (default 100), ``--slow K``: K of them (the last K)
+are *slow readers* (a 4 KiB receive buffer, 512 bytes read every 50 ms, over
+raw TCP), reported apart; ``--pair`` runs the burst twice side by side, with
+no slow reader and with ``--slow`` (default 20), and reports how much the slow
+readers moved the other clients' p95 (TTFA overhead and time to ``done``).
+CPU per 1,000 tokens = the daemon's CPU seconds over the burst / the LLM
+tokens it relayed (the fake server's deltas) x 1,000.
 """
 
 from __future__ import annotations
@@ -69,7 +77,8 @@ def serve(llm_url: str) -> None:
 
 async def _client(http: httpx.AsyncClient, url: str, n: int) -> dict[str, Any]:
     message = f"Client {n}: how does a bicycle stay up?"
-    row: dict[str, Any] = {"client": n, "message": message, "error": None}
+    row: dict[str, Any] = {"client": n, "message": message, "error": None,
+                           "started_at": time.monotonic()}
     try:
         async with http.stream("POST", url + "/v1/speak", json={"message": message}) as response:
             if response.status_code != 200:
@@ -105,6 +114,7 @@ def _on_event(row: dict[str, Any], event: str, data: dict[str, Any]) -> None:
         row["error"] = f"{data.get('error_type')}: {data.get('message')}"
     elif event == "done":
         row["done"] = True
+        row["done_at"] = time.monotonic()
         if data.get("error") and row["error"] is None:
             row["error"] = data["error"]
 
@@ -122,13 +132,50 @@ def _vm_hwm_mb(pid: int) -> float:
     return float("nan")
 
 
-async def _burst(url: str, clients: int) -> list[dict[str, Any]]:
+async def _burst(url: str, clients: int, slow: int = 0) -> list[dict[str, Any]]:
     limits = httpx.Limits(max_connections=clients + 10, max_keepalive_connections=clients + 10)
-    timeout = httpx.Timeout(REQUEST_TIMEOUT_S)
+    timeout = httpx.Timeout(REQUEST_TIMEOUT_S * max(1.0, clients / 100))
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as http:
         await http.get(url + "/healthz")
-        async with asyncio.timeout(BURST_TIMEOUT_S):
-            return list(await asyncio.gather(*(_client(http, url, n) for n in range(clients))))
+        # 120 s for 100 clients, more for bigger bursts (500: 600 s).
+        async with asyncio.timeout(BURST_TIMEOUT_S * max(1.0, clients / 100)):
+            return list(await asyncio.gather(*(
+                _slow_client(url, n) if n >= clients - slow else _client(http, url, n)
+                for n in range(clients)
+            )))
+
+
+async def _slow_client(url: str, n: int) -> dict[str, Any]:
+    """A slow reader: small receive buffer, 512 bytes every 50 ms, raw HTTP/1.1."""
+    message = f"Client {n}: how does a bicycle stay up?"
+    row: dict[str, Any] = {"client": n, "message": message, "error": None, "slow": True,
+                           "started_at": time.monotonic()}
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=512)
+    body = json.dumps({"message": message}).encode()
+    writer.write(b"POST /v1/speak HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+                 b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    received = b""
+    try:
+        while b"event: done" not in received:
+            chunk = await reader.read(512)
+            if not chunk:
+                row["error"] = "closed before done"
+                break
+            received += chunk
+            await asyncio.sleep(0.05)
+        else:
+            row["done_at"] = time.monotonic()
+            row["done"] = True
+    finally:
+        writer.close()
+    if b"event: audio" not in received and row["error"] is None:
+        row["error"] = "no audio"
+    return row
 
 
 async def _wait_ready(url: str) -> None:
@@ -141,8 +188,9 @@ async def _wait_ready(url: str) -> None:
     raise RuntimeError("the daemon did not become ready")
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    clients = 20 if quick else CLIENTS
+def run(quick: bool = False, *, clients: int | None = None, slow: int = 0) -> dict[str, Any]:
+    """One burst of ``clients`` SSE clients (``slow`` of them slow readers)."""
+    clients = clients or (20 if quick else CLIENTS)
     reply = llm_reply(short_answer(), ttft_s=0.2, tokens_per_s=40.0)
     with TimedLLMServer(reply) as server:
         proc = subprocess.Popen([sys.executable, "-m", "bench.daemon_load", "serve", server.url],
@@ -153,7 +201,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             asyncio.run(_wait_ready(url))
             idle_mb = _vm_hwm_mb(proc.pid)
             started, cpu_here, cpu_daemon = time.monotonic(), time.process_time(), _cpu_s(proc.pid)
-            rows = asyncio.run(_burst(url, clients))
+            rows = asyncio.run(_burst(url, clients, slow))
             burst_s = time.monotonic() - started
             cpu_here = time.process_time() - cpu_here
             cpu_daemon = _cpu_s(proc.pid) - cpu_daemon
@@ -169,32 +217,67 @@ def run(quick: bool = False) -> dict[str, Any]:
         for rec in server.requests:
             messages = (rec.json or {}).get("messages") or [{}]
             by_message[messages[-1].get("content")] = server.token_times(rec)
-    overheads, to_segment, in_daemon, delivery = [], [], [], []
+    tokens = sum(len(times) for times in by_message.values())
+    overheads, to_segment, in_daemon, delivery, done_s, slow_done_s = [], [], [], [], [], []
     for row in rows:
-        if row["error"] is None:
-            seg = row["segment0"]
-            text_done = complete_at(by_message[row["message"]], seg["end"])
-            latency = engine_latency(seg["spoken_text"])
-            overheads.append(1000 * (row["audio_at"] - (text_done + latency)))
-            # Breakdown: text complete -> segment event received; segment -> audio
-            # inside the daemon (its own clock, minus the engine latency); the rest.
-            to_segment.append(1000 * (row["segment0_at"] - text_done))
-            in_daemon.append(1000 * (row["audio0"]["t"] - seg["t"] - latency))
-            delivery.append(overheads[-1] - to_segment[-1] - in_daemon[-1])
+        if row["error"] is not None:
+            continue
+        if row.get("slow"):
+            slow_done_s.append(row["done_at"] - row["started_at"])
+            continue
+        done_s.append(row["done_at"] - row["started_at"])
+        seg = row["segment0"]
+        text_done = complete_at(by_message[row["message"]], seg["end"])
+        latency = engine_latency(seg["spoken_text"])
+        overheads.append(1000 * (row["audio_at"] - (text_done + latency)))
+        # Breakdown: text complete -> segment event received; segment -> audio
+        # inside the daemon (its own clock, minus the engine latency); the rest.
+        to_segment.append(1000 * (row["segment0_at"] - text_done))
+        in_daemon.append(1000 * (row["audio0"]["t"] - seg["t"] - latency))
+        delivery.append(overheads[-1] - to_segment[-1] - in_daemon[-1])
     errors = [row["error"] for row in rows if row["error"] is not None]
     return {
-        "clients": clients, "errors": len(errors), "error_samples": errors[:5],
+        "clients": clients, "slow_readers": slow, "errors": len(errors),
+        "error_samples": errors[:5],
         "burst_s": burst_s, "ttfa_overhead_ms": summary(overheads) if overheads else None,
         "to_segment_event_ms": summary(to_segment) if to_segment else None,
         "segment_to_audio_in_daemon_ms": summary(in_daemon) if in_daemon else None,
         "rest_ms": summary(delivery) if delivery else None,
+        "done_s": summary(done_s) if done_s else None,
+        "slow_done_s": summary(slow_done_s) if slow_done_s else None,
+        "tokens_relayed": tokens,
         "cpu_s_daemon": cpu_daemon, "cpu_s_llm_server_and_clients": cpu_here,
+        "daemon_cpu_s_per_1000_tokens": 1000 * cpu_daemon / tokens if tokens else None,
         "daemon_rss_idle_mb": idle_mb, "daemon_peak_rss_mb": peak_mb, "cores": os.cpu_count(),
     }  # fmt: skip
+
+
+def pair(clients: int = CLIENTS, slow: int = 20) -> dict[str, Any]:
+    """Side by side: the same burst without and with ``slow`` slow readers; the
+    ratios say how much the slow readers moved the other clients' p95."""
+    without = run(clients=clients, slow=0)
+    with_slow = run(clients=clients, slow=slow)
+
+    def p95(result: dict[str, Any], key: str) -> float:
+        return float(result[key]["p95"])
+
+    return {
+        "without_slow": without, "with_slow": with_slow,
+        "ttfa_overhead_p95_ratio": p95(with_slow, "ttfa_overhead_ms")
+        / p95(without, "ttfa_overhead_ms"),
+        "done_p95_ratio": p95(with_slow, "done_s") / p95(without, "done_s"),
+    }
+
+
+def _option(name: str, default: int) -> int:
+    return int(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
         serve(sys.argv[2])
+    elif "--pair" in sys.argv:
+        print(json.dumps(pair(_option("--clients", CLIENTS), _option("--slow", 20)), indent=1))
     else:
-        print(json.dumps(run(quick="--quick" in sys.argv), indent=1))
+        print(json.dumps(run(quick="--quick" in sys.argv, clients=_option("--clients", 0),
+                             slow=_option("--slow", 0)), indent=1))

@@ -21,6 +21,7 @@ from ._events import (
     TextDelta,
     event_to_dict,
 )
+from ._pause import PauseControl
 from ._pipeline import (
     StreamingPipeline,
     astream_chat_to_audio,
@@ -33,6 +34,7 @@ from ._sentence_buffer import SentenceBuffer, split_sentences
 __all__ = [
     "AudioReady",
     "ConfigError",
+    "PauseControl",
     "PipelineError",
     "ProgressEvent",
     "RunCancelled",

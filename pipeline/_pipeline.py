@@ -39,6 +39,7 @@ from tts import TTSEngine
 from ._config import StreamingConfig
 from ._events import ProgressEvent, event_to_dict
 from ._pacing import Pacer
+from ._pause import PauseControl
 from ._resume import ReusableSegment, load_reusable
 from ._run import RunSpec, StreamRun
 from ._sync import PortalHolder, iterate_in_portal
@@ -220,6 +221,7 @@ class StreamingPipeline:
         temperature: float | None = None,
         max_tokens: int | None = None,
         sinks: Sequence[AudioSink] = (),
+        pause: PauseControl | None = None,
     ) -> AsyncGenerator[ProgressEvent, None]:
         """Ask the LLM ``message`` and stream the answer to audio, yielding events.
 
@@ -250,6 +252,8 @@ class StreamingPipeline:
                 after the built-in ones in the order given (see
                 :mod:`output._sink` for what they get and when). Each serves
                 one run; the run calls their ``finish``.
+            pause: pauses and resumes the run at segment boundaries, the LLM
+                stream held meanwhile (see :class:`PauseControl`).
 
         Closing the iterator early (``aclose()``, ``break``, cancelling the
         task) cancels the LLM request (the HTTP response is closed), pending
@@ -286,7 +290,7 @@ class StreamingPipeline:
         )
         async with contextlib.aclosing(
             self._run(deltas, spec, voice=voice, run_id=run_id, output_dir=output_dir,
-                      stop_event=stop_event, sinks=sinks, pacer=pacer)
+                      stop_event=stop_event, sinks=sinks, pacer=pacer, pause=pause)
         ) as events:
             async for event in events:
                 yield event
@@ -333,6 +337,7 @@ class StreamingPipeline:
         resume: bool = False,
         sinks: Sequence[AudioSink] = (),
         pacer: Pacer | None = None,
+        pause: PauseControl | None = None,
     ) -> AsyncGenerator[ProgressEvent, None]:
         try:
             self._check_open()
@@ -371,6 +376,7 @@ class StreamingPipeline:
             stop_event=stop_event,
             reuse=reuse,
             pacer=pacer,
+            pause=pause,
         )
         async with contextlib.aclosing(run.events()) as events:
             async for event in events:

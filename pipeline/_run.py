@@ -104,6 +104,7 @@ from ._events import (
 )
 from ._fanout import SinkFanout
 from ._pacing import Pacer
+from ._pause import PauseControl
 from ._resume import ReusableSegment
 from ._segment import Segment
 from ._sentence_buffer import SentenceBuffer
@@ -197,6 +198,8 @@ class StreamRun:
             no file sink (default ``""``).
         pacer: told about text, segments and the first audio, when the text
             comes from an in-process LLM it paces (:mod:`pipeline._pacing`).
+        pause: pauses and resumes the run at segment boundaries (see
+            :class:`~pipeline._pause.PauseControl`); ``None``: never paused.
     """
 
     def __init__(
@@ -214,9 +217,11 @@ class StreamRun:
         reuse: Mapping[int, ReusableSegment] | None = None,
         output_dir: str = "",
         pacer: Pacer | None = None,
+        pause: PauseControl | None = None,
     ) -> None:
         self.run_id = run_id
         self._pacer = pacer if pacer is not None else Pacer()
+        self._pause = pause
         self._deltas = deltas
         self._engine = engine
         self._config = config
@@ -471,8 +476,12 @@ class StreamRun:
                 self._pacer.text_received(len(delta))
                 self._emit(TextDelta, text=delta)
                 self._text_q.put_nowait(delta)
-            # An llm.LLMStream says why the model stopped ("length": cut off).
-            self._finish_reason = getattr(source, "finish_reason", None)
+                if self._pause is not None and not await self._pause.hold():
+                    self._finish_reason = "paused"  # held too long: closed, text kept
+                    break
+            else:
+                # An llm.LLMStream says why the model stopped ("length": cut off).
+                self._finish_reason = getattr(source, "finish_reason", None)
         except LLMError as exc:
             self._source_error = exc
         finally:
@@ -570,6 +579,8 @@ class StreamRun:
                 return
             flow = _Flow(job)
             self._flows_q.put_nowait(flow)  # the in-order stage streams it when its turn comes
+            if self._pause is not None:
+                await self._pause.wait()  # paused: no new synthesis (a segment boundary)
             try:
                 flow.end(await self._produce(flow))
             finally:
@@ -675,6 +686,8 @@ class StreamRun:
 
     async def _land(self, flow: _Flow) -> None:
         segment = flow.segment
+        if self._pause is not None:
+            await self._pause.wait()  # paused: nothing more to the sinks (a segment boundary)
         await self._tell_total()  # only ever at a segment boundary
         async for chunk in flow.chunks():
             self._tally.audio_handed_out(self._now())

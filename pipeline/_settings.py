@@ -63,7 +63,8 @@ LLM_OPTIONS = ("first_token_timeout", "idle_timeout")
 SERVE_KEYS = (
     "host", "port", "token", "cors_origins", "db_path", "max_body_bytes",
     "max_message_chars", "max_speech_chars", "max_narration_chars", "coalesce_ms",
-    "ws_queue_size", "ws_ping_s", "sse_ping_s", "max_llm_clients",
+    "ws_queue_size", "ws_ping_s", "sse_ping_s", "max_llm_clients", "reconnect_grace_s",
+    "event_log_bytes", "pause_hold_s",
 )
 
 #: Every key and its built-in default: the embedded local model, ``auto`` TTS
@@ -112,6 +113,9 @@ _TYPES: dict[str, type] = {
     "max_llm_clients": int,
     "ws_ping_s": float,
     "sse_ping_s": float,
+    "reconnect_grace_s": float,
+    "event_log_bytes": int,
+    "pause_hold_s": float,
     "cors_origins": tuple,
 }
 #: Keys that may be switched off with "none" although their default is a value.

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from .._events import AudioReady, ProgressEvent, RunCompleted, RunFailed, SegmentQueued
+from .._events import (
+    AudioReady,
+    ProgressEvent,
+    RunCompleted,
+    RunFailed,
+    SegmentQueued,
+    TextDelta,
+)
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 
@@ -71,6 +78,26 @@ class DaemonMetrics:
             "speakstream_messages_received", "WebSocket messages received from clients.",
             ["transport"], registry=r,
         )
+        self.tokens = Counter(
+            "speakstream_llm_chunks", "LLM text deltas received (about one token each).",
+            ["endpoint"], registry=r,
+        )
+        self.chars = Counter(
+            "speakstream_llm_chars", "Characters of LLM text received (mean delta size = "
+            "chars / chunks).", ["endpoint"], registry=r,
+        )
+        self.slow_readers = Counter(
+            "speakstream_slow_reader_events",
+            "Times a client fell 64 or more messages behind its run (it reads on from the log).",
+            ["endpoint"], registry=r,
+        )
+        self.paused_runs = Gauge(
+            "speakstream_paused_runs", "Runs paused right now.", registry=r
+        )
+        self.replays = Counter(
+            "speakstream_replays", "Clients that (re)attached to a run after message 0.",
+            ["transport"], registry=r,
+        )
         self.narrations = Gauge(
             "speakstream_narration_jobs", "Narration jobs by state.", ["state"], registry=r
         )
@@ -78,8 +105,12 @@ class DaemonMetrics:
         self._ws_peak = 0
 
     def observe(self, event: ProgressEvent, *, endpoint: str) -> None:
-        """Count what ``event`` reports."""
-        if isinstance(event, SegmentQueued):
+        """Count what ``event`` reports. (Runs of the daemon count their text deltas
+        in batches instead: see ``ActiveRun``.)"""
+        if isinstance(event, TextDelta):
+            self.tokens.labels(endpoint).inc()
+            self.chars.labels(endpoint).inc(len(event.text))
+        elif isinstance(event, SegmentQueued):
             self.segments.labels(endpoint).inc()
         elif isinstance(event, AudioReady):
             self.audio_files.labels(endpoint).inc()

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sse_starlette import EventSourceResponse, ServerSentEvent
-from starlette.responses import FileResponse
+from starlette.responses import FileResponse, StreamingResponse
 
 from tts import AUDIO_FORMATS
 
+from ._eventlog import EventsExpired
 from ._http import ApiError, check_id, contained
-from ._messages import client_message
 from ._routes_basic import daemon
 from ._runs import ActiveRun, RunRecord
 from ._speak import SpeakRequest, start_chat_run
@@ -26,37 +26,102 @@ MEDIA_TYPES = {name: known.media_type for name, known in AUDIO_FORMATS.items()}
 SUBTITLE_TYPES = {"srt": "application/x-subrip", "vtt": "text/vtt"}
 
 
+_SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+_SSE_DESCRIPTION = ("SSE, each event with an `id` (1, 2, ...): started, token, segment, audio, "
+                    "error, cancelled, paused, resumed, done")
+
+
 @router.post(
     "/v1/speak",
-    response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}},
-                     "description": "SSE: started, token, segment, audio, error, cancelled, done"}},
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": _SSE_DESCRIPTION}},
 )
-async def speak(body: SpeakRequest, request: Request) -> EventSourceResponse:
+async def speak(body: SpeakRequest, request: Request) -> StreamingResponse:
     """Ask the LLM and stream the answer as Server-Sent Events.
 
-    Events (``event:`` name, ``data:`` JSON): ``started`` {run_id},
-    ``token`` {text} (deltas coalesced over ``coalesce_ms``), ``segment``,
-    ``audio`` {index, url, duration_s, format}, ``error``, ``cancelled``,
-    ``done`` {ttft_s, ttfa_s, total_s, audio_urls, ...}. The run id is also
-    in the ``X-Run-Id`` header. Disconnecting cancels the run.
+    Events (``id:`` its number in the run, ``event:`` name, ``data:`` JSON):
+    ``started`` {run_id}, ``token`` {text} (deltas coalesced over
+    ``coalesce_ms``), ``segment``, ``audio`` {index, url, duration_s, format},
+    ``error``, ``cancelled``, ``paused``, ``resumed``, ``done`` {ttft_s,
+    ttfa_s, total_s, audio_urls, ...}. The run id is also in the
+    ``X-Run-Id`` header. A client that disconnects can read on with
+    ``GET /v1/runs/{id}/events`` (``Last-Event-ID``); a run nobody follows
+    for ``reconnect_grace_s`` is cancelled.
     """
     state = daemon(request)
     run = start_chat_run(state, body, endpoint="speak")
-    return EventSourceResponse(
-        _sse(state, run), ping=state.settings.sse_ping_s, headers={"X-Run-Id": run.run_id}
+    return _sse_response(state, run, 0)
+
+
+@router.get(
+    "/v1/runs/{run_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": _SSE_DESCRIPTION}},
+)
+async def run_events(run_id: str, request: Request,
+                     last_event_id: str | None = None) -> StreamingResponse:
+    """A run's events as SSE (the same events and ids as ``POST /v1/speak``):
+    those after ``Last-Event-ID`` (header, or the ``last_event_id`` query
+    parameter; none: from the first), then the live ones until the run ends.
+
+    Errors: 404 unknown run; 410 ``events_expired`` when the run's event log
+    is no longer kept (or no longer holds the events asked for); 422 for a
+    ``Last-Event-ID`` that is not a whole number.
+    """
+    state = daemon(request)
+    _record(state, run_id)
+    run = state.runs.active(run_id)
+    if run is None:
+        raise ApiError(410, "events_expired", f"the events of run {run_id!r} are no longer kept")
+    raw = request.headers.get("last-event-id", last_event_id)
+    after = 0
+    if raw is not None and raw.strip():
+        if not (raw.strip().isascii() and raw.strip().isdigit()) or len(raw.strip()) > 18:
+            raise ApiError(422, "invalid_request_error",
+                           f"Last-Event-ID must be a whole number, got {raw!r}",
+                           param="last_event_id")
+        after = int(raw)
+    if after + 1 < run.log.first_seq:
+        raise ApiError(410, "events_expired",
+                       f"events after {after} of run {run_id!r} are no longer kept "
+                       f"(oldest kept: {run.log.first_seq})")
+    if after:
+        state.metrics.replays.labels("sse").inc()
+    return _sse_response(state, run, after)
+
+
+def _sse_response(state: DaemonState, run: ActiveRun, after: int) -> StreamingResponse:
+    return StreamingResponse(
+        _sse(state, run, after), media_type="text/event-stream",
+        headers={**_SSE_HEADERS, "X-Run-Id": run.run_id},
     )
 
 
-async def _sse(state: DaemonState, run: ActiveRun) -> AsyncIterator[ServerSentEvent]:
+async def _sse(state: DaemonState, run: ActiveRun, after: int) -> AsyncIterator[bytes]:
+    """The run's log after ``after`` as SSE bytes: one write per batch of messages
+    (already encoded once in the log), a keep-alive comment when idle."""
     sent = state.metrics.messages_sent.labels("sse")
-    try:
-        async for event in run.events(coalesce_s=state.settings.coalesce_ms / 1000):
-            kind, data = client_message(event)
-            sent.inc()
-            yield ServerSentEvent(data=json.dumps(data, ensure_ascii=False), event=kind)
-    finally:
-        state.runs.finished(run.run_id)
+    ping_s = state.settings.sse_ping_s
+    log = run.log
+    with run.follow(after, "sse") as sub:
+        while True:
+            try:
+                batch = run.batch_read(sub)
+            except EventsExpired as exc:
+                data = {"error_type": "events_expired", "message": str(exc)}
+                yield f"event: error\ndata: {json.dumps(data)}\n\n".encode()
+                return
+            if batch:
+                sent.inc(len(batch))
+                yield b"".join([entry.sse() for entry in batch])
+                continue
+            if log.closed:
+                return
+            try:
+                async with asyncio.timeout(ping_s):
+                    await log.wait(sub.cursor)
+            except TimeoutError:
+                yield b": ping\n\n"
 
 
 def _record(state: DaemonState, run_id: str) -> RunRecord:
@@ -69,7 +134,8 @@ def _record(state: DaemonState, run_id: str) -> RunRecord:
 
 @router.get("/v1/runs/{run_id}")
 async def get_run(run_id: str, request: Request) -> dict[str, Any]:
-    """Status, audio list (with URLs) and manifest records of a run.
+    """Status, audio list (with URLs), stream health, last event id and manifest
+    records of a run.
 
     Errors: 404 for an unknown or malformed id.
     """
@@ -84,16 +150,42 @@ async def get_run(run_id: str, request: Request) -> dict[str, Any]:
     return data
 
 
+def _running(state: DaemonState, run_id: str) -> ActiveRun:
+    record = _record(state, run_id)
+    run = state.runs.active(run_id)
+    if run is None or record.status != "running":
+        raise ApiError(409, "conflict", f"run {run_id!r} is not running ({record.status})")
+    return run
+
+
+@router.post("/v1/runs/{run_id}/pause")
+async def pause_run(run_id: str, request: Request) -> dict[str, Any]:
+    """Pause a running run at the next segment boundary: synthesis and audio stop,
+    the LLM stream is held (not cancelled) for up to ``pause_hold_s``, then
+    closed with its text kept. Idempotent. ``409`` when the run is not running
+    (or cannot be paused), ``404`` when unknown."""
+    run = _running(daemon(request), run_id)
+    if not run.pause():
+        raise ApiError(409, "conflict", f"run {run_id!r} cannot be paused")
+    return {"run_id": run_id, "status": "paused"}
+
+
+@router.post("/v1/runs/{run_id}/resume")
+async def resume_run(run_id: str, request: Request) -> dict[str, Any]:
+    """Resume a paused run where it stopped (nothing lost or repeated). Idempotent.
+    ``409`` when the run is not running, ``404`` when unknown."""
+    run = _running(daemon(request), run_id)
+    if not run.resume():
+        raise ApiError(409, "conflict", f"run {run_id!r} cannot be paused")
+    return {"run_id": run_id, "status": "running"}
+
+
 @router.delete("/v1/runs/{run_id}", status_code=202)
 async def cancel_run(run_id: str, request: Request) -> dict[str, Any]:
     """Cancel a running run: its LLM request and pending synthesis stop; the
     stream still ends with ``cancelled`` and ``done``. ``202`` when asked,
     ``409`` when the run already ended, ``404`` when unknown."""
-    state = daemon(request)
-    record = _record(state, run_id)
-    run = state.runs.active(run_id)
-    if run is None or record.status != "running":
-        raise ApiError(409, "conflict", f"run {run_id!r} is not running ({record.status})")
+    run = _running(daemon(request), run_id)
     run.stop()
     return {"run_id": run_id, "status": "cancelling"}
 

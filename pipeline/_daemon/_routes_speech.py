@@ -25,7 +25,6 @@ engine's default voice; other values are passed to the engine as its voice id.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -110,7 +109,7 @@ async def create_speech(body: SpeechRequest, request: Request) -> Response:
         RunRecord(run_id=run_id, endpoint="speech"),
         pipe.astream_text_to_audio(body.input, voice=voice, run_id=run_id, stop_event=stop,
                                    sinks=[sink]),
-        stop_event=stop, metrics=state.metrics, queue_size=state.settings.ws_queue_size,
+        stop_event=stop, metrics=state.metrics, log_bytes=state.settings.event_log_bytes,
     )
     state.runs.add(run)
     # The run's events still flow (registry, metrics); the audio comes through the sink.
@@ -136,10 +135,7 @@ async def create_speech(body: SpeechRequest, request: Request) -> Response:
 
 
 async def _watch(run: ActiveRun) -> None:
-    events = run.events()
-    async with contextlib.aclosing(events):
-        async for _ in events:
-            pass
+    await run.wait()  # cancelling this task cancels the run
 
 
 async def _first(sink: SpeechSink, watcher: asyncio.Task[None]) -> tuple[int, int] | bytes:
@@ -182,4 +178,3 @@ async def _end(state: DaemonState, run: ActiveRun, sink: SpeechSink, watcher: as
             logger.warning("speech run %s ended with %r", run.run_id, watcher.exception())
     finally:
         await sink.aclose()
-        state.runs.finished(run.run_id)

@@ -1,26 +1,27 @@
 """Runs the daemon is streaming or has streamed: one driver per run, a registry by id.
 
-Each run's pipeline events are pulled by a *producer task* into a bounded
-queue the client-facing side (SSE, WebSocket, speech body) drains::
+Each run has one *producer task* that pulls the pipeline's events, updates the
+run's record, metrics and health, and appends the client messages to the
+run's :class:`~._eventlog.EventLog`; clients *subscribe* to the log::
 
-    pipeline events ──producer task──▶ bounded queue ──▶ SSE / WebSocket / HTTP body
-                       (metrics, record)   (maxsize)       (one consumer)
+    pipeline events ──producer task──▶ EventLog (numbered) ──▶ SSE / WebSocket clients
+                       (record, metrics,                     (each at its own cursor;
+                        health)                               reconnect = read from N)
 
-The queue is the backpressure: when the client is slow the queue fills, the
-producer stops pulling events, and the pipeline waits on it instead of the
-daemon buffering without bound. ``stop()`` (``DELETE /v1/runs/{id}``,
+The run does not depend on its clients: one that drops does not lose the
+answer (it reconnects and reads on from its last id), a slow one only delays
+itself. A run nobody follows any more is stopped after
+``reconnect_grace_s`` (settings): long enough to reconnect, bounded so an
+abandoned run does not go on forever. ``stop()`` (``DELETE /v1/runs/{id}``,
 WebSocket ``stop``) sets the run's stop event so the pipeline cancels the LLM
 request and pending synthesis and still reports ``RunCancelled`` and
-``RunCompleted``; a consumer that goes away cancels the producer, which closes
-the pipeline's iterator (same cancellation, no events left to send).
+``RunCompleted``; ``pause()``/``resume()`` drive its
+:class:`~pipeline.PauseControl`.
 
 Who sets a run's status: the event that ends it (``RunCompleted``: completed,
-failed or cancelled), or else the code that ends it early: the consumer's exit
-(a client that hung up) or :meth:`ActiveRun.abandon` (a run never consumed).
-That code sets the status, drops the active-stream gauge and releases the
-run's resources *before* its first ``await``: a client that hung up is seen as
-a cancelled scope (anyio, under sse-starlette), where every later ``await``
-raises at once.
+failed or cancelled), or else the producer's end (cancelled: the daemon shut
+down, a speech client hung up) or :meth:`ActiveRun.abandon` (a run never
+started).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,12 +47,12 @@ from .._events import (
     TextDelta,
     event_to_dict,
 )
+from .._pause import PauseControl
+from ._eventlog import EventLog
+from ._messages import client_message
 from ._metrics import DaemonMetrics
 
 logger = logging.getLogger("speakstream.daemon")
-
-_EOF: Any = object()
-
 
 @dataclass
 class AudioFile:
@@ -76,6 +78,9 @@ class RunRecord:
         subtitles_path: the subtitle file (SRT or VTT), when one was written.
         summary: ``event_to_dict(RunCompleted)`` once the run ended.
         error: ``"ErrorType: message"`` of the first failure.
+        log: the run's numbered client messages (``None`` for a run read
+            back from disk); kept exactly as long as this record.
+        health: the run's stream health (``None`` for a run read from disk).
     """
 
     run_id: str
@@ -87,6 +92,8 @@ class RunRecord:
     subtitles_path: Path | None = None
     summary: dict[str, Any] | None = None
     error: str | None = None
+    log: EventLog | None = None
+    health: RunHealth | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The record as ``GET /v1/runs/{id}`` returns it (without the manifest)."""
@@ -101,18 +108,113 @@ class RunRecord:
             "merged": self.merged_path is not None,
             "summary": self.summary,
             "error": self.error,
+            "last_event_id": self.log.last_seq if self.log is not None else None,
+            "health": self.health.to_json(self.log) if self.health is not None else None,
         }
 
 
+@dataclass
+class RunHealth:
+    """How one run's stream is doing (``health`` of ``GET /v1/runs/{id}``).
+
+    Attributes:
+        started: ``time.monotonic()`` at the run's start.
+        tokens: LLM text deltas received (the LLM's chunks; about one token each).
+        chars: characters received.
+        chunk_min / chunk_max: smallest and largest delta (characters).
+        first_token / last_token: ``time.monotonic()`` of the first and last delta.
+        slow_reader_events: times a client fell :data:`SLOW_LAG` or more
+            messages behind the live edge (it is then reading from the log).
+        errors: ``RunFailed`` counts by error type.
+        pause: the run's pause control (its ``holds``: LLM stream held).
+        subscribers: cursors (last id read) of the clients following the run.
+    """
+
+    started: float = field(default_factory=time.monotonic)
+    tokens: int = 0
+    chars: int = 0
+    chunk_min: int | None = None
+    chunk_max: int = 0
+    first_token: float | None = None
+    last_token: float | None = None
+    slow_reader_events: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    pause: PauseControl | None = None
+    subscribers: list[Subscription] = field(default_factory=list)
+    ended: float | None = None
+
+    def token(self, text: str) -> None:
+        now = time.monotonic()
+        n = len(text)
+        self.tokens += 1
+        self.chars += n
+        self.chunk_min = n if self.chunk_min is None else min(self.chunk_min, n)
+        self.chunk_max = max(self.chunk_max, n)
+        if self.first_token is None:
+            self.first_token = now
+        self.last_token = now
+
+    def to_json(self, log: EventLog | None) -> dict[str, Any]:
+        """JSON of the health: rates per second, sizes in characters, ages in seconds."""
+        now = self.ended if self.ended is not None else time.monotonic()
+        streaming_s = (self.last_token - self.first_token
+                       if self.first_token is not None and self.last_token is not None else 0.0)
+        last_id = log.last_seq if log is not None else 0
+        return {
+            "tokens": self.tokens,
+            "tokens_per_s": round((self.tokens - 1) / streaming_s, 3)
+            if streaming_s > 0 else None,
+            "chunk_chars": {
+                "min": self.chunk_min, "max": self.chunk_max,
+                "mean": round(self.chars / self.tokens, 3) if self.tokens else None,
+            },
+            "since_last_token_s": round(now - self.last_token, 6)
+            if self.last_token is not None else None,
+            "paused": bool(self.pause is not None and self.pause.paused),
+            "backpressure_events": {
+                "llm_holds": self.pause.holds if self.pause is not None else 0,
+                "slow_readers": self.slow_reader_events,
+            },
+            "queue_depths": {
+                "log_events": len(log) if log is not None else 0,
+                "log_bytes": log.bytes if log is not None else 0,
+                "clients": [last_id - s.cursor for s in self.subscribers],
+            },
+            "errors": dict(self.errors),
+        }
+
+
+#: A client this many messages behind the newest counts as a slow reader.
+SLOW_LAG = 64
+
+
+class Subscription:
+    """One client following a run's log (see :meth:`ActiveRun.follow`).
+
+    Attributes:
+        cursor: id of the last message it was handed.
+        transport: ``"sse"`` or ``"websocket"``.
+    """
+
+    def __init__(self, cursor: int, transport: str) -> None:
+        self.cursor = cursor
+        self.transport = transport
+        self.lagging = False
+
+
 class ActiveRun:
-    """One run being driven: iterate it (once) to get its events in order.
+    """One run being driven; clients follow its event log.
 
     Args:
         record: the registry's record of this run (updated as events pass).
         events: the pipeline's event iterator (closed when the run stops).
         stop_event: the event the pipeline watches to stop gracefully.
         metrics: where events are counted.
-        queue_size: the backpressure bound (events buffered for the consumer).
+        log_bytes: bound of the run's event log (bytes).
+        coalesce_s: text deltas within this window become one ``token`` message.
+        grace_s: a run nobody follows is stopped after this many seconds
+            (0: at once).
+        pause: the run's pause control (``None``: it cannot be paused).
         on_end: called once when the run's status is set (releases what the
             run holds, e.g. its LLM client lease).
     """
@@ -124,119 +226,197 @@ class ActiveRun:
         *,
         stop_event: asyncio.Event,
         metrics: DaemonMetrics,
-        queue_size: int,
+        log_bytes: int = 1 << 20,
+        coalesce_s: float = 0.0,
+        grace_s: float = 30.0,
+        pause: PauseControl | None = None,
         on_end: Callable[[], None] | None = None,
     ) -> None:
         self.record = record
+        self.log = record.log = EventLog(max_bytes=log_bytes, coalesce_s=coalesce_s)
+        self.health = record.health = RunHealth(pause=pause)
         self._on_end = on_end
         self._events = events
         self._stop_event = stop_event
         self._metrics = metrics
-        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
+        self._grace_s = grace_s
+        self._grace: asyncio.TimerHandle | None = None
+        self._pause = pause
         self._producer: asyncio.Task[None] | None = None
         self._cancelled_seen = False
         self._failed_seen = False
+        self.failure: BaseException | None = None  # a bug inside the run
+        self._tokens_counted = self._chars_counted = 0  # already given to Prometheus
+        #: Bytes of a segment by index while held in memory (the WebSocket's sink).
+        self.audio_source: Callable[[int], bytes | None] | None = None
 
     @property
     def run_id(self) -> str:
         return self.record.run_id
 
+    @property
+    def running(self) -> bool:
+        return self.record.status == "running"
+
+    def start(self) -> None:
+        """Start pulling the pipeline's events (no-op once started)."""
+        if self._producer is None:
+            self._metrics.active_streams.labels(self.record.endpoint).inc()
+            self._producer = asyncio.create_task(self._produce(),
+                                                 name=f"daemon-run-{self.run_id}")
+
     def stop(self) -> None:
         """Ask the run to stop: the LLM request and pending synthesis are cancelled,
-        ``RunCancelled`` and ``RunCompleted`` still come through the iterator."""
+        ``cancelled`` and ``done`` are still logged."""
         self._stop_event.set()
+        if self._pause is not None:
+            self._pause.resume()  # a paused run must reach its end to stop
 
-    async def events(self, *, coalesce_s: float = 0.0) -> AsyncGenerator[ProgressEvent, None]:
-        """The run's events in order; iterate once. Closing this iterator
-        (client gone) cancels the run.
+    def pause(self) -> bool:
+        """Pause at the next segment boundary; ``False`` if it cannot be paused."""
+        if self._pause is None or not self.running:
+            return False
+        if not self._pause.paused:
+            self._pause.pause()
+            self._metrics.paused_runs.inc()
+            self.log.append("paused", {"run_id": self.run_id})
+        return True
 
-        With ``coalesce_s > 0`` consecutive :class:`TextDelta` events arriving
-        within ``coalesce_s`` seconds of the first are merged into one
-        ``TextDelta`` (texts concatenated, ``t`` of the last), so a fast LLM
-        never costs one client write per token. A non-text event flushes the
-        pending text first, so order is kept.
+    def resume(self) -> bool:
+        """Go on after :meth:`pause`; ``False`` if the run cannot be paused."""
+        if self._pause is None or not self.running:
+            return False
+        if self._pause.paused:
+            self._pause.resume()
+            self._metrics.paused_runs.dec()
+            self.log.append("resumed", {"run_id": self.run_id})
+        return True
+
+    @contextlib.contextmanager
+    def follow(self, after: int, transport: str) -> Iterator[Subscription]:
+        """Register a client reading the log after id ``after`` (starts the run).
+
+        While nobody follows a running run, it is stopped after ``grace_s``.
+        """
+        sub = Subscription(after, transport)
+        self.health.subscribers.append(sub)
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        self.start()
+        try:
+            yield sub
+        finally:
+            # No await here: a client that hung up is a cancelled scope.
+            self.health.subscribers.remove(sub)
+            if not self.health.subscribers and self.running:
+                if self._grace_s <= 0:
+                    self.stop()
+                else:
+                    self._grace = asyncio.get_running_loop().call_later(
+                        self._grace_s, self._unfollowed)
+
+    def batch_read(self, sub: Subscription) -> list[Any]:
+        """The next messages for ``sub`` (moves its cursor; counts slow readers).
 
         Raises:
-            RuntimeError: iterated a second time.
+            EventsExpired: its next messages were dropped from the log.
         """
-        if self._producer is not None:
-            raise RuntimeError(f"run {self.run_id} is already being consumed")
-        endpoint = self.record.endpoint
-        self._metrics.active_streams.labels(endpoint).inc()
-        self._producer = asyncio.create_task(self._produce(), name=f"daemon-run-{self.run_id}")
-        loop = asyncio.get_running_loop()
-        pending: list[TextDelta] = []
-        deadline = 0.0
+        batch = self.log.read(sub.cursor)
+        if batch:
+            sub.cursor = batch[-1].seq
+            lagging = self.log.last_seq - sub.cursor >= SLOW_LAG
+            if lagging and not sub.lagging:
+                self.health.slow_reader_events += 1
+                self._metrics.slow_readers.labels(self.record.endpoint).inc()
+            sub.lagging = lagging
+        return batch
+
+    def _unfollowed(self) -> None:
+        self._grace = None
+        if not self.health.subscribers and self.running:
+            logger.info("run %s: no client for %ss, stopping it", self.run_id, self._grace_s)
+            self.stop()
+
+    async def wait(self) -> None:
+        """Drive the run to its end (for routes that read no events, e.g. speech).
+        Cancelling the caller cancels the run.
+
+        Raises:
+            Exception: a bug inside the run.
+        """
+        self.start()
+        producer = self._producer
+        assert producer is not None
         try:
-            while True:
-                if not self._queue.empty():
-                    # Already queued: no timer per event (a timed get of a
-                    # non-empty queue returns at once, so this is the same item).
-                    item = self._queue.get_nowait()
-                elif pending:
-                    try:
-                        async with asyncio.timeout_at(deadline):
-                            item = await self._queue.get()
-                    except TimeoutError:
-                        yield _merge(pending)
-                        pending = []
-                        continue
-                else:
-                    item = await self._queue.get()
-                if isinstance(item, TextDelta) and coalesce_s > 0:
-                    if not pending:
-                        deadline = loop.time() + coalesce_s
-                    pending.append(item)
-                    continue
-                if pending:
-                    yield _merge(pending)
-                    pending = []
-                if item is _EOF:
-                    break
-                yield item
-        finally:
-            # No await before the status is set (see the module docstring).
-            self._metrics.active_streams.labels(endpoint).dec()
-            producer = self._producer
-            producer.cancel()  # no-op when it has finished
-            if self.record.status == "running":
-                self._conclude(None)
-            while not producer.done():
-                producer.cancel()
-                await asyncio.wait({producer}, timeout=5)
-            if not producer.cancelled() and producer.exception() is not None:
-                raise producer.exception()  # type: ignore[misc]
+            await asyncio.shield(producer)
+        except asyncio.CancelledError:
+            await self.aclose()
+            raise
+        if self.failure is not None:
+            raise self.failure
+
+    async def aclose(self) -> None:
+        """Cancel the run now (no ``done`` message) and wait for it to end."""
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        producer = self._producer
+        if producer is None:
+            self.abandon()
+            return
+        while not producer.done():
+            producer.cancel()
+            await asyncio.wait({producer}, timeout=5)
 
     def abandon(self) -> None:
-        """End a run nobody will consume (its consumer never started, e.g. a
-        WebSocket closed right after ``speak``): status ``cancelled``, resources
-        released. No-op for a run that is being or was consumed."""
+        """End a run nobody will follow (never started, e.g. a WebSocket closed
+        right after ``speak``): status ``cancelled``, resources released. No-op
+        for a run that started."""
         if self._producer is None:
             # The pipeline's generator never ran: it holds no LLM request, no
             # task, no file; it is simply dropped.
             self._conclude(None)
 
     async def _produce(self) -> None:
-        cancelled = False
+        endpoint = self.record.endpoint
         try:
+            log, health = self.log, self.health
             async for event in self._events:
-                self._note(event)
-                await self._queue.put(event)
-        except asyncio.CancelledError:
-            cancelled = True
-            raise
+                if isinstance(event, TextDelta):  # the per-token path: kept lean
+                    health.token(event.text)
+                    if log.extend_token(event.text, event.t):
+                        continue
+                else:
+                    self._count_tokens()  # Prometheus gets token counts in batches
+                    self._note(event)
+                kind, data = client_message(event)
+                log.append(kind, data,
+                           index=event.index if isinstance(event, AudioReady) else None)
+        except Exception as exc:  # a bug in the run: logged, clients see the stream end
+            logger.error("run %s failed unexpectedly", self.run_id, exc_info=exc)
+            self.failure = exc
         finally:
+            self._count_tokens()
+            self._metrics.active_streams.labels(endpoint).dec()
+            if self._pause is not None and self._pause.paused:
+                self._metrics.paused_runs.dec()
+            self.health.ended = time.monotonic()
+            if self.running:
+                self._conclude(None)  # ended without its summary: cancelled
+            self.log.close()
             aclose = getattr(self._events, "aclose", None)
             # ag_running: the generator is mid-step (being closed already); any
             # other error raised while closing is the run's own and propagates.
             if aclose is not None and not getattr(self._events, "ag_running", False):
                 await aclose()
-            if cancelled:
-                # Nobody reads the queue any more: never block on a full one.
-                with contextlib.suppress(asyncio.QueueFull):
-                    self._queue.put_nowait(_EOF)
-            else:
-                await self._queue.put(_EOF)
+
+    def _count_tokens(self) -> None:
+        health, endpoint = self.health, self.record.endpoint
+        if health.tokens > self._tokens_counted:
+            self._metrics.tokens.labels(endpoint).inc(health.tokens - self._tokens_counted)
+            self._metrics.chars.labels(endpoint).inc(health.chars - self._chars_counted)
+            self._tokens_counted, self._chars_counted = health.tokens, health.chars
 
     def _note(self, event: ProgressEvent) -> None:
         record = self.record
@@ -249,6 +429,8 @@ class ActiveRun:
             )
         elif isinstance(event, RunFailed):
             self._failed_seen = True
+            errors = self.health.errors
+            errors[event.error_type] = errors.get(event.error_type, 0) + 1
             if record.error is None:
                 record.error = f"{event.error_type}: {event.message}"
         elif isinstance(event, RunCancelled):
@@ -283,47 +465,60 @@ class ActiveRun:
             on_end()
 
 
+#: Bytes of event logs the registry keeps in all (finished runs beyond it are
+#: forgotten oldest first; their records are still read back from disk).
+LOG_BUDGET_BYTES = 64 << 20
+
+
 class RunRegistry:
     """Runs by id: the active ones and, bounded, the finished ones.
 
-    Finished runs are also found on disk after a restart: ``<runs_dir>/<id>/``
-    with its manifest.
+    A finished run is kept in memory (record and event log, so clients can
+    still replay it) until more than ``keep`` runs are kept or their logs hold
+    more than :data:`LOG_BUDGET_BYTES`; the oldest finished run goes first.
+    Finished runs are also found on disk after that (and after a restart):
+    ``<runs_dir>/<id>/`` with its manifest, without an event log.
     """
 
-    def __init__(self, runs_dir: Path, *, keep: int = 1000) -> None:
+    def __init__(self, runs_dir: Path, *, keep: int = 1000,
+                 log_budget: int = LOG_BUDGET_BYTES) -> None:
         self.runs_dir = runs_dir
         self._keep = keep
-        self._records: dict[str, RunRecord] = {}
-        self._active: dict[str, ActiveRun] = {}
+        self._log_budget = log_budget
+        self._runs: dict[str, ActiveRun] = {}
 
     def add(self, run: ActiveRun) -> None:
-        """Register a new run.
+        """Register a new run (and forget the oldest finished ones past the bounds).
 
         Raises:
             ValueError: the id is already known.
         """
-        if run.run_id in self._records or (self.runs_dir / run.run_id).exists():
+        if run.run_id in self._runs or (self.runs_dir / run.run_id).exists():
             raise ValueError(f"run id {run.run_id!r} is already taken")
-        self._records[run.run_id] = run.record
-        self._active[run.run_id] = run
-        while len(self._records) > self._keep:
-            oldest = next(iter(self._records))
-            if oldest in self._active:
+        self._runs[run.run_id] = run
+        while len(self._runs) > self._keep or (
+            len(self._runs) > 1 and sum(r.log.bytes for r in self._runs.values())
+            > self._log_budget
+        ):
+            oldest = next((i for i, r in self._runs.items() if not r.running), None)
+            if oldest is None:
                 break
-            del self._records[oldest]
-
-    def finished(self, run_id: str) -> None:
-        """The run's consumer is done with it."""
-        self._active.pop(run_id, None)
+            del self._runs[oldest]
 
     def active(self, run_id: str) -> ActiveRun | None:
-        return self._active.get(run_id)
+        """The run ``run_id`` while it is kept in memory (running or finished)."""
+        return self._runs.get(run_id)
+
+    async def aclose(self) -> None:
+        """Cancel every run still going (the daemon is shutting down)."""
+        for run in list(self._runs.values()):
+            await run.aclose()
 
     def get(self, run_id: str) -> RunRecord | None:
         """The record of ``run_id`` (from memory, else rebuilt from its manifest on disk)."""
-        record = self._records.get(run_id)
-        if record is not None:
-            return record
+        run = self._runs.get(run_id)
+        if run is not None:
+            return run.record
         return self._from_disk(run_id)
 
     def _from_disk(self, run_id: str) -> RunRecord | None:
@@ -358,13 +553,3 @@ class RunRegistry:
         if record.directory is None or not (record.directory / MANIFEST_NAME).exists():
             return []
         return read_manifest(record.directory)
-
-
-def _merge(deltas: list[TextDelta]) -> TextDelta:
-    if len(deltas) == 1:
-        return deltas[0]
-    last = deltas[-1]
-    return TextDelta(
-        run_id=last.run_id, t=last.t, audio_files_generated=last.audio_files_generated,
-        text="".join(d.text for d in deltas),
-    )

@@ -65,10 +65,18 @@ class DaemonSettings:
             headers at all.
         coalesce_ms: SSE/WebSocket text deltas arriving within this window
             (milliseconds, 0–1000) are sent as one ``token``/``chunk`` message.
-        ws_queue_size: messages buffered per WebSocket before the run waits
-            for the client (1–1024): the backpressure bound.
+        ws_queue_size: unused since runs keep an event log that clients read at
+            their own pace (1–1024; accepted so existing configs still load).
         ws_ping_s: seconds between server pings on idle WebSockets (> 0).
         sse_ping_s: seconds between SSE keep-alive comments (> 0).
+        reconnect_grace_s: a run no client follows any more is stopped after
+            this many seconds (0–3600; 0: at once), so a client can reconnect
+            and read on (``Last-Event-ID`` / WebSocket ``resume``).
+        event_log_bytes: bound of one run's event log (bytes, 64 KiB–64 MiB;
+            the oldest messages are dropped past it). Logs are kept as long as
+            the run's record (the last 1,000 runs, 64 MiB of logs in all).
+        pause_hold_s: longest time a paused run holds its LLM stream (seconds,
+            > 0); then the stream is closed and the text so far kept.
         max_llm_clients: LLM clients kept warm (one per provider/model a
             request names, least recently used closed first; 1-1024).
         sources: where each setting came from (``"flag"``, ``"file ..."``,
@@ -98,6 +106,9 @@ class DaemonSettings:
     ws_queue_size: int = 8
     ws_ping_s: float = 20.0
     sse_ping_s: float = 15.0
+    reconnect_grace_s: float = 30.0
+    event_log_bytes: int = 1 << 20
+    pause_hold_s: float = 60.0
     max_llm_clients: int = 16
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -119,7 +130,13 @@ class DaemonSettings:
         _int("coalesce_ms", self.coalesce_ms, 0, 1000)
         _int("ws_queue_size", self.ws_queue_size, 1, 1024)
         _int("max_llm_clients", self.max_llm_clients, 1, 1024)
-        for name in ("ws_ping_s", "sse_ping_s"):
+        _int("event_log_bytes", self.event_log_bytes, 64 << 10, 64 << 20)
+        grace = self.reconnect_grace_s
+        if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not (
+            0 <= grace <= 3600
+        ):
+            raise ValueError(f"reconnect_grace_s must be a number in [0, 3600], got {grace!r}")
+        for name in ("ws_ping_s", "sse_ping_s", "pause_hold_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name} must be a number > 0, got {value!r}")

@@ -31,6 +31,7 @@ from tts import TTSEngine
 
 from .._config import StreamingConfig
 from .._events import ProgressEvent
+from .._pause import PauseControl
 from .._pipeline import StreamingPipeline, create_streaming_pipeline
 from .._settings import LLM_OPTIONS
 from ._http import ApiError
@@ -213,11 +214,13 @@ class PipelineSource:
         self, message: str, *, pipe: StreamingPipeline, run_id: str, voice: str | None,
         system: str | None, conversation: Any, stop_event: asyncio.Event,
         max_tokens: int | None = None, sinks: Sequence[AudioSink] = (),
+        pause: PauseControl | None = None,
     ) -> AsyncIterator[ProgressEvent]:
         """The events of an LLM run (see ``StreamingPipeline.astream_chat_to_audio``)."""
         return pipe.astream_chat_to_audio(
             message, voice=voice, system=system, conversation=conversation,
             run_id=run_id, stop_event=stop_event, max_tokens=max_tokens, sinks=sinks,
+            pause=pause,
         )
 
     def text(

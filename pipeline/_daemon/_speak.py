@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from output import AudioSink
 
+from .._pause import PauseControl
 from .._pipeline import new_run_id
 from ._http import ID_RE, ApiError, check_length
 from ._runs import ActiveRun, RunRecord
@@ -78,12 +79,16 @@ def start_chat_run(state: DaemonState, body: SpeakRequest, *, endpoint: str,
     pipe = state.source.pipeline(config, tts_name=body.tts, with_llm=True, llm_client=client)
     run_id = new_run_id()
     stop = asyncio.Event()
+    pause = PauseControl(hold_s=settings.pause_hold_s)
     events = state.source.chat(
         body.message, pipe=pipe, run_id=run_id, voice=body.voice, system=body.system,
         conversation=conversation, stop_event=stop, max_tokens=body.max_tokens, sinks=sinks,
+        pause=pause,
     )
     run = ActiveRun(RunRecord(run_id=run_id, endpoint=endpoint), events, stop_event=stop,
-                    metrics=state.metrics, queue_size=settings.ws_queue_size,
+                    metrics=state.metrics, log_bytes=settings.event_log_bytes,
+                    coalesce_s=settings.coalesce_ms / 1000,
+                    grace_s=settings.reconnect_grace_s, pause=pause,
                     on_end=lease.release if lease is not None else None)
     try:
         state.runs.add(run)

@@ -123,8 +123,10 @@ class DaemonState:
         return "speakstream serve: " + " · ".join(parts)
 
     async def aclose(self) -> None:
-        """Stop jobs (they resume at the next start), close engines the daemon made."""
+        """Cancel runs still going, stop jobs (they resume at the next start), close
+        engines the daemon made."""
         try:
+            await self.runs.aclose()
             if self._jobs is not None:
                 await self._jobs.aclose()
         finally:

@@ -1,9 +1,11 @@
-"""A client that disconnects mid-answer ends its run (issue 11 item 4): the run is
+"""A client that disconnects mid-answer and does not come back within
+``reconnect_grace_s`` (0 here) ends its run (issue 11 item 4): the run is
 ``cancelled``, the active-stream gauge drops, the LLM request is cancelled and
 DELETE says the run is no longer running. Real uvicorn, real TCP drops."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import time
@@ -41,7 +43,8 @@ def _status(daemon: Daemon, run_id: str) -> str:
 @pytest.fixture
 def gated(settings):
     llm = ScriptedLLM(LONG_ANSWER, gate_after=6)
-    running = start_daemon(settings, llm=llm, engine=FakeEngine())
+    running = start_daemon(dataclasses.replace(settings, reconnect_grace_s=0), llm=llm,
+                           engine=FakeEngine())
     try:
         yield running
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import httpx
@@ -135,9 +136,11 @@ def test_delete_cancels_the_llm_request(settings) -> None:
         running.stop()
 
 
-def test_client_disconnect_cancels_the_run(settings) -> None:
+def test_client_disconnect_cancels_the_run_after_the_grace(settings) -> None:
+    """With ``reconnect_grace_s=0`` nobody may reconnect: the run stops at once."""
     llm = ScriptedLLM(LONG_ANSWER, gate_after=4)
-    running = start_daemon(settings, llm=llm, engine=FakeEngine())
+    running = start_daemon(dataclasses.replace(settings, reconnect_grace_s=0), llm=llm,
+                           engine=FakeEngine())
     try:
         with httpx.stream("POST", running.url + "/v1/speak", json={"message": "go"},
                           timeout=60) as response:
@@ -169,6 +172,9 @@ def test_llm_failure_gives_error_then_done_and_keeps_audio(settings) -> None:
         metrics = httpx.get(running.url + "/metrics").text
         assert 'speakstream_errors_total{endpoint="speak",error_type="LLMStreamError"} 1.0' \
             in metrics
+        run_id = events[0][1]["run_id"]
+        health = httpx.get(running.url + f"/v1/runs/{run_id}").json()["health"]
+        assert health["errors"] == {"LLMStreamError": 1} and health["tokens"] == 10
     finally:
         running.stop()
 

@@ -196,3 +196,98 @@ def test_a_page_on_another_origin_can_use_a_daemon_with_a_token(browser, tmp_pat
         finally:
             running.stop()
             site.shutdown()
+
+
+class _DroppingProxy:
+    """A TCP proxy in front of the daemon whose connections the test can drop
+    (a network change, a laptop lid): ``drop()`` closes every open connection."""
+
+    def __init__(self, target_port: int) -> None:
+        import socket
+        import threading
+
+        self._target = target_port
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self._target))
+            with self._lock:
+                self._socks += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: object, dst: object) -> None:
+        import socket
+
+        assert isinstance(src, socket.socket) and isinstance(dst, socket.socket)
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def drop(self) -> None:
+        import socket
+
+        with self._lock:
+            socks, self._socks = self._socks, []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self) -> None:
+        self._server.close()
+        self.drop()
+
+
+def test_the_page_reconnects_by_itself_and_misses_nothing(browser, settings) -> None:
+    llm = ScriptedLLM(LONG_ANSWER, gate_after=6)
+    running = start_daemon(settings, llm=llm, engine=FakeEngine())
+    proxy = _DroppingProxy(int(running.url.rsplit(":", 1)[1]))
+    try:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"http://127.0.0.1:{proxy.port}/")
+        page.fill("#question", "Talk for a while")
+        page.click("#send")
+        page.wait_for_function(
+            f"document.querySelector('#text').textContent === {''.join(LONG_ANSWER[:6])!r}",
+            timeout=60_000)
+        proxy.drop()  # the connection is gone mid-answer
+        page.wait_for_function("window.speakstream.reconnects >= 1", timeout=60_000)
+        llm.gate.set()
+        page.wait_for_function("window.speakstream.status === 'done'", timeout=60_000)
+        assert page.inner_text("#text") == "".join(LONG_ANSWER)  # nothing lost or doubled
+        scheduled = page.evaluate("window.speakstream.scheduled")
+        assert [s["index"] for s in scheduled] == list(range(len(scheduled)))
+        assert len(scheduled) >= 3
+        assert page.evaluate("window.speakstream.error") is None
+        assert not llm.cancelled.is_set()
+        assert errors == []
+    finally:
+        llm.gate.set()
+        proxy.close()
+        running.stop()
