@@ -57,7 +57,9 @@ from ._events import (
     event_to_dict,
 )
 from ._flags import add_llm_arguments
-from ._narrate import anarrate, split_chapters
+from ._job import ItemDone, anarrate_job
+from ._job_pipelines import JobPipelines, item_size, job_size
+from ._jobfile import iter_job_items
 from ._pipeline import StreamingPipeline, create_streaming_pipeline
 from ._settings import Settings, resolve_settings
 
@@ -223,7 +225,7 @@ def _summary(done: RunCompleted, *, ttft: bool = True) -> str:
 
 #: Settings keys set by flags (argparse ``dest`` = key); ``merge``/``play`` are switches.
 _FLAG_KEYS = ("llm", "model", "base_url", "tts", "voice", "rate", "output_dir", "format",
-              "workers", "subtitles", "first_token_timeout", "idle_timeout")
+              "workers", "subtitles", "first_token_timeout", "idle_timeout", "ray_address")
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -446,16 +448,17 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
     if args.play:
         flags["play"] = True
     settings = _settings(flags)
-    source = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
-    chapters = split_chapters(source)
-    if not chapters:
-        _stderr.print("speakstream: nothing to narrate (empty input)", style="red")
-        return EXIT_USAGE
-    total = sum(len(c.text) for c in chapters)
+    if settings.values["ray_address"] is not None:
+        from ._ray import narrate_on_ray  # only with the `ray` extra
+
+        return narrate_on_ray(args.files, settings, resume=args.resume, console=_stderr)
+    total = job_size(iter_job_items(args.files))
 
     async def main(interrupts: Interrupts) -> int:
         failed = False
-        async with _pipeline(settings, llm_provider=None) as pipe:
+        async with _pipeline(settings, llm_provider=None) as pipe, JobPipelines(
+            pipe, settings
+        ) as pipelines:
             await _announce(pipe, settings)
             await _check_playback(pipe)
             progress = Progress(
@@ -468,18 +471,28 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
                 console=_stderr,
                 disable=args.json,
             )
-            lengths: dict[tuple[int, int], int] = {}
+            lengths: dict[tuple[str, int, int], int] = {}
             with progress:
-                task = progress.add_task("narrating", total=total)
-                events = anarrate(
-                    pipe, source, output_dir=settings.values["output_dir"], resume=args.resume
+                task = progress.add_task("narrating", total=total or None)
+                events = anarrate_job(
+                    iter_job_items(args.files), pipeline_for=pipelines.get,
+                    output_dir=settings.values["output_dir"], resume=args.resume,
+                    stop_event=interrupts.new_run(),
                 )
-                async for chapter, event in events:
+                async for job_event in events:
+                    if isinstance(job_event, ItemDone):
+                        failed = failed or job_event.result.status == "failed"
+                        if job_event.skipped:
+                            progress.advance(task, item_size(job_event.item))
+                        continue
+                    item, chapter, event = job_event.item, job_event.chapter, job_event.event
+                    number = chapter.number if chapter is not None else 0
+                    title = chapter.title if chapter is not None else item.id
                     if args.json:
-                        JsonView().show(event, chapter=chapter.number, chapter_title=chapter.title)
-                    key = (chapter.number, getattr(event, "index", -1))
+                        JsonView().show(event, item=item.id, chapter=number, chapter_title=title)
+                    key = (item.id, number, getattr(event, "index", -1))
                     if isinstance(event, SegmentQueued):
-                        progress.update(task, description=f"{chapter.title[:30]}")
+                        progress.update(task, description=f"{title[:30]}")
                         lengths[key] = len(event.text)
                         if not event.spoken_text:
                             progress.advance(task, lengths.pop(key))
@@ -488,13 +501,18 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
                     elif isinstance(event, RunFailed):
                         failed = True
                         index = -1 if event.segment_index is None else event.segment_index
-                        progress.advance(task, lengths.pop((chapter.number, index), 0))
+                        progress.advance(task, lengths.pop((item.id, number, index), 0))
                         if not args.json:
-                            _stderr.print(f"[red]{chapter.title}: {event.error_type}: "
+                            _stderr.print(f"[red]{title}: {event.error_type}: "
                                           f"{event.message}[/red]")
-                    elif isinstance(event, RunCompleted) and not args.json:
-                        progress.console.print(f"{chapter.title}: {_summary(event, ttft=False)}",
-                                           style="dim")
+                    elif isinstance(event, RunCompleted):
+                        if event.total_s == 0.0 and event.ttfa_s is None:  # finished earlier
+                            progress.advance(task, len(event.complete_text))
+                        if not args.json:
+                            progress.console.print(f"{title}: {_summary(event, ttft=False)}",
+                                                   style="dim")
+        if interrupts.count:
+            return EXIT_INTERRUPTED
         return EXIT_FAILED if failed else EXIT_OK
 
     return _run(main)
@@ -587,11 +605,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_options(chat)
     chat.set_defaults(func=_cmd_chat)
 
-    narrate = sub.add_parser("narrate", help="narrate a text/markdown file, chapter by chapter")
-    narrate.add_argument("file", help="a text or markdown file, or - for stdin")
+    narrate = sub.add_parser("narrate", help="narrate text/markdown files or a JSONL job, "
+                             "chapter by chapter")
+    narrate.add_argument("files", nargs="+", metavar="FILE",
+                         help="text or markdown files, - for stdin, or .jsonl job files")
     narrate.add_argument("--resume", action="store_true",
                          help="continue an interrupted job in the same output directory")
     narrate.add_argument("--play", action="store_true", help="also play while narrating")
+    add_llm_arguments(narrate)  # what a job's prompt items fall back to
+    narrate.add_argument("--ray", dest="ray_address", nargs="?", const="auto", metavar="ADDRESS",
+                         help="run the job's items and chapters as Ray tasks (ADDRESS of a "
+                         "running cluster, default: auto); needs the `ray` extra")
     _add_output_options(narrate)
     narrate.set_defaults(func=_cmd_narrate)
 

@@ -17,6 +17,8 @@ Keys (:data:`DEFAULTS` holds every one with its default):
   ``rate``, ``format``, ``output_dir``, ``workers``, ``play``, ``merge``,
   ``subtitles``, ``sentence_buffer_size``, ``min_chunk_length``,
   ``max_buffer_time``...). ``max_buffer_time = "none"`` disables the time rule;
+* ``ray_address``: run ``narrate`` jobs on a Ray cluster (``"auto"``, or an
+  address such as ``"127.0.0.1:6379"``; unset: in this process);
 * what only ``speakstream serve`` uses (:data:`SERVE_KEYS`): ``host``,
   ``port``, ``token``, ``cors_origins`` (a TOML list, or comma-separated in
   the environment), ``db_path`` and the limits of
@@ -74,6 +76,7 @@ DEFAULTS: dict[str, Any] = {
     **{name: _CLIENT_DEFAULTS[name] for name in LLM_OPTIONS},
     **{f.name: f.default for f in dataclasses.fields(StreamingConfig)},
     "play": True,
+    "ray_address": None,
     **{name: _DAEMON_DEFAULTS[name] for name in SERVE_KEYS},
 }
 
