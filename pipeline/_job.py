@@ -114,7 +114,7 @@ JobEvent = JobProgress | ItemDone
 PipelineFor = Callable[[JobItem], Awaitable[StreamingPipeline]]
 
 
-class _Tally:
+class ItemTally:
     """Builds an :class:`ItemResult` from an item's events (no audio kept)."""
 
     def __init__(self, item: JobItem, job_dir: Path) -> None:
@@ -213,7 +213,7 @@ async def anarrate_job(
                 if earlier is not None:
                     yield ItemDone(item, ItemResult(**earlier), skipped=True)
                     continue
-                tally = _Tally(item, job_dir)
+                tally = ItemTally(item, job_dir)
                 pipe = await pipeline_for(item)
                 async with contextlib.aclosing(
                     _item_events(pipe, item, job_dir, voice, resume, stop_event)
@@ -237,7 +237,7 @@ async def _item_events(
     if item.prompt is not None:
         run_dir = job_dir / item.id
         if resume and run_dir.exists():
-            await asyncio.to_thread(_set_aside, run_dir)
+            await asyncio.to_thread(set_aside, run_dir)
         async with contextlib.aclosing(pipe.astream_chat_to_audio(
             item.prompt, system=item.system, voice=voice, run_id=item.id, output_dir=job_dir,
             stop_event=stop_event,
@@ -265,7 +265,7 @@ async def _item_events(
                 yield chapter, event
 
 
-def _set_aside(run_dir: Path) -> None:
+def set_aside(run_dir: Path) -> None:
     """Rename an unfinished prompt run out of the way (kept, never deleted)."""
     for n in range(1, 1000):
         target = run_dir.with_name(f"{run_dir.name}.partial" + ("" if n == 1 else f"-{n}"))
