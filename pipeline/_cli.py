@@ -452,6 +452,7 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
         from ._ray import narrate_on_ray  # only with the `ray` extra
 
         return narrate_on_ray(args.files, settings, resume=args.resume, console=_stderr)
+    lock = output.lock_directory(settings.values["output_dir"])  # before any work: one writer
     total = job_size(iter_job_items(args.files))
 
     async def main(interrupts: Interrupts) -> int:
@@ -477,7 +478,7 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
                 events = anarrate_job(
                     iter_job_items(args.files), pipeline_for=pipelines.get,
                     output_dir=settings.values["output_dir"], resume=args.resume,
-                    stop_event=interrupts.new_run(),
+                    stop_event=interrupts.new_run(), lock=lock,
                 )
                 async for job_event in events:
                     if isinstance(job_event, ItemDone):

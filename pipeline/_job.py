@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from output import (
+    DirectoryLock,
     ManifestWriter,
     OutputExistsError,
     lock_directory,
@@ -182,13 +183,15 @@ async def anarrate_job(
     voice: str | None = None,
     resume: bool = False,
     stop_event: asyncio.Event | None = None,
+    lock: DirectoryLock | None = None,
 ) -> AsyncGenerator[JobEvent, None]:
     """Run a job's items one after the other; yield their events and results.
 
     Yields :class:`JobProgress` for each run event and :class:`ItemDone` when
     an item ends (its line is in ``results.jsonl`` by then). Setting
     ``stop_event`` stops the current run gracefully (``RunCancelled``, files
-    kept) and ends the job after that item.
+    kept) and ends the job after that item. ``lock``: the output directory's
+    lock, when the caller took it already (it is released at the end).
 
     Raises:
         OutputLockedError: another writer holds ``output_dir``.
@@ -198,7 +201,9 @@ async def anarrate_job(
         OSError: a document cannot be read (when it is reached).
     """
     job_dir = await asyncio.to_thread(Path(output_dir).resolve)
-    with await asyncio.to_thread(lock_directory, job_dir):
+    if lock is None:
+        lock = await asyncio.to_thread(lock_directory, job_dir)
+    with lock:
         results_path = job_dir / RESULTS_NAME
         done: dict[str, dict[str, Any]] = {}
         if resume:
