@@ -3,7 +3,8 @@
 Scenarios (see each module's docstring), in order: ``ttfa`` (1), ``overlap``
 (2), ``first_segment`` (3), ``segmenter`` (4, :mod:`bench.segmenter`),
 ``memory`` (5), ``engines`` (6), ``daemon`` (7), ``local`` (8), ``accuracy``
-(9, :mod:`bench.accuracy`), ``speech`` (10).
+(9, :mod:`bench.accuracy`), ``speech`` (10), ``narrate`` (11, jobs in-process and
+on Ray, :mod:`bench.narrate`).
 
 Writes ``DIR/latest.json`` (headline keys at the top level, every scenario's
 details under ``scenarios``), ``DIR/latest.md`` (the table, also printed) and
@@ -37,6 +38,7 @@ def _scenarios() -> dict[str, Callable[[bool], dict[str, Any]]]:
         first_segment,
         local_model,
         memory,
+        narrate,
         overlap,
         segmenter,
         speech,
@@ -54,6 +56,7 @@ def _scenarios() -> dict[str, Callable[[bool], dict[str, Any]]]:
         "local": local_model.run,
         "accuracy": accuracy.run,
         "speech": speech.run,
+        "narrate": narrate.run,
     }
 
 
