@@ -134,8 +134,8 @@ class ItemTally:
     def see(self, event: ProgressEvent) -> None:
         if isinstance(event, RunStarted):
             self.provider, self.model = event.llm_provider, event.model
-        elif isinstance(event, TextDelta):
-            self.chunks += 1
+        elif isinstance(event, TextDelta) and self.item.kind == "prompt":
+            self.chunks += 1  # an LLM's deltas (a given text arrives as one chunk)
         elif isinstance(event, RunFailed):
             self.errors.append(f"{event.error_type}: {event.message}")
         elif isinstance(event, RunCompleted):

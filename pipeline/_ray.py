@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -256,16 +257,25 @@ def run_job_on_ray(
                 state.parts[number] = record
                 if on_part is not None:
                     on_part(state.item, chapter, record)
-                while order and states[order[0]].complete():
-                    result = states.pop(order.pop(0)).result()
-                    results.append(result.to_record())
-                    written.append(result)
+                written += _flush(order, states, results)
+            written += _flush(order, states, results)  # the last item ends with its chapters
         finally:
             results.close()
             if workers is None:
                 for actor in pool:
                     ray.kill(actor)
         return written
+
+
+def _flush(order: list[str], states: dict[str, _ItemState],
+           results: ManifestWriter) -> list[ItemResult]:
+    """Append the results lines of the finished items at the head of ``order``."""
+    flushed = []
+    while order and states[order[0]].complete():
+        result = states.pop(order.pop(0)).result()
+        results.append(result.to_record())
+        flushed.append(result)
+    return flushed
 
 
 def _submit(actor: Any, job_dir: Path, item: JobItem, chapter: Chapter | None,
@@ -286,10 +296,8 @@ def connect(address: str) -> None:
     anything else (``"auto"``, ``"HOST:PORT"``) joins a running one."""
     if ray.is_initialized():
         return
-    if address == "local":
-        ray.init(log_to_driver=False)
-    else:
-        ray.init(address=address, log_to_driver=False)
+    ray.init(address=None if address == "local" else address, log_to_driver=False,
+             logging_level=logging.ERROR)
 
 
 def narrate_on_ray(sources: Sequence[str], settings: Settings, *, resume: bool,

@@ -23,7 +23,7 @@ ray = pytest.importorskip("ray")
 from output import read_manifest  # noqa: E402
 from pipeline._job import RESULTS_NAME, anarrate_job  # noqa: E402
 from pipeline._job_pipelines import JobPipelines  # noqa: E402
-from pipeline._jobfile import iter_job_items  # noqa: E402
+from pipeline._jobfile import JobItem, iter_job_items  # noqa: E402
 from pipeline._pipeline import create_streaming_pipeline  # noqa: E402
 from pipeline._ray import run_job_on_ray, start_workers  # noqa: E402
 from pipeline._settings import Settings, resolve_settings  # noqa: E402
@@ -95,6 +95,14 @@ def test_local_cluster_gives_the_local_files(
     assert line["audio_files"] == [f for c, segs in reference.items() for f in
                                    (f"{c}/segment_{i:04d}.wav" for i, _, _ in segs)]
     assert [r.to_record() for r in done] == [line]
+
+    # One actor, two items: the last item's line is written once its chapters are done.
+    small = tmp_path / "small"
+    items = [JobItem(id="item_0001", text="One line."), JobItem(id="item_0002", text="Two.")]
+    run_job_on_ray(items, settings=job_settings(small), output_dir=small, actors_per_node=1)
+    lines = results(small)
+    assert [(r["item"], r["status"], r["chunks"]) for r in lines] == [
+        ("item_0001", "completed", 0), ("item_0002", "completed", 0)]
 
 
 def test_two_nodes_and_a_killed_worker_lose_and_duplicate_nothing(
