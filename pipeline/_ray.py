@@ -307,7 +307,9 @@ def narrate_on_ray(sources: Sequence[str], settings: Settings, *, resume: bool,
     if "-" in sources:
         raise PipelineError("stdin ('-') cannot be narrated on Ray: give files")
     connect(str(settings.values["ray_address"]))
-    total = job_size(iter_job_items(sources))
+    finished = {k for k, r in read_results(settings.values["output_dir"]).items()
+                if resume and r["status"] == "completed"}
+    total = job_size(i for i in iter_job_items(sources) if i.id not in finished)
     progress = Progress(TextColumn("{task.description}"), BarColumn(),
                         TextColumn("{task.completed:,.0f} chars"), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=console)

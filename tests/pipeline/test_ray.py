@@ -148,3 +148,19 @@ def test_two_nodes_and_a_killed_worker_lose_and_duplicate_nothing(
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_cli_narrate_ray_local(tmp_path: Path) -> None:
+    from .clirun import run
+
+    (tmp_path / "a.txt").write_text("Alpha. Two sentences here.")
+    (tmp_path / "b.md").write_text("# One\n\nBeta.\n\n# Two\n\nGamma.\n")
+    code, _, err = run(tmp_path, "narrate", "a.txt", "b.md", "-o", "out", "--tts", "espeak",
+                       "--ray", "local", timeout=300)
+    assert code == 0, err
+    lines = results(tmp_path / "out")
+    assert [(r["item"], r["status"], r["chapters"]) for r in lines] == [
+        ("item_0001", "completed", 1), ("item_0002", "completed", 2)]
+    assert "2 item(s) narrated" in err
+    code, _, err = run(tmp_path, "narrate", "-", "-o", "out2", "--ray", "local", input="Hi.")
+    assert code == 1 and "stdin" in err and len(err.strip().splitlines()) == 1
