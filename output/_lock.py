@@ -13,6 +13,7 @@ race with the next writer.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -94,8 +95,13 @@ def lock_directory(directory: str | os.PathLike[str]) -> DirectoryLock:
     except BaseException:
         os.close(fd)
         raise
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    try:  # who holds it, for the refusal message; the lock holds without it
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError as exc:  # a full disk must not stop a run that can still report
+        if exc.errno != errno.ENOSPC:
+            os.close(fd)
+            raise
     removed = []
     for entry in path.iterdir():
         if _TEMP_RE.match(entry.name) and entry.is_file():

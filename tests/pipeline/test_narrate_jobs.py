@@ -29,6 +29,11 @@ def results(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
 
 
+def finished(run_dir: Path) -> bool:
+    records = read_manifest(run_dir) if (run_dir / "manifest.jsonl").exists() else []
+    return bool(records) and records[-1].get("status") == "completed"
+
+
 def segment_indices(run_dir: Path) -> list[int]:
     return [r["index"] for r in read_manifest(run_dir) if r["type"] == "segment"]
 
@@ -101,8 +106,7 @@ def test_second_writer_is_refused_and_resume_after_kill_skips_finished_work(
         first.communicate()
     done_before = read_manifest(out / "chapter_01")
     assert done_before[-1]["status"] == "completed"
-    unfinished = next(c for c in sorted(out.glob("chapter_*"))
-                      if read_manifest(c)[-1].get("status") != "completed")
+    unfinished = next(c for c in sorted(out.glob("chapter_*")) if not finished(c))
     stale = unfinished / ".segment_0099.wav.deadbeef.tmp"
     stale.write_bytes(b"left by a kill")
 
