@@ -5,7 +5,8 @@ Scenarios (see each module's docstring), in order: ``ttfa`` (1), ``overlap``
 ``memory`` (5), ``engines`` (6), ``daemon`` (7), ``local`` (8), ``accuracy``
 (9, :mod:`bench.accuracy`), ``speech`` (10), ``default_path`` (11,
 :mod:`bench.default_path`), ``peers`` (12, :mod:`bench.peers`: RealtimeTTS side
-by side, skipped when it is not installed).
+by side, skipped when it is not installed), ``narrate`` (13, jobs in-process and
+on Ray, :mod:`bench.narrate`).
 
 Writes ``DIR/latest.json`` (headline keys at the top level, every scenario's
 details under ``scenarios``), ``DIR/latest.md`` (the table, also printed) and
@@ -40,6 +41,7 @@ def _scenarios() -> dict[str, Callable[[bool], dict[str, Any]]]:
         first_segment,
         local_model,
         memory,
+        narrate,
         overlap,
         peers,
         segmenter,
@@ -60,6 +62,7 @@ def _scenarios() -> dict[str, Callable[[bool], dict[str, Any]]]:
         "speech": speech.run,
         "default_path": default_path.run,
         "peers": peers.run,
+        "narrate": narrate.run,
     }
 
 

@@ -10,11 +10,13 @@ from ._errors import (
     NoAudioDeviceError,
     OutputError,
     OutputExistsError,
+    OutputLockedError,
     PlaybackError,
     WriteError,
 )
 from ._formats import CHAPTER_FORMATS, FILE_FORMATS, convert, probe_duration, sniff_format
-from ._manifest import MANIFEST_NAME, read_manifest
+from ._lock import LOCK_NAME, DirectoryLock, lock_directory
+from ._manifest import MANIFEST_NAME, ManifestWriter, read_manifest, rewrite_manifest
 from ._merge import merge
 from ._player import AudioOutput, Player, find_audio_output
 from ._sink import AudioSink, RunSummary, SegmentInfo
@@ -28,16 +30,20 @@ __all__ = [
     "AudioSink",
     "CHAPTER_FORMATS",
     "Cue",
+    "DirectoryLock",
     "FFmpegPipe",
     "FILE_FORMATS",
     "FileSink",
     "FormatError",
+    "LOCK_NAME",
     "MANIFEST_NAME",
     "ManifestError",
+    "ManifestWriter",
     "MergeSink",
     "NoAudioDeviceError",
     "OutputError",
     "OutputExistsError",
+    "OutputLockedError",
     "PcmDecoder",
     "PlaybackError",
     "Player",
@@ -54,11 +60,13 @@ __all__ = [
     "find_audio_output",
     "format_srt",
     "format_vtt",
+    "lock_directory",
     "merge",
     "pcm_input_args",
     "probe_duration",
     "read_manifest",
     "resample_pcm",
+    "rewrite_manifest",
     "sniff_format",
     "write_srt",
     "write_vtt",

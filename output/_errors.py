@@ -8,6 +8,7 @@ roots). The tree::
     ├── FormatError             decode/encode/probe failed (pydub, ffmpeg, ffprobe),
     │                           or bytes are not what their format label claims
     ├── OutputExistsError       writing would replace a previous run's file
+    ├── OutputLockedError       another writer holds the output directory's lock
     ├── WriteError              the disk refused a write (full, read-only, gone);
     │                           also an OSError
     ├── ManifestError           a manifest line is corrupt (not just a torn tail)
@@ -47,6 +48,21 @@ class OutputExistsError(OutputError):
 
     Attributes:
         path: the existing file or directory.
+    """
+
+    def __init__(self, message: str, *, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class OutputLockedError(OutputError):
+    """Another writer (a run, a narration, a resume) holds the directory's lock.
+
+    One writer per output directory: the second one is refused at once and
+    writes nothing.
+
+    Attributes:
+        path: the locked directory.
     """
 
     def __init__(self, message: str, *, path: Path) -> None:

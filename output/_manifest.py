@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ._atomic import atomic_write_text
 from ._errors import ManifestError, WriteError
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -70,6 +71,32 @@ class ManifestWriter:
             if self._fd is not None:
                 fd, self._fd = self._fd, None
                 os.close(fd)
+
+
+def rewrite_manifest(path: Path, records: list[dict[str, Any]]) -> None:
+    """Replace the manifest at ``path`` by ``records`` atomically (temp file + rename).
+
+    A crash leaves either the old manifest or the new one, never a mix.
+
+    Raises:
+        WriteError: the new manifest could not be written (the old one stays).
+    """
+    text = "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in records)
+    try:
+        atomic_write_text(path, text, overwrite=True)
+    except OSError as exc:
+        raise WriteError(
+            f"cannot rewrite {path.name}: {exc.strerror or exc}", path=path, errno=exc.errno
+        ) from exc
+
+
+def last_per_index(records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """The last ``segment`` or ``failed`` record of each index (a later line wins)."""
+    latest: dict[int, dict[str, Any]] = {}
+    for record in records:
+        if record.get("type") in ("segment", "failed"):
+            latest[int(record["index"])] = record
+    return latest
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -17,7 +17,13 @@ from tts import SynthesizedAudio, WordBoundary
 from ._atomic import atomic_write_bytes
 from ._errors import FormatError, OutputExistsError, WriteError
 from ._formats import check_format, convert
-from ._manifest import MANIFEST_NAME, ManifestWriter
+from ._manifest import (
+    MANIFEST_NAME,
+    ManifestWriter,
+    last_per_index,
+    read_manifest,
+    rewrite_manifest,
+)
 
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -123,6 +129,16 @@ class SegmentWriter:
     ``write`` is thread-safe; ``awrite`` runs it in a worker thread so the
     event loop never blocks on encoding or disk.
 
+    With ``resume=True`` the writer continues an earlier, interrupted run in
+    ``output_dir`` (implies ``run_subdir=False``): the manifest is first
+    rewritten atomically to hold only the segment lines whose files still
+    exist (one per index, in index order; the old summary and ``failed``
+    lines go); a later :meth:`write` of such an index with the same text
+    keeps the file and its line (nothing is written again), a different text
+    replaces both. ``close`` rewrites the manifest atomically again when a
+    line was replaced, so a finished manifest lists each index once, and a
+    run killed at any point leaves every line it had.
+
     With ``keep_records=False`` the writer keeps no per-segment records
     (:attr:`segments` stays empty; the manifest on disk has them all), so its
     memory stays flat however long the run: use it for long narrations.
@@ -141,8 +157,9 @@ class SegmentWriter:
         overwrite: bool = False,
         run_subdir: bool = True,
         keep_records: bool = True,
+        resume: bool = False,
     ) -> None:
-        self._config = _WriterConfig(format, prefix, overwrite, run_subdir)
+        self._config = _WriterConfig(format, prefix, overwrite or resume, run_subdir and not resume)
         self._keep_records = keep_records
         self._count = 0
         self._duration_s = 0.0
@@ -150,7 +167,11 @@ class SegmentWriter:
         self.prefix: str = prefix
         self.directory: Path = self._make_directory(Path(output_dir).resolve())
         self.manifest_path: Path = self.directory / MANIFEST_NAME
-        self._manifest = ManifestWriter(self.manifest_path, overwrite=overwrite)
+        self._kept: dict[int, dict[str, Any]] = {}
+        self._replaced = False
+        if resume and self.manifest_path.exists():
+            self._kept = self._compact()
+        self._manifest = ManifestWriter(self.manifest_path, overwrite=overwrite and not resume)
         self._lock = threading.Lock()
         self._segments: list[WrittenSegment] = []
         self._closed = False
@@ -186,6 +207,16 @@ class SegmentWriter:
                 continue
             return candidate
         raise OutputExistsError(f"no free run directory {stamp}-N in {output_dir}", path=output_dir)
+
+    def _compact(self) -> dict[int, dict[str, Any]]:
+        """Rewrite the manifest (atomically) to its finished segments; return them."""
+        kept = {
+            index: record
+            for index, record in sorted(last_per_index(read_manifest(self.manifest_path)).items())
+            if record["type"] == "segment" and (self.directory / str(record["path"])).is_file()
+        }
+        rewrite_manifest(self.manifest_path, list(kept.values()))
+        return kept
 
     def path_for(self, index: int) -> Path:
         """The final path of segment ``index``."""
@@ -245,6 +276,15 @@ class SegmentWriter:
         with self._lock:
             if self._closed:
                 raise RuntimeError("SegmentWriter is closed")
+            kept = self._kept.pop(index, None)
+            if kept is not None and kept["text"] == text and path.is_file():
+                self._kept[index] = kept  # finished by the earlier run: file and line stay
+                self._count += 1
+                self._duration_s += written.duration_s
+                if self._keep_records:
+                    self._segments.append(written)
+                return written
+            self._replaced = self._replaced or kept is not None
             try:
                 atomic_write_bytes(path, converted.data, overwrite=self._config.overwrite)
             except OSError as exc:
@@ -278,6 +318,7 @@ class SegmentWriter:
         with self._lock:
             if self._closed:
                 raise RuntimeError("SegmentWriter is closed")
+            self._replaced = self._replaced or self._kept.pop(index, None) is not None
             self._manifest.append(record)
 
     def _append_failed(
@@ -340,6 +381,11 @@ class SegmentWriter:
                 )
             finally:
                 self._manifest.close()
+            if self._replaced:  # one line per index again, the summary last
+                records = read_manifest(self.manifest_path)
+                latest = sorted(last_per_index(records).items())
+                summaries = [r for r in records if r.get("type") == "summary"][-1:]
+                rewrite_manifest(self.manifest_path, [r for _, r in latest] + summaries)
 
     async def aclose(self, summary: dict[str, Any] | None = None) -> None:
         """:meth:`close` in a worker thread."""

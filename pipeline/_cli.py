@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import contextlib
 import json
 import logging
@@ -26,7 +27,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -53,7 +54,10 @@ from ._events import (
     event_to_dict,
 )
 from ._flags import add_llm_arguments
-from ._narrate import Chapter, anarrate, split_chapters
+from ._job import ItemDone, anarrate_job
+from ._job_pipelines import JobPipelines, item_size, job_size
+from ._jobfile import JobItem, is_job_file, iter_job_items
+from ._narrate import Chapter
 from ._pipeline import StreamingPipeline, create_streaming_pipeline
 from ._progress import NarrationProgress
 from ._settings import Settings, resolve_settings
@@ -234,7 +238,7 @@ def _summary(done: RunCompleted, *, ttft: bool = True) -> str:
 
 #: Settings keys set by flags (argparse ``dest`` = key); ``merge``/``play`` are switches.
 _FLAG_KEYS = ("llm", "model", "base_url", "tts", "voice", "rate", "output_dir", "format",
-              "workers", "subtitles", "first_token_timeout", "idle_timeout")
+              "workers", "subtitles", "first_token_timeout", "idle_timeout", "ray_address")
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -451,21 +455,45 @@ async def _stdin_reader() -> asyncio.StreamReader:
     return reader
 
 
-def _read_text(name: str) -> str:
-    """The text of file ``name`` (``-``: stdin), strictly UTF-8.
+def _check_inputs(files: Sequence[str]) -> str | None:
+    """Check that every document in ``files`` is UTF-8 (read in 1 MiB pieces, not
+    held); returns stdin's text when ``-`` is among them (stdin is read once).
 
     Raises:
-        ConfigError: the bytes are not UTF-8; the message names the byte offset.
-        OSError: the file cannot be read.
+        ConfigError: a document is not UTF-8; the message names the byte offset.
+        OSError: a file cannot be read.
     """
-    raw = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        where = "stdin" if name == "-" else name
-        bad = raw[exc.start:exc.end].hex(" ")
-        raise ConfigError(f"{where} is not UTF-8 text: {exc.reason} (byte 0x{bad}) at byte "
-                          f"offset {exc.start}; nothing was narrated") from exc
+    stdin_text = None
+    for name in files:
+        if is_job_file(name):
+            continue
+        if name == "-":
+            raw = sys.stdin.buffer.read()
+            try:
+                stdin_text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _not_utf8("stdin", raw[exc.start:exc.end], exc, 0) from exc
+            continue
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        offset = 0  # bytes of the file before this piece
+        with open(name, "rb") as stream:
+            while True:
+                piece = stream.read(1 << 20)
+                pending = len(decoder.getstate()[0])  # bytes of a character cut in two
+                try:
+                    decoder.decode(piece, final=not piece)
+                except UnicodeDecodeError as exc:
+                    raise _not_utf8(name, exc.object[exc.start:exc.end], exc,
+                                    offset - pending) from exc
+                if not piece:
+                    break
+                offset += len(piece)
+    return stdin_text
+
+
+def _not_utf8(where: str, bad: bytes, exc: UnicodeDecodeError, base: int) -> ConfigError:
+    return ConfigError(f"{where} is not UTF-8 text: {exc.reason} (byte 0x{bad.hex(' ')}) at byte "
+                       f"offset {base + exc.start}; nothing was narrated")
 
 
 _BAR_WIDTH = 12
@@ -528,10 +556,14 @@ class NarrationView:
     def __exit__(self, *exc: object) -> None:
         self._bar.__exit__(None, None, None)
 
-    def observe(self, chapter: Chapter, event: ProgressEvent) -> None:
-        changed = self._progress.observe(chapter, event) is not None
+    def observe(self, chapter: Chapter, event: ProgressEvent, *, key: Hashable = None) -> None:
+        changed = self._progress.observe(chapter, event, key=key) is not None
         if isinstance(event, (SegmentQueued, AudioReady, RunFailed, RunCompleted)):
             self._show(changed=changed)
+
+    def refresh(self) -> None:
+        """Show the figures now (e.g. after :meth:`NarrationProgress.finish`)."""
+        self._show(changed=True)
 
     def print(self, parts: Sequence[str], *, style: str = "dim") -> None:
         """A status line above the bar (between parts only, never inside one)."""
@@ -566,28 +598,51 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
         flags["play"] = True
     settings = _settings(flags)
     # Checked before anything is created: bad input leaves no directory behind.
-    source = _read_text(args.file)
-    chapters = split_chapters(source)
-    if not chapters:
+    stdin_text = _check_inputs(args.files)
+    if settings.values["ray_address"] is not None:
+        from ._ray import narrate_on_ray  # only with the `ray` extra
+
+        return narrate_on_ray(args.files, settings, resume=args.resume, console=_stderr)
+
+    def items() -> Iterator[JobItem]:
+        for item in iter_job_items(args.files):
+            stdin = item.path == "-" and stdin_text is not None
+            yield JobItem(id=item.id, text=stdin_text) if stdin else item
+
+    total = job_size(items())
+    if total == 0 and all(item.prompt is None for item in items()):
         _stderr.print("speakstream: nothing to narrate (empty input)", style="red")
         return EXIT_USAGE
+    lock = output.lock_directory(settings.values["output_dir"])  # before any work: one writer
 
     async def main(interrupts: Interrupts) -> int:
         failed = False
-        async with _pipeline(settings, llm_provider=None) as pipe:
+        async with _pipeline(settings, llm_provider=None) as pipe, JobPipelines(
+            pipe, settings
+        ) as pipelines:
             await _announce(pipe, settings)
             await _check_playback(pipe)
-            progress = NarrationProgress(chapters, merge=bool(settings.values["merge"]))
+            progress = NarrationProgress(total_chars=total, merge=bool(settings.values["merge"]))
             view = NarrationView(progress, interval=settings.values["progress_interval"],
                                  enabled=not args.json)
             with view:
-                events = anarrate(
-                    pipe, source, output_dir=settings.values["output_dir"], resume=args.resume
+                events = anarrate_job(
+                    items(), pipeline_for=pipelines.get,
+                    output_dir=settings.values["output_dir"], resume=args.resume,
+                    stop_event=interrupts.new_run(), lock=lock,
                 )
-                async for chapter, event in events:
+                async for job_event in events:
+                    if isinstance(job_event, ItemDone):
+                        failed = failed or job_event.result.status == "failed"
+                        if job_event.skipped:
+                            progress.skip(item_size(job_event.item))
+                        continue
+                    item, event = job_event.item, job_event.event
+                    chapter = job_event.chapter or Chapter(number=0, title=item.id, text="")
                     if args.json:
-                        JsonView().show(event, chapter=chapter.number, chapter_title=chapter.title)
-                    view.observe(chapter, event)
+                        JsonView().show(event, item=item.id, chapter=chapter.number,
+                                        chapter_title=chapter.title)
+                    view.observe(chapter, event, key=(item.id, chapter.number))
                     if isinstance(event, RunFailed):
                         failed = True
                         if not args.json:
@@ -596,6 +651,10 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
                     elif isinstance(event, RunCompleted) and not args.json:
                         parts = _summary_parts(event, ttft=False)
                         view.print([f"{chapter.title}: {parts[0]}", *parts[1:]])
+                progress.finish()
+                view.refresh()
+        if interrupts.count:
+            return EXIT_INTERRUPTED
         return EXIT_FAILED if failed else EXIT_OK
 
     return _run(main)
@@ -688,11 +747,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_options(chat)
     chat.set_defaults(func=_cmd_chat)
 
-    narrate = sub.add_parser("narrate", help="narrate a text/markdown file, chapter by chapter")
-    narrate.add_argument("file", help="a text or markdown file, or - for stdin")
+    narrate = sub.add_parser("narrate", help="narrate text/markdown files or a JSONL job, "
+                             "chapter by chapter")
+    narrate.add_argument("files", nargs="+", metavar="FILE",
+                         help="text or markdown files, - for stdin, or .jsonl job files")
     narrate.add_argument("--resume", action="store_true",
                          help="continue an interrupted job in the same output directory")
     narrate.add_argument("--play", action="store_true", help="also play while narrating")
+    add_llm_arguments(narrate)  # what a job's prompt items fall back to
+    narrate.add_argument("--ray", dest="ray_address", nargs="?", const="auto", metavar="ADDRESS",
+                         help="run the job's items and chapters as Ray tasks (ADDRESS of a "
+                         "running cluster, default: auto); needs the `ray` extra")
     _add_output_options(narrate)
     narrate.set_defaults(func=_cmd_narrate)
 

@@ -11,8 +11,9 @@ is the *tuple* of the four roots, usable wherever a class is in ``except``::
     TTSError        tts/_errors.py      (EngineUnavailableError, SynthesisError)
     OutputError     output/_errors.py   (FormatError, NoAudioDeviceError, ...)
     PipelineError   this module
-    └── ConfigError         a setting is unknown, unparsable, out of range or does not apply
-                            (also a ValueError)
+    ├── ConfigError         a setting is unknown, unparsable, out of range or does not apply
+    │                       (also a ValueError)
+    └── RayJobError         a narration job's Ray task failed for good (``narrate --ray``)
 
     try:
         ...
@@ -47,6 +48,19 @@ class ConfigError(PipelineError, ValueError):
     def __init__(self, message: str, *, key: str = "") -> None:
         super().__init__(message)
         self.key = key
+
+
+class RayJobError(PipelineError):
+    """A Ray task of a narration job failed for a reason other than narration (a
+    narration error is in the item's result instead), or the cluster has no CPU.
+
+    Attributes:
+        item: the item's id (``""`` when not about one item).
+    """
+
+    def __init__(self, message: str, *, item: str) -> None:
+        super().__init__(message)
+        self.item = item
 
 
 SpeakStreamError: tuple[type[Exception], ...] = (LLMError, TTSError, OutputError, PipelineError)

@@ -33,6 +33,7 @@ from output import (
     PlayerSink,
     SegmentWriter,
     SubtitleSink,
+    lock_directory,
 )
 from tts import TTSEngine
 
@@ -344,18 +345,47 @@ class StreamingPipeline:
             run_id = check_run_id(run_id) if run_id is not None else new_run_id()
             base = output_dir if output_dir is not None else self.config.output_dir
             run_dir = Path(base) / run_id
+            # Before the lock makes the run directory: a failure here leaves
+            # nothing half-made, and the LLM request is closed below.
+            player = await self._player()
+            lock = await asyncio.to_thread(lock_directory, run_dir)  # one writer per directory
+        except BaseException:
+            aclose = getattr(deltas, "aclose", None)
+            if aclose is not None:
+                await aclose()  # never leave an LLM request half-open
+            raise
+        with lock:
+            async with contextlib.aclosing(
+                self._locked_run(deltas, spec, run_dir, player, voice=voice, stop_event=stop_event,
+                                 resume=resume, sinks=sinks, pacer=pacer, pause=pause)
+            ) as events:
+                async for event in events:
+                    yield event
+
+    async def _locked_run(
+        self,
+        deltas: AsyncIterable[str],
+        spec: RunSpec,
+        run_dir: Path,
+        player: Player | None,
+        *,
+        voice: str | None,
+        stop_event: asyncio.Event | None,
+        resume: bool,
+        sinks: Sequence[AudioSink],
+        pacer: Pacer | None,
+        pause: PauseControl | None,
+    ) -> AsyncGenerator[ProgressEvent, None]:
+        try:
             reuse: dict[int, ReusableSegment] = {}
             if resume:
                 reuse = await asyncio.to_thread(load_reusable, run_dir)
-            # Before the writer makes the run directory: a failure here leaves
-            # nothing half-made, and the LLM request is closed below.
-            player = await self._player()
             writer = await asyncio.to_thread(
                 SegmentWriter,
                 run_dir,
                 format=self.config.format,
                 prefix=self._output.get("prefix", "segment"),
-                overwrite=resume,
+                resume=resume,
                 run_subdir=False,
                 keep_records=False,  # the run keeps what it needs; memory stays flat
             )
@@ -364,6 +394,7 @@ class StreamingPipeline:
             if aclose is not None:
                 await aclose()  # never leave an LLM request half-open
             raise
+        run_id = run_dir.name
         run = StreamRun(
             run_id=run_id,
             deltas=deltas,

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,7 +122,10 @@ class NarrationProgress:
     """Progress of one narration (see the module docstring).
 
     Args:
-        chapters: the job's chapters (:func:`pipeline._narrate.split_chapters`).
+        chapters: the job's chapters (:func:`pipeline._narrate.split_chapters`),
+            or ``()`` for a job whose chapters are read as it goes (then give
+            ``total_chars`` and call :meth:`finish` at the end).
+        total_chars: characters of the whole job; default: the chapters' sum.
         merge: whether each chapter ends by merging its files.
         clock: seconds, monotonic (``time.monotonic`` by default; tests pass a fake).
         window_s: seconds of recent progress the speed is measured over.
@@ -130,23 +133,24 @@ class NarrationProgress:
         min_span_s: seconds the measurement must span before there is a speed.
     """
 
-    def __init__(self, chapters: Sequence[Chapter], *, merge: bool,
-                 clock: Callable[[], float] = time.monotonic, window_s: float = WINDOW_S,
-                 min_segments: int = MIN_SEGMENTS, min_span_s: float = MIN_SPAN_S) -> None:
-        self._lengths = {c.number: len(c.text) for c in chapters}
-        self._total = sum(self._lengths.values())
+    def __init__(self, chapters: Sequence[Chapter] = (), *, total_chars: int | None = None,
+                 merge: bool, clock: Callable[[], float] = time.monotonic,
+                 window_s: float = WINDOW_S, min_segments: int = MIN_SEGMENTS,
+                 min_span_s: float = MIN_SPAN_S) -> None:
+        self._lengths: dict[Hashable, int] = {c.number: len(c.text) for c in chapters}
+        self._total = sum(self._lengths.values()) if total_chars is None else total_chars
         self._merge = merge
         self._clock = clock
         self._window_s = window_s
         self._min_segments = min_segments
         self._min_span_s = min_span_s
         self._chapter = chapters[0].title if chapters else ""
-        self._chapter_number = chapters[0].number if chapters else 0
-        self._last_number = chapters[-1].number if chapters else 0
+        self._key: Hashable = chapters[0].number if chapters else None
+        self._last_key: Hashable = chapters[-1].number if chapters else None
         self._pending: dict[int, int] = {}  # index -> chars, current chapter
         self._queued_to = 0  # offset one past the last queued character, current chapter
         self._chapter_done = 0  # characters done in the current chapter
-        self._done_before = 0  # characters of the chapters before it
+        self._done_before = 0  # characters of the chapters before it (and skipped items)
         self._files = 0  # files written in the current chapter
         self._segments_done = 0
         self._ended = False  # the current chapter's run ended
@@ -155,11 +159,17 @@ class NarrationProgress:
         self._synthesised = 0  # segments synthesised in this run
         self._samples: deque[tuple[float, int]] = deque([(clock(), 0)])
 
-    def observe(self, chapter: Chapter, event: ProgressEvent) -> str | None:
-        """Take one event of ``chapter``'s run; returns the new phase when it changed."""
+    def observe(self, chapter: Chapter, event: ProgressEvent, *,
+                key: Hashable = None) -> str | None:
+        """Take one event of ``chapter``'s run; returns the new phase when it changed.
+
+        ``key`` tells chapters apart (default: ``chapter.number``; a job of
+        several items passes ``(item id, number)``).
+        """
         before = self._phase()
-        if chapter.number != self._chapter_number:
-            self._next_chapter(chapter)
+        key = chapter.number if key is None else key
+        if key != self._key:
+            self._next_chapter(chapter, key)
         if isinstance(event, SegmentQueued):
             self._queued_to = max(self._queued_to, event.end)
             self._pending[event.index] = event.end - event.start
@@ -171,12 +181,20 @@ class NarrationProgress:
         elif isinstance(event, RunFailed) and event.segment_index is not None:
             self._settle(event.segment_index, measured=False)
         elif isinstance(event, RunCompleted):
-            self._chapter_done = self._lengths.get(chapter.number, self._chapter_done)
+            self._chapter_done = self._lengths.get(key) or self._chapter_done
             self._pending.clear()
             self._ended = True
-            self._finished = chapter.number == self._last_number
+            self._finished = key == self._last_key
         after = self._phase()
         return after if after != before else None
+
+    def skip(self, chars: int) -> None:
+        """Count ``chars`` characters as done without work (an item finished earlier)."""
+        self._done_before += chars
+
+    def finish(self) -> None:
+        """The job ended (for a job built without its chapters list)."""
+        self._finished = True
 
     def snapshot(self) -> ProgressSnapshot:
         """The figures now (reads the clock for the speed)."""
@@ -200,9 +218,11 @@ class NarrationProgress:
 
     # -- internals ---------------------------------------------------------------
 
-    def _next_chapter(self, chapter: Chapter) -> None:
-        self._done_before += self._lengths.get(self._chapter_number, 0)
-        self._chapter, self._chapter_number = chapter.title, chapter.number
+    def _next_chapter(self, chapter: Chapter, key: Hashable) -> None:
+        if self._key is not None:
+            self._done_before += self._lengths.get(self._key, 0)
+        self._lengths.setdefault(key, len(chapter.text))
+        self._chapter, self._key = chapter.title, key
         self._pending.clear()
         self._queued_to = self._chapter_done = self._files = 0
         self._ended = False
@@ -245,7 +265,7 @@ class NarrationProgress:
             return "done"
         if self._ended:  # the next chapter comes
             return "narrating"
-        length = self._lengths.get(self._chapter_number, 0)
+        length = self._lengths.get(self._key, 0)
         if length and self._queued_to >= length and not self._pending \
                 and self._chapter_done >= length:
             return "merging" if self._merge else "finishing"

@@ -19,6 +19,8 @@ Keys (:data:`DEFAULTS` holds every one with its default):
   ``max_buffer_time``...). ``max_buffer_time = "none"`` disables the time rule;
 * what only the CLI uses: ``progress_interval``, seconds between the plain
   progress lines ``narrate`` prints when stderr is not a terminal;
+* ``ray_address``: run ``narrate`` jobs on a Ray cluster (``"auto"``, or an
+  address such as ``"127.0.0.1:6379"``; unset: in this process);
 * what only ``speakstream serve`` uses (:data:`SERVE_KEYS`): ``host``,
   ``port``, ``token``, ``cors_origins`` (a TOML list, or comma-separated in
   the environment), ``db_path`` and the limits of
@@ -78,6 +80,7 @@ DEFAULTS: dict[str, Any] = {
     **{f.name: f.default for f in dataclasses.fields(StreamingConfig)},
     "play": True,
     "progress_interval": 5.0,
+    "ray_address": None,
     **{name: _DAEMON_DEFAULTS[name] for name in SERVE_KEYS},
 }
 

@@ -260,3 +260,32 @@ def test_keep_records_false_keeps_nothing_in_memory_but_the_summary_is_whole(
     summary = records[-1]
     assert summary["type"] == "summary" and summary["segments"] == 3
     assert summary["duration_s"] == pytest.approx(0.3, abs=0.01)
+
+
+def test_resume_keeps_finished_lines_and_rewrites_the_manifest_atomically(
+    tmp_path: Path,
+) -> None:
+    with SegmentWriter(tmp_path, run_subdir=False) as first:
+        for i in range(3):
+            first.write(i, tone_audio(440, 0.1), text=f"text {i}")
+        first.write_failed(3, text="text 3", error="SynthesisError: boom")
+    before = read_manifest(tmp_path)
+    assert [r["type"] for r in before] == ["segment"] * 3 + ["failed", "summary"]
+
+    again = SegmentWriter(tmp_path, resume=True)
+    # The first thing a resume does is an atomic rewrite: were it killed right
+    # now, the manifest would still list every finished segment, once.
+    assert read_manifest(tmp_path) == before[:3]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    for i in (0, 2):  # finished, same text: file and line kept, nothing appended
+        again.write(i, tone_audio(440, 0.1), text=f"text {i}")
+    again.write(1, tone_audio(660, 0.2), text="text 1, changed")  # replaced
+    again.write(3, tone_audio(440, 0.1), text="text 3")
+    assert len(read_manifest(tmp_path)) == 5  # old line 1 still there until close
+    again.close({"status": "completed"})
+    records = read_manifest(tmp_path)
+    assert [(r["type"], r.get("index")) for r in records] == [
+        ("segment", 0), ("segment", 1), ("segment", 2), ("segment", 3), ("summary", None)]
+    assert records[0] == before[0] and records[2] == before[2]
+    assert records[1]["text"] == "text 1, changed"
+    assert records[-1]["segments"] == 4 and records[-1]["status"] == "completed"

@@ -56,7 +56,8 @@ def _events(out: str) -> list[dict[str, Any]]:
 
 
 def _layout(run_dir: Path) -> list[str]:
-    return sorted(p.name for p in run_dir.iterdir())
+    """The run's files (not the hidden lock file a local run's directory holds)."""
+    return sorted(p.name for p in run_dir.iterdir() if not p.name.startswith("."))
 
 
 OUTPUT_FLAGS = ["--tts", "espeak", "--format", "mp3", "--merge", "--subtitles", "vtt", "--json"]

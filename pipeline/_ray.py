@@ -1,0 +1,333 @@
+"""Narration jobs on a Ray cluster: chapters and prompts as tasks of warm actors.
+
+Needs the ``ray`` extra (``pip install 'speakstream[ray]'``); nothing else of
+speakstream imports this module unless ``ray_address`` is set.
+
+Shape of a run (:func:`run_job_on_ray`):
+
+* the driver (this process) reads the job lazily, locks the job's output
+  directory, and holds only the chapters in flight;
+* each node runs ``actors_per_node`` :class:`NarrationWorker` actors (one CPU
+  each). An actor builds its pipeline once, so the TTS engine stays warm
+  (piper's model is loaded once per actor, not per segment);
+* a chapter (or a prompt) is one actor task, written straight to the shared
+  output directory (every node must see the same path: NFS, a bind mount...;
+  the ``job_dir`` string is the seam where an object-store URL could come);
+* a killed actor is restarted and its task retried (``max_restarts``,
+  ``max_task_retries``): the retry resumes the chapter, keeping its finished
+  segments (the atomic writes and the resumable manifest of
+  :class:`output.SegmentWriter`), so nothing is lost or duplicated;
+* the driver shows one progress bar and writes ``results.jsonl`` in item order.
+
+What stays serial in the driver: reading the job and cutting chapters
+(cheap), the bookkeeping per finished chapter, and the results file; the
+synthesis and all audio writing happen on the nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from output import (
+    MANIFEST_NAME,
+    ManifestWriter,
+    OutputExistsError,
+    lock_directory,
+    rewrite_manifest,
+)
+
+from ._config import StreamingConfig
+from ._errors import PipelineError, RayJobError
+from ._job import RESULTS_NAME, ItemResult, ItemTally, read_results, set_aside
+from ._job_pipelines import job_size, prompt_settings
+from ._jobfile import JobItem, iter_job_items
+from ._narrate import Chapter, finished_chapter, iter_chapters
+from ._pipeline import StreamingPipeline, create_streaming_pipeline
+from ._settings import Settings
+
+
+class NarrationWorker:
+    """One warm pipeline on one node (a Ray actor, see :func:`start_workers`)."""
+
+    def __init__(self, tts: str, streaming: StreamingConfig) -> None:
+        self._tts = tts
+        self._streaming = streaming
+        self._pipe: StreamingPipeline | None = None
+        self._llm_pipes: dict[tuple[Any, ...], StreamingPipeline] = {}
+
+    def pid(self) -> int:
+        """The actor's process id."""
+        return os.getpid()
+
+    def _text_pipe(self) -> StreamingPipeline:
+        if self._pipe is None:
+            self._pipe = create_streaming_pipeline(None, self._tts,
+                                                   streaming_config=self._streaming)
+        return self._pipe
+
+    async def chapter(self, job_dir: str, item: JobItem, chapter: Chapter) -> dict[str, Any]:
+        """Narrate one chapter into ``<job_dir>/<item.id>/<chapter.run_id>/``
+        (resuming whatever an earlier attempt finished); its result record."""
+        base = Path(job_dir) / item.id if item.id else Path(job_dir)
+        tally = ItemTally(item, Path(job_dir))
+        done = await asyncio.to_thread(finished_chapter, base / chapter.run_id, chapter)
+        if done is not None:
+            tally.see(done)
+            return tally.result().to_record()
+        pipe = self._text_pipe()
+        async with contextlib.aclosing(pipe.astream_text_to_audio(
+            chapter.text, run_id=chapter.run_id, output_dir=base, resume=True,
+        )) as events:
+            async for event in events:
+                tally.see(event)
+        return tally.result().to_record()
+
+    async def prompt(self, job_dir: str, item: JobItem, llm_provider: str,
+                     llm_config: dict[str, Any]) -> dict[str, Any]:
+        """Ask ``item.prompt`` and narrate the answer into ``<job_dir>/<item.id>/``
+        (an earlier, unfinished attempt is set aside); its result record."""
+        run_dir = Path(job_dir) / item.id
+        if run_dir.exists():
+            await asyncio.to_thread(set_aside, run_dir)
+        key = (llm_provider, *sorted(llm_config.items()))
+        pipe = self._llm_pipes.get(key)
+        if pipe is None:
+            pipe = create_streaming_pipeline(
+                llm_provider, streaming_config=self._streaming, llm_config=llm_config,
+                tts_engine=self._text_pipe().engine,
+            )
+            self._llm_pipes[key] = pipe
+        tally = ItemTally(item, Path(job_dir))
+        async with contextlib.aclosing(pipe.astream_chat_to_audio(
+            item.prompt or "", system=item.system, run_id=item.id, output_dir=job_dir,
+        )) as events:
+            async for event in events:
+                tally.see(event)
+        return tally.result().to_record()
+
+
+@dataclass
+class _ItemState:
+    item: JobItem
+    parts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    submitted: int = 0
+    all_submitted: bool = False
+
+    def complete(self) -> bool:
+        return self.all_submitted and len(self.parts) == self.submitted
+
+    def result(self) -> ItemResult:
+        parts = [ItemResult(**self.parts[n]) for n in sorted(self.parts)]
+        if not parts:
+            return ItemResult(item=self.item.id, kind=self.item.kind, status="completed")
+        statuses = {p.status for p in parts}
+        status = next((s for s in ("failed", "cancelled") if s in statuses), "completed")
+        return replace(
+            parts[0], status=status,
+            audio_files=[f for p in parts for f in p.audio_files],
+            duration_s=round(sum(p.duration_s for p in parts), 6),
+            chapters=sum(p.chapters for p in parts),
+            errors=[e for p in parts for e in p.errors],
+        )
+
+
+def start_workers(tts: str, streaming: StreamingConfig, *, actors_per_node: int = 1) -> list[Any]:
+    """Start ``actors_per_node`` warm :class:`NarrationWorker` actors on each alive node
+    with a CPU (soft node affinity: a restarted actor may land elsewhere)."""
+    nodes = [n for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) >= 1]
+    actor: Any = ray.remote(NarrationWorker)
+    return [
+        actor.options(
+            num_cpus=1,
+            max_concurrency=1,  # one chapter at a time: its segments already run in parallel
+            max_restarts=-1,  # a killed actor comes back (with a fresh, warm pipeline)...
+            max_task_retries=-1,  # ...and its task is run again, resuming the chapter
+            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=True),
+        ).remote(tts, streaming)
+        for n in nodes
+        for _ in range(actors_per_node)
+    ]
+
+
+def _units(items: Iterable[JobItem], states: dict[str, _ItemState],
+           order: list[str]) -> Iterator[tuple[_ItemState, int, Chapter | None]]:
+    """(item state, part number, chapter or None for a prompt), lazily."""
+    for item in items:
+        state = _ItemState(item)
+        states[item.id] = state
+        order.append(item.id)
+        if item.prompt is not None:
+            state.submitted = 1
+            state.all_submitted = True
+            yield state, 0, None
+            continue
+        if item.text is not None:
+            chapters: Iterable[Chapter] = iter_chapters(item.text.splitlines(keepends=True))
+            opened: Any = contextlib.nullcontext()
+        else:
+            assert item.path is not None and item.path != "-", "stdin cannot go to Ray"
+            opened = open(item.path, encoding="utf-8")
+            chapters = iter_chapters(opened)
+        with opened:
+            for chapter in chapters:
+                state.submitted += 1
+                yield state, state.submitted, chapter
+        state.all_submitted = True
+
+
+def run_job_on_ray(
+    items: Iterable[JobItem],
+    *,
+    settings: Settings,
+    output_dir: str | os.PathLike[str],
+    resume: bool = False,
+    actors_per_node: int = 1,
+    workers: Sequence[Any] | None = None,
+    on_part: Callable[[JobItem, Chapter | None, dict[str, Any]], None] | None = None,
+) -> list[ItemResult]:
+    """Run a narration job on the connected Ray cluster (call ``ray.init`` first).
+
+    Same output as :func:`pipeline._job.anarrate_job` (directories, manifests,
+    ``results.jsonl``), made by warm actors (see the module docstring).
+    ``on_part`` is called in the driver after each chapter or prompt.
+    Returns the results of the items run now (skipped ones excluded).
+
+    Raises:
+        OutputLockedError: another writer holds ``output_dir``.
+        OutputExistsError: an earlier job is there and ``resume`` is false.
+        RayJobError: a task failed for a reason other than narration.
+        ConfigError: a bad job line or item setting.
+    """
+    job_dir = Path(output_dir).resolve()
+    with lock_directory(job_dir):
+        results_path = job_dir / RESULTS_NAME
+        done: dict[str, dict[str, Any]] = {}
+        if resume:
+            done = {k: r for k, r in read_results(job_dir).items() if r["status"] == "completed"}
+            rewrite_manifest(results_path, list(done.values()))
+        elif results_path.exists():
+            raise OutputExistsError(f"{job_dir} already holds a job", path=results_path)
+        pool = list(workers) if workers is not None else start_workers(
+            settings.values["tts"], settings.streaming_config(), actors_per_node=actors_per_node)
+        if not pool:
+            raise RayJobError("the Ray cluster has no node with a free CPU", item="")
+        free = deque(pool)
+        pending: dict[Any, tuple[Any, _ItemState, int, Chapter | None]] = {}
+        states: dict[str, _ItemState] = {}
+        order: list[str] = []
+        written: list[ItemResult] = []
+        todo = (i for i in items if i.id not in done)
+        units = _units(todo, states, order)
+        results = ManifestWriter(results_path)
+        try:
+            exhausted = False
+            while True:
+                while free and not exhausted:
+                    unit = next(units, None)
+                    if unit is None:
+                        exhausted = True
+                        break
+                    state, number, chapter = unit
+                    actor = free.popleft()
+                    pending[_submit(actor, job_dir, state.item, chapter, settings, resume)] = (
+                        actor, state, number, chapter)
+                if not pending:
+                    break
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                actor, state, number, chapter = pending.pop(ready[0])
+                free.append(actor)
+                try:
+                    record = ray.get(ready[0])
+                except ray.exceptions.RayError as exc:
+                    raise RayJobError(f"{state.item.id or 'the document'}: {exc}",
+                                      item=state.item.id) from exc
+                state.parts[number] = record
+                if on_part is not None:
+                    on_part(state.item, chapter, record)
+                written += _flush(order, states, results)
+            written += _flush(order, states, results)  # the last item ends with its chapters
+        finally:
+            results.close()
+            if workers is None:
+                for actor in pool:
+                    ray.kill(actor)
+        return written
+
+
+def _flush(order: list[str], states: dict[str, _ItemState],
+           results: ManifestWriter) -> list[ItemResult]:
+    """Append the results lines of the finished items at the head of ``order``."""
+    flushed = []
+    while order and states[order[0]].complete():
+        result = states.pop(order.pop(0)).result()
+        results.append(result.to_record())
+        flushed.append(result)
+    return flushed
+
+
+def _submit(actor: Any, job_dir: Path, item: JobItem, chapter: Chapter | None,
+            settings: Settings, resume: bool) -> Any:
+    if chapter is None:
+        item_settings = prompt_settings(settings, item)
+        return actor.prompt.remote(str(job_dir), item, item_settings.values["llm"],
+                                   item_settings.llm_config())
+    base = job_dir / item.id if item.id else job_dir
+    if not resume and (base / chapter.run_id / MANIFEST_NAME).exists():
+        raise OutputExistsError(f"{base / chapter.run_id} already holds a run",
+                                path=base / chapter.run_id)
+    return actor.chapter.remote(str(job_dir), item, chapter)
+
+
+def connect(address: str) -> None:
+    """``ray.init`` for ``address``: ``"local"`` starts a cluster in this process,
+    anything else (``"auto"``, ``"HOST:PORT"``) joins a running one."""
+    if ray.is_initialized():
+        return
+    ray.init(address=None if address == "local" else address, log_to_driver=False,
+             logging_level=logging.ERROR)
+
+
+def narrate_on_ray(sources: Sequence[str], settings: Settings, *, resume: bool,
+                   console: Console) -> int:
+    """``speakstream narrate --ray``: run the job, one progress bar; the exit code
+    (0 every item completed, 1 otherwise)."""
+    if "-" in sources:
+        raise PipelineError("stdin ('-') cannot be narrated on Ray: give files")
+    connect(str(settings.values["ray_address"]))
+    finished = {k for k, r in read_results(settings.values["output_dir"]).items()
+                if resume and r["status"] == "completed"}
+    total = job_size(i for i in iter_job_items(sources) if i.id not in finished)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                        TextColumn("{task.completed:,.0f} chars"), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=console)
+    failed = False
+
+    def on_part(item: JobItem, chapter: Chapter | None, record: dict[str, Any]) -> None:
+        nonlocal failed
+        failed = failed or record["status"] != "completed"
+        size = len(chapter.text) if chapter is not None else 0
+        progress.update(task, advance=size,
+                        description=(chapter.title if chapter else item.id)[:30])
+
+    with progress:
+        task = progress.add_task("narrating on Ray", total=total or None)
+        results = run_job_on_ray(iter_job_items(sources), settings=settings,
+                                 output_dir=settings.values["output_dir"], resume=resume,
+                                 on_part=on_part)
+    console.print(f"{len(results)} item(s) narrated, results in "
+                  f"{Path(settings.values['output_dir']) / RESULTS_NAME}", style="dim")
+    return 1 if failed else 0
+

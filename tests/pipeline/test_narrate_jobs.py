@@ -1,0 +1,125 @@
+"""``speakstream narrate`` jobs, as real processes: several files, JSONL job files with
+text, path and prompt items, results.jsonl, resume, and one writer per directory."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from output import LOCK_NAME, read_manifest
+from tests.fakes.llm_server import FakeLLMServer, Reply
+
+from .clirun import cli, run
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
+
+ALICE = Path(__file__).resolve().parents[1] / "data" / "alice_in_wonderland.txt"
+ANSWER = "Tides follow the moon. Twice a day the sea rises."
+TOKENS = [ANSWER[:10], ANSWER[10:30], ANSWER[30:]]
+FLAGS = ["--tts", "espeak", "--format", "wav"]
+
+
+def results(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def finished(run_dir: Path) -> bool:
+    records = read_manifest(run_dir) if (run_dir / "manifest.jsonl").exists() else []
+    return bool(records) and records[-1].get("status") == "completed"
+
+
+def segment_indices(run_dir: Path) -> list[int]:
+    return [r["index"] for r in read_manifest(run_dir) if r["type"] == "segment"]
+
+
+def test_jsonl_job_with_text_path_and_prompt_items(tmp_path: Path) -> None:
+    (tmp_path / "doc.md").write_text("# One\n\nFirst part. It talks.\n\n# Two\n\nSecond part.\n")
+    with FakeLLMServer(Reply(tokens=TOKENS)) as server:
+        lines = [
+            {"text": "Just a line of text."},
+            {"path": "doc.md"},  # relative to the job file
+            {"prompt": "Why tides?", "llm": "ollama", "model": "fake", "base_url": server.url},
+            {"prompt": "Again?"},  # llm settings from the command's flags
+        ]
+        (tmp_path / "jobs.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+        code, _, err = run(tmp_path, "narrate", "jobs.jsonl", "-o", "out", *FLAGS,
+                           "--llm", "ollama", "--base-url", server.url, "--model", "other")
+    assert code == 0, err
+    out = tmp_path / "out"
+    items = results(out)
+    assert [r["item"] for r in items] == ["item_0001", "item_0002", "item_0003", "item_0004"]
+    assert all(r["status"] == "completed" and not r["errors"] for r in items)
+    text, doc, prompt, again = items
+    assert (text["kind"], text["provider"], text["response"], text["chapters"]) == (
+        "narrate", "text", None, 1)
+    assert doc["chapters"] == 2 and doc["source"] == {"path": "doc.md"}
+    assert doc["audio_files"][0] == "item_0002/chapter_01/segment_0000.wav"
+    for answer, model in ((prompt, "fake"), (again, "other")):
+        assert answer["kind"] == "prompt" and answer["response"] == ANSWER
+        assert (answer["provider"], answer["model"]) == ("ollama", model)
+        assert answer["streamed"] is True and answer["chunks"] == len(TOKENS)
+        assert answer["duration_s"] > 0
+        assert all((out / f).is_file() for f in answer["audio_files"])
+    assert [r.json["model"] for r in server.requests] == ["fake", "other"]
+
+
+def test_several_files_and_a_bad_job_line(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("Alpha text. Two sentences.")
+    (tmp_path / "b.txt").write_text("Beta text.")
+    code, _, err = run(tmp_path, "narrate", "a.txt", "b.txt", "-o", "out", *FLAGS)
+    assert code == 0, err
+    out = tmp_path / "out"
+    assert [r["item"] for r in results(out)] == ["item_0001", "item_0002"]
+    assert segment_indices(out / "item_0002" / "chapter_01") == [0]
+
+    (tmp_path / "bad.jsonl").write_text('{"text": "ok."}\n{"text": "x", "prompt": "y"}\n')
+    code, _, err = run(tmp_path, "narrate", "bad.jsonl", "-o", "out2", *FLAGS)
+    assert code == 2
+    assert err.strip().count("\n") == 0 and "bad.jsonl:2" in err and "exactly one" in err
+
+
+def test_second_writer_is_refused_and_resume_after_kill_skips_finished_work(
+    tmp_path: Path,
+) -> None:
+    first = cli(tmp_path, "narrate", str(ALICE), "-o", "out", *FLAGS, "--workers", "1")
+    out = tmp_path / "out"
+    try:
+        # Wait until chapter 2 is being written: chapter 1 is finished by then.
+        for _ in range(1200):
+            if (out / "chapter_02" / "segment_0002.wav").exists() or first.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert first.poll() is None, "the job ended too early"
+        for args in ((), ("--resume",)):
+            code, _, err = run(tmp_path, "narrate", str(ALICE), "-o", "out", *FLAGS, *args)
+            assert code == 1
+            assert len(err.strip().splitlines()) == 1 and "in use by another writer" in err
+            assert f"process {first.pid}" in err
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate()
+    done_before = read_manifest(out / "chapter_01")
+    assert done_before[-1]["status"] == "completed"
+    unfinished = next(c for c in sorted(out.glob("chapter_*")) if not finished(c))
+    stale = unfinished / ".segment_0099.wav.deadbeef.tmp"
+    stale.write_bytes(b"left by a kill")
+
+    code, _, err = run(tmp_path, "narrate", str(ALICE), "-o", "out", *FLAGS, "--resume",
+                       timeout=600)
+    assert code == 0, err
+    assert read_manifest(out / "chapter_01") == done_before  # finished: not run again
+    assert not stale.exists()
+    for chapter in sorted(out.glob("chapter_*")):
+        records = read_manifest(chapter)
+        indices = segment_indices(chapter)
+        assert indices == list(range(len(indices))), chapter  # each index once, in order
+        assert records[-1]["status"] == "completed"
+        assert (chapter / LOCK_NAME).exists()
+    [line] = results(out)
+    assert line["status"] == "completed" and line["chapters"] == 12
