@@ -558,7 +558,7 @@ class NarrationView:
 
     def observe(self, chapter: Chapter, event: ProgressEvent, *, key: Hashable = None) -> None:
         changed = self._progress.observe(chapter, event, key=key) is not None
-        if isinstance(event, (SegmentQueued, AudioReady, RunFailed, RunCompleted)):
+        if changed or isinstance(event, (SegmentQueued, AudioReady, RunFailed, RunCompleted)):
             self._show(changed=changed)
 
     def refresh(self) -> None:

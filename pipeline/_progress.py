@@ -144,7 +144,7 @@ class NarrationProgress:
         self._window_s = window_s
         self._min_segments = min_segments
         self._min_span_s = min_span_s
-        self._chapter = chapters[0].title if chapters else ""
+        self._chapter = chapters[0].title if chapters else "narration"  # until one starts
         self._key: Hashable = chapters[0].number if chapters else None
         self._last_key: Hashable = chapters[-1].number if chapters else None
         self._pending: dict[int, int] = {}  # index -> chars, current chapter
@@ -263,8 +263,8 @@ class NarrationProgress:
     def _phase(self) -> str:
         if self._finished:
             return "done"
-        if self._ended:  # the next chapter comes
-            return "narrating"
+        if self._ended:  # until the next chapter starts
+            return "merging" if self._merge else "finishing"
         length = self._lengths.get(self._key, 0)
         if length and self._queued_to >= length and not self._pending \
                 and self._chapter_done >= length:

@@ -18,7 +18,7 @@ BOOK = (
     "# One\n\nThe first chapter is short. It has three sentences. This is the third.\n\n"
     "# Two\n\nThe second chapter is shorter. It ends.\n"
 )
-PROGRESS = re.compile(r"^(One|Two): (.+?) · (\d+)% · ([\d,]+)/([\d,]+) chars · (ETA .+)$")
+PROGRESS = re.compile(r"^(narration|One|Two): (.+?) · (\d+)% · ([\d,]+)/([\d,]+) chars · (ETA .+)$")
 
 
 def progress_lines(err: str) -> list[re.Match[str]]:
