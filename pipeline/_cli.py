@@ -55,7 +55,7 @@ from ._events import (
 )
 from ._flags import add_llm_arguments
 from ._job import ItemDone, anarrate_job
-from ._job_pipelines import JobPipelines, item_size, job_size
+from ._job_pipelines import JobPipelines, item_size
 from ._jobfile import JobItem, is_job_file, iter_job_items
 from ._narrate import Chapter
 from ._pipeline import StreamingPipeline, create_streaming_pipeline
@@ -455,40 +455,60 @@ async def _stdin_reader() -> asyncio.StreamReader:
     return reader
 
 
-def _check_inputs(files: Sequence[str]) -> str | None:
-    """Check that every document in ``files`` is UTF-8 (read in 1 MiB pieces, not
-    held); returns stdin's text when ``-`` is among them (stdin is read once).
+def _check_inputs(files: Sequence[str]) -> tuple[str | None, dict[str, int]]:
+    """Check every document in ``files`` before anything is created: UTF-8 (read in
+    1 MiB pieces, not held) and not blank.
+
+    Returns:
+        stdin's text when ``-`` is among them (stdin is read once), and each
+        document's length in characters (the progress total).
 
     Raises:
-        ConfigError: a document is not UTF-8; the message names the byte offset.
+        ConfigError: a document is not UTF-8 (the message names the byte offset),
+            holds nothing to say, or ``-`` is given twice.
         OSError: a file cannot be read.
     """
-    stdin_text = None
+    stdin_text, chars = None, {}
     for name in files:
         if is_job_file(name):
             continue
         if name == "-":
+            if stdin_text is not None:
+                raise ConfigError("'-' (stdin) can be given once")
             raw = sys.stdin.buffer.read()
             try:
                 stdin_text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise _not_utf8("stdin", raw[exc.start:exc.end], exc, 0) from exc
-            continue
-        decoder = codecs.getincrementaldecoder("utf-8")()
-        offset = 0  # bytes of the file before this piece
-        with open(name, "rb") as stream:
-            while True:
-                piece = stream.read(1 << 20)
-                pending = len(decoder.getstate()[0])  # bytes of a character cut in two
-                try:
-                    decoder.decode(piece, final=not piece)
-                except UnicodeDecodeError as exc:
-                    raise _not_utf8(name, exc.object[exc.start:exc.end], exc,
-                                    offset - pending) from exc
-                if not piece:
-                    break
-                offset += len(piece)
-    return stdin_text
+            count, blank = len(stdin_text), not stdin_text.strip()
+        else:
+            count, blank = _check_file(name)
+        if blank:
+            where = "stdin" if name == "-" else name
+            raise ConfigError(f"{where}: nothing to narrate (empty input)")
+        chars[name] = count
+    return stdin_text, chars
+
+
+def _check_file(name: str) -> tuple[int, bool]:
+    """``(characters, blank)`` of UTF-8 file ``name``, read in 1 MiB pieces."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = count = 0  # bytes of the file before this piece; characters so far
+    blank = True
+    with open(name, "rb") as stream:
+        while True:
+            piece = stream.read(1 << 20)
+            pending = len(decoder.getstate()[0])  # bytes of a character cut in two
+            try:
+                text = decoder.decode(piece, final=not piece)
+            except UnicodeDecodeError as exc:
+                raise _not_utf8(name, exc.object[exc.start:exc.end], exc,
+                                offset - pending) from exc
+            count += len(text)
+            blank = blank and not text.strip()
+            if not piece:
+                return count, blank
+            offset += len(piece)
 
 
 def _not_utf8(where: str, bad: bytes, exc: UnicodeDecodeError, base: int) -> ConfigError:
@@ -598,7 +618,7 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
         flags["play"] = True
     settings = _settings(flags)
     # Checked before anything is created: bad input leaves no directory behind.
-    stdin_text = _check_inputs(args.files)
+    stdin_text, chars = _check_inputs(args.files)
     if settings.values["ray_address"] is not None:
         from ._ray import narrate_on_ray  # only with the `ray` extra
 
@@ -609,11 +629,11 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
             stdin = item.path == "-" and stdin_text is not None
             yield JobItem(id=item.id, text=stdin_text) if stdin else item
 
-    total = job_size(items())
-    if total == 0 and all(item.prompt is None for item in items()):
-        _stderr.print("speakstream: nothing to narrate (empty input)", style="red")
-        return EXIT_USAGE
-    lock = output.lock_directory(settings.values["output_dir"])  # before any work: one writer
+    def size(item: JobItem) -> int:
+        """Characters for documents named on the command line (as progress counts)."""
+        return chars.get(item.path or "", 0) or item_size(item)
+
+    total = sum(size(item) for item in items())
 
     async def main(interrupts: Interrupts) -> int:
         failed = False
@@ -631,33 +651,37 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
                     output_dir=settings.values["output_dir"], resume=args.resume,
                     stop_event=interrupts.new_run(), lock=lock,
                 )
-                async for job_event in events:
-                    if isinstance(job_event, ItemDone):
-                        failed = failed or job_event.result.status == "failed"
-                        if job_event.skipped:
-                            progress.skip(item_size(job_event.item))
-                        continue
-                    item, event = job_event.item, job_event.event
-                    chapter = job_event.chapter or Chapter(number=0, title=item.id, text="")
-                    if args.json:
-                        JsonView().show(event, item=item.id, chapter=chapter.number,
-                                        chapter_title=chapter.title)
-                    view.observe(chapter, event, key=(item.id, chapter.number))
-                    if isinstance(event, RunFailed):
-                        failed = True
-                        if not args.json:
-                            view.print([f"{chapter.title}: {event.error_type}: {event.message}"],
-                                       style="red")
-                    elif isinstance(event, RunCompleted) and not args.json:
-                        parts = _summary_parts(event, ttft=False)
-                        view.print([f"{chapter.title}: {parts[0]}", *parts[1:]])
-                progress.finish()
-                view.refresh()
+                async with contextlib.aclosing(events):
+                    async for job_event in events:
+                        if isinstance(job_event, ItemDone):
+                            failed = failed or job_event.result.status == "failed"
+                            if job_event.skipped:
+                                progress.skip(size(job_event.item))
+                            continue
+                        item, event = job_event.item, job_event.event
+                        chapter = job_event.chapter or Chapter(number=0, title=item.id, text="")
+                        if args.json:
+                            JsonView().show(event, item=item.id, chapter=chapter.number,
+                                            chapter_title=chapter.title)
+                        view.observe(chapter, event, key=(item.id, chapter.number))
+                        if isinstance(event, RunFailed):
+                            failed = True
+                            if not args.json:
+                                line = f"{chapter.title}: {event.error_type}: {event.message}"
+                                view.print([line], style="red")
+                        elif isinstance(event, RunCompleted) and not args.json:
+                            parts = _summary_parts(event, ttft=False)
+                            view.print([f"{chapter.title}: {parts[0]}", *parts[1:]])
+                if not interrupts.count:
+                    progress.finish()
+                    view.refresh()
         if interrupts.count:
             return EXIT_INTERRUPTED
         return EXIT_FAILED if failed else EXIT_OK
 
-    return _run(main)
+    # Taken before any work (one writer), released however the job ends.
+    with output.lock_directory(settings.values["output_dir"]) as lock:
+        return _run(main)
 
 
 def _cmd_voices(args: argparse.Namespace) -> int:
@@ -807,7 +831,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 #: What ends as one line instead of a traceback: our errors and OS errors.
-_REPORTED: tuple[type[BaseException], ...] = (*SpeakStreamError, OSError)
+_REPORTED: tuple[type[BaseException], ...] = (*SpeakStreamError, OSError, UnicodeDecodeError)
 
 
 #: Errors that mean "fix the command or the configuration" (exit 2), not "the run failed".

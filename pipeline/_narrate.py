@@ -26,6 +26,7 @@ from typing import Any
 
 from output import MANIFEST_NAME, read_manifest
 
+from ._errors import ConfigError
 from ._events import ProgressEvent, RunCompleted
 from ._pipeline import StreamingPipeline
 
@@ -170,14 +171,14 @@ async def anarrate(
     chapters (from :func:`iter_chapters`), consumed one at a time.
 
     Raises:
-        ValueError: ``text`` holds nothing to say.
+        ConfigError: ``text`` holds nothing to say (also a ``ValueError``).
         OutputExistsError: a chapter directory holds an earlier job and
             ``resume`` is false.
     """
     chapters = iter(split_chapters(text) if isinstance(text, str) else text)
     first = next(chapters, None)
     if first is None:
-        raise ValueError("nothing to narrate: the text is empty")
+        raise ConfigError("nothing to narrate: the text is empty")
     base = Path(output_dir if output_dir is not None else pipeline.config.output_dir)
     for chapter in itertools.chain([first], chapters):
         if stop_event is not None and stop_event.is_set():

@@ -57,6 +57,7 @@ class Pacer:
         self._in_flight = 0  # segments queued for synthesis, not ended yet
         self._audio_out = False
         self._closed = False
+        self._paused = False
         self._go = asyncio.Event()
         self._go.set()
         #: How many times generation was held back (for tests and benchmarks).
@@ -84,6 +85,13 @@ class Pacer:
             self._audio_out = True
             self._update()
 
+    def set_paused(self, paused: bool) -> None:
+        """The run was paused (``True``) or resumed: while paused, generation is
+        never held here, so the LLM reader reaches the pause's own hold, which
+        has a time limit (:class:`pipeline._pause.PauseControl`)."""
+        self._paused = paused
+        self._update()
+
     def close(self) -> None:
         """The run is over: never hold generation back again."""
         self._closed = True
@@ -92,7 +100,7 @@ class Pacer:
     # -- the rule ------------------------------------------------------------
 
     def should_wait(self) -> bool:
-        if self._closed or self._in_flight <= 0:
+        if self._closed or self._paused or self._in_flight <= 0:
             return False
         if not self._audio_out:
             return True

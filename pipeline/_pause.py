@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 
 class PauseControl:
@@ -31,6 +32,11 @@ class PauseControl:
         self.holds = 0
         self._running = asyncio.Event()
         self._running.set()
+        self._listeners: list[Callable[[bool], None]] = []
+
+    def subscribe(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(paused)`` on every pause and resume."""
+        self._listeners.append(listener)
 
     @property
     def paused(self) -> bool:
@@ -39,10 +45,14 @@ class PauseControl:
     def pause(self) -> None:
         """Pause at the next segment boundary (no-op when paused)."""
         self._running.clear()
+        for listener in self._listeners:
+            listener(True)
 
     def resume(self) -> None:
         """Go on (no-op when not paused)."""
         self._running.set()
+        for listener in self._listeners:
+            listener(False)
 
     async def wait(self) -> None:
         """Return when the run is not paused."""

@@ -72,7 +72,9 @@ class ProgressSnapshot:
     @property
     def percent(self) -> float:
         """``chars_done`` as a percentage of ``chars_total`` (0.0-100.0)."""
-        return 100.0 if self.chars_total <= 0 else 100.0 * self.chars_done / self.chars_total
+        if self.chars_total <= 0:  # nothing countable (only LLM answers)
+            return 100.0 if self.phase == "done" else 0.0
+        return 100.0 * self.chars_done / self.chars_total
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: the attributes, ``percent`` (1 decimal) and seconds rounded."""
@@ -231,7 +233,8 @@ class NarrationProgress:
         chars = self._pending.pop(index, None)
         if chars is None:
             return
-        self._chapter_done += chars
+        if self._lengths.get(self._key):  # an LLM answer's length is not in the total
+            self._chapter_done += chars
         self._segments_done += 1
         now = self._clock()
         if measured:

@@ -222,6 +222,8 @@ class StreamRun:
         self.run_id = run_id
         self._pacer = pacer if pacer is not None else Pacer()
         self._pause = pause
+        if pause is not None:  # paused: the pause holds the LLM (with its limit), not the pacer
+            pause.subscribe(self._pacer.set_paused)
         self._deltas = deltas
         self._engine = engine
         self._config = config

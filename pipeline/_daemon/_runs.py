@@ -269,8 +269,9 @@ class ActiveRun:
         """Ask the run to stop: the LLM request and pending synthesis are cancelled,
         ``cancelled`` and ``done`` are still logged."""
         self._stop_event.set()
-        if self._pause is not None:
+        if self._pause is not None and self._pause.paused:
             self._pause.resume()  # a paused run must reach its end to stop
+            self._metrics.paused_runs.dec()
 
     def pause(self) -> bool:
         """Pause at the next segment boundary; ``False`` if it cannot be paused."""

@@ -90,8 +90,9 @@ FAULTS: dict[str, tuple[str, str]] = {
     ),
     "client-disconnect": (
         "An SSE client hangs up mid-answer",
-        "Its run is cancelled (the LLM request stops), `GET /v1/runs/{id}` says `cancelled` "
-        "and the files written so far stay, listed in a closed manifest.",
+        "A reconnect within `reconnect_grace_s` (30 s) gets every missed event; after it, with "
+        "nobody following, the run is cancelled (the LLM request stops), `GET /v1/runs/{id}` "
+        "says `cancelled` and the files written so far stay, listed in a closed manifest.",
     ),
     "ws-malformed": (
         "Malformed WebSocket frames (not JSON, unknown type, binary, missing fields, "

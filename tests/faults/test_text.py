@@ -112,7 +112,9 @@ def test_a_client_hanging_up_mid_answer_ends_its_run_and_keeps_its_files(
     tmp_path: Path,
 ) -> None:
     llm = ScriptedLLM(LONG_ANSWER, gate_after=10)
-    running = start_daemon(daemon_settings(tmp_path / "out"), llm=llm, engine=FakeEngine())
+    # A short grace: nobody reconnects here (tests/pipeline/daemon/test_reconnect.py does).
+    settings = daemon_settings(tmp_path / "out", reconnect_grace_s=0.5)
+    running = start_daemon(settings, llm=llm, engine=FakeEngine())
     try:
         decoder, messages = SSEDecoder(), []
         with httpx.stream("POST", running.url + "/v1/speak", json={"message": "Go"},

@@ -113,3 +113,13 @@ def test_invalid_utf8_in_a_file_names_the_file(tmp_path: Path) -> None:
     assert code == 2, err
     assert "bad.txt is not UTF-8" in err and "byte offset 1" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_blank_documents_and_stdin_twice_are_one_line_and_leave_nothing(tmp_path: Path) -> None:
+    (tmp_path / "blank.txt").write_text("\n \n\t\n", encoding="utf-8")
+    (tmp_path / "book.md").write_text(BOOK, encoding="utf-8")
+    for argv in (["blank.txt"], ["book.md", "blank.txt"], ["-", "-"]):
+        code, _, err = run(tmp_path, "narrate", *argv, "--tts", "espeak", "-o", "out")
+        assert code == 2, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "out").exists()

@@ -56,6 +56,24 @@ async def test_wait_returns_when_the_rule_lets_go_and_close_releases_for_good() 
     assert pacer.waits == 1
 
 
+async def test_a_paused_run_never_holds_generation_in_the_pacer() -> None:
+    # While paused, the LLM reader must reach PauseControl.hold (which has a time
+    # limit); a pacer waiting on a paused segment would hold the LLM for ever.
+    from pipeline import PauseControl
+
+    pacer, pause = Pacer(lead_chars=10), PauseControl(hold_s=1.0)
+    pause.subscribe(pacer.set_paused)
+    pacer.segment_queued()
+    waiter = asyncio.create_task(pacer.wait())
+    await asyncio.sleep(0)
+    assert not waiter.done()  # segment 0 in flight: generation held
+    pause.pause()
+    await waiter  # released by the pause
+    assert not pacer.should_wait()
+    pause.resume()
+    assert pacer.should_wait()  # the rule applies again
+
+
 def test_lead_must_be_positive() -> None:
     with pytest.raises(ValueError, match="lead_chars"):
         Pacer(lead_chars=0)
