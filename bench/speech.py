@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import alice_chapter_1, median
+from bench.common import alice_chapter_1, engine_ttfa, median
 
 RUNS = 7
 INPUT_CHARS = 3000
@@ -94,15 +94,6 @@ def serve(engine: str) -> None:
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     with contextlib.suppress(KeyboardInterrupt):  # SIGINT from the parent: a clean stop
         uvicorn.Server(config).run(sockets=[sock])
-
-
-async def _engine_ttfa(engine: Any, text: str) -> float:
-    stream = engine.stream(text)
-    start = time.perf_counter()
-    async with contextlib.aclosing(stream):
-        async for _ in stream:
-            return time.perf_counter() - start
-    raise RuntimeError("the engine gave no audio")
 
 
 def _speech_ttfb(http: httpx.Client, url: str, text: str, fmt: str) -> tuple[float, str]:
@@ -178,8 +169,8 @@ def _one_engine(engine: str, text: str, runs: int) -> dict[str, Any]:
                 rows: dict[str, list[float]] = {"sentence": [], "segment0": []}
                 rows.update({f: [] for f in FORMATS})
                 for i in range(runs + 1):  # the first round warms everything up
-                    sentence_s = loop.run_until_complete(_engine_ttfa(standalone, first_sentence))
-                    segment_s = loop.run_until_complete(_engine_ttfa(standalone, segment0))
+                    sentence_s = loop.run_until_complete(engine_ttfa(standalone, first_sentence))
+                    segment_s = loop.run_until_complete(engine_ttfa(standalone, segment0))
                     ttfbs = {}
                     for fmt in FORMATS:
                         ttfbs[fmt], run_id = _speech_ttfb(http, url, text, fmt)
