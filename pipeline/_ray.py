@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
 from collections import deque
@@ -175,7 +176,7 @@ def _units(items: Iterable[JobItem], states: dict[str, _ItemState],
             yield state, 0, None
             continue
         if item.text is not None:
-            chapters: Iterable[Chapter] = iter_chapters(item.text.splitlines(keepends=True))
+            chapters: Iterable[Chapter] = iter_chapters(io.StringIO(item.text))
             opened: Any = contextlib.nullcontext()
         else:
             assert item.path is not None and item.path != "-", "stdin cannot go to Ray"

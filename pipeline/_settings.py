@@ -65,7 +65,7 @@ LLM_OPTIONS = ("first_token_timeout", "idle_timeout")
 SERVE_KEYS = (
     "host", "port", "token", "cors_origins", "db_path", "max_body_bytes",
     "max_message_chars", "max_speech_chars", "max_narration_chars", "coalesce_ms",
-    "ws_queue_size", "ws_ping_s", "sse_ping_s", "max_llm_clients", "reconnect_grace_s",
+    "ws_ping_s", "sse_ping_s", "max_llm_clients", "reconnect_grace_s",
     "event_log_bytes", "pause_hold_s",
 )
 
@@ -112,7 +112,6 @@ _TYPES: dict[str, type] = {
     "max_speech_chars": int,
     "max_narration_chars": int,
     "coalesce_ms": int,
-    "ws_queue_size": int,
     "max_llm_clients": int,
     "ws_ping_s": float,
     "sse_ping_s": float,

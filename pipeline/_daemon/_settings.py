@@ -65,8 +65,6 @@ class DaemonSettings:
             headers at all.
         coalesce_ms: SSE/WebSocket text deltas arriving within this window
             (milliseconds, 0–1000) are sent as one ``token``/``chunk`` message.
-        ws_queue_size: unused since runs keep an event log that clients read at
-            their own pace (1–1024; accepted so existing configs still load).
         ws_ping_s: seconds between server pings on idle WebSockets (> 0).
         sse_ping_s: seconds between SSE keep-alive comments (> 0).
         reconnect_grace_s: a run no client follows any more is stopped after
@@ -103,7 +101,6 @@ class DaemonSettings:
     max_narration_chars: int = 1_000_000
     cors_origins: tuple[str, ...] = ()
     coalesce_ms: int = 20
-    ws_queue_size: int = 8
     ws_ping_s: float = 20.0
     sse_ping_s: float = 15.0
     reconnect_grace_s: float = 30.0
@@ -128,7 +125,6 @@ class DaemonSettings:
         _int("max_speech_chars", self.max_speech_chars, 1, 1_000_000)
         _int("max_narration_chars", self.max_narration_chars, 1, 100_000_000)
         _int("coalesce_ms", self.coalesce_ms, 0, 1000)
-        _int("ws_queue_size", self.ws_queue_size, 1, 1024)
         _int("max_llm_clients", self.max_llm_clients, 1, 1024)
         _int("event_log_bytes", self.event_log_bytes, 64 << 10, 64 << 20)
         grace = self.reconnect_grace_s

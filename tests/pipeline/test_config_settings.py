@@ -181,9 +181,9 @@ def test_cors_origins_from_the_environment_are_comma_separated(tmp_path: Path) -
 
 
 def test_bad_serve_values_name_the_key_and_the_source(tmp_path: Path) -> None:
-    env = {"HOME": str(tmp_path), "SPEAKSTREAM_WS_QUEUE_SIZE": "0"}
-    with pytest.raises(ConfigError, match=r"ws_queue_size must be .* \(from env "
-                                          r"SPEAKSTREAM_WS_QUEUE_SIZE\)"):
+    env = {"HOME": str(tmp_path), "SPEAKSTREAM_WS_PING_S": "0"}
+    with pytest.raises(ConfigError, match=r"ws_ping_s must be .* \(from env "
+                                          r"SPEAKSTREAM_WS_PING_S\)"):
         resolve_settings(cwd=tmp_path, env=env).daemon_settings()
     with pytest.raises(ConfigError, match="idle_timeout"):
         resolve_settings({"idle_timeout": -1.0}, cwd=tmp_path,

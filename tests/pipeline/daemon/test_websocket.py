@@ -108,10 +108,9 @@ def test_stop_cancels_the_llm_request(settings: DaemonSettings) -> None:
 
 def test_slow_client_gets_everything_in_order(settings: DaemonSettings) -> None:
     """A client that stops reading until the LLM is done still gets every message,
-    in order: the bounded queue holds the run back, nothing is dropped."""
-    small = settings.__class__(**{**settings.__dict__, "ws_queue_size": 1})
+    in order: it reads the run's event log at its own pace, nothing is dropped."""
     llm = ScriptedLLM(LONG_ANSWER)
-    running = start_daemon(small, llm=llm, engine=FakeEngine(seconds_per_char=0.2))
+    running = start_daemon(settings, llm=llm, engine=FakeEngine(seconds_per_char=0.2))
     try:
         with connect(running.ws_url + "/v1/stream", max_size=None) as ws:
             ws.send(json.dumps({"type": "speak", "message": "go"}))
