@@ -297,8 +297,10 @@ def connect(address: str) -> None:
     anything else (``"auto"``, ``"HOST:PORT"``) joins a running one."""
     if ray.is_initialized():
         return
-    ray.init(address=None if address == "local" else address, log_to_driver=False,
-             logging_level=logging.ERROR)
+    # address="local" always starts a new cluster; None would join one that
+    # /tmp/ray/ray_current_cluster names, even a dead one (then it hangs).
+    local: dict[str, Any] = {"include_dashboard": False} if address == "local" else {}
+    ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, **local)
 
 
 def narrate_on_ray(sources: Sequence[str], settings: Settings, *, resume: bool,

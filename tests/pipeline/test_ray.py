@@ -76,7 +76,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[
 
 @pytest.fixture
 def local_cluster() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield
     finally:
