@@ -9,6 +9,7 @@ to it over real TCP.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -151,3 +152,32 @@ def read_sse(response: Any) -> Iterator[tuple[str, dict[str, Any]]]:
     for text in response.iter_text():
         for event in decoder.feed(text):
             yield event.event, json.loads(event.data)
+
+
+@pytest.fixture
+def gated(settings: DaemonSettings) -> Iterator[Daemon]:
+    """A daemon whose ScriptedLLM stops after 6 tokens until the test ends (or opens
+    ``llm.gate``): its runs are still running while the test acts on them."""
+    llm = ScriptedLLM(LONG_ANSWER, gate_after=6)
+    running = start_daemon(settings, llm=llm, engine=FakeEngine())
+    try:
+        yield running
+    finally:
+        llm.gate.set()
+        running.stop()
+
+
+def ws_until_done(ws: Any) -> list[tuple[dict[str, Any], bytes | None]]:
+    """WebSocket messages until ``done``; each audio message paired with its binary frame."""
+    out: list[tuple[dict[str, Any], bytes | None]] = []
+    while True:
+        frame = ws.recv(timeout=60)
+        assert isinstance(frame, str), "expected a JSON text frame"
+        message = json.loads(frame)
+        binary = None
+        if message["type"] == "audio":
+            binary = ws.recv(timeout=60)
+            assert isinstance(binary, bytes)
+        out.append((message, binary))
+        if message["type"] == "done":
+            return out

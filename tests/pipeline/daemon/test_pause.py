@@ -43,15 +43,6 @@ def _start(daemon: Daemon) -> str:
     return str(run_id)
 
 
-@pytest.fixture
-def gated(settings):
-    llm = ScriptedLLM(LONG_ANSWER, gate_after=6)
-    running = start_daemon(settings, llm=llm, engine=FakeEngine())
-    try:
-        yield running
-    finally:
-        llm.gate.set()
-        running.stop()
 
 
 def test_pause_holds_the_llm_then_resume_completes_in_order(gated: Daemon) -> None:

@@ -10,25 +10,13 @@ import socket
 from typing import Any
 
 import httpx
-import pytest
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
 
-from tests.fakes.engine import FakeEngine
-
-from .conftest import LONG_ANSWER, Daemon, ScriptedLLM, start_daemon
+from .conftest import LONG_ANSWER, Daemon, ws_until_done
 
 Event = tuple[int, str, dict[str, Any]]
 
 
-@pytest.fixture
-def gated(settings):
-    llm = ScriptedLLM(LONG_ANSWER, gate_after=6)
-    running = start_daemon(settings, llm=llm, engine=FakeEngine())
-    try:
-        yield running
-    finally:
-        llm.gate.set()
-        running.stop()
 
 
 def _parse(text: str) -> tuple[list[Event], str]:
@@ -125,21 +113,6 @@ def test_sse_events_route_errors(gated: Daemon) -> None:
         assert _sse_events(tail) == events[-1:]
 
 
-def _ws_messages(ws: ClientConnection) -> list[tuple[dict[str, Any], bytes | None]]:
-    out: list[tuple[dict[str, Any], bytes | None]] = []
-    while True:
-        frame = ws.recv(timeout=60)
-        assert isinstance(frame, str)
-        message = json.loads(frame)
-        binary = None
-        if message["type"] == "audio":
-            binary = ws.recv(timeout=60)
-            assert isinstance(binary, bytes)
-        out.append((message, binary))
-        if message["type"] == "done":
-            return out
-
-
 def test_websocket_client_resumes_after_a_drop_and_misses_nothing(gated: Daemon) -> None:
     before: list[tuple[dict[str, Any], bytes | None]] = []
     with connect(gated.ws_url + "/v1/stream") as ws:
@@ -162,10 +135,10 @@ def test_websocket_client_resumes_after_a_drop_and_misses_nothing(gated: Daemon)
         first = json.loads(whole.recv(timeout=60))
         assert first["type"] == "started" and first["id"] == 1
         gated.llm.gate.set()
-        uninterrupted = [(first, None), *_ws_messages(whole)]
+        uninterrupted = [(first, None), *ws_until_done(whole)]
     with connect(gated.ws_url + "/v1/stream", max_size=None) as again:
         again.send(json.dumps({"type": "resume", "run_id": run_id, "after": last_id}))
-        after = _ws_messages(again)
+        after = ws_until_done(again)
 
     assert before + after == uninterrupted
     ids = [m["id"] for m, _ in uninterrupted]

@@ -14,7 +14,7 @@ from websockets.sync.client import ClientConnection, connect
 from pipeline._daemon import DaemonSettings
 from tests.fakes.engine import FakeEngine
 
-from .conftest import LONG_ANSWER, Daemon, ScriptedLLM, start_daemon
+from .conftest import LONG_ANSWER, Daemon, ScriptedLLM, start_daemon, ws_until_done
 
 
 def _recv(ws: ClientConnection) -> dict[str, Any]:
@@ -23,24 +23,10 @@ def _recv(ws: ClientConnection) -> dict[str, Any]:
     return json.loads(frame)
 
 
-def _until_done(ws: ClientConnection) -> list[tuple[dict[str, Any], bytes | None]]:
-    """Messages until ``done``; each audio message paired with its binary frame."""
-    out: list[tuple[dict[str, Any], bytes | None]] = []
-    while True:
-        message = _recv(ws)
-        binary = None
-        if message["type"] == "audio":
-            binary = ws.recv(timeout=60)
-            assert isinstance(binary, bytes)
-        out.append((message, binary))
-        if message["type"] == "done":
-            return out
-
-
 def test_speak_gives_chunks_audio_frames_and_done(daemon: Daemon) -> None:
     with connect(daemon.ws_url + "/v1/stream") as ws:
         ws.send(json.dumps({"type": "speak", "message": "Tell me"}))
-        messages = _until_done(ws)
+        messages = ws_until_done(ws)
         types = [m["type"] for m, _ in messages]
         assert types[0] == "started"
         assert "".join(m["data"] for m, _ in messages if m["type"] == "chunk") == \
@@ -54,7 +40,7 @@ def test_speak_gives_chunks_audio_frames_and_done(daemon: Daemon) -> None:
             assert message["format"] == "wav" and message["duration_s"] > 0
         # The connection stays usable for a second run.
         ws.send(json.dumps({"type": "speak", "message": "Again"}))
-        assert _until_done(ws)[-1][0]["error"] is None
+        assert ws_until_done(ws)[-1][0]["error"] is None
     metrics = httpx.get(daemon.url + "/metrics").text
     assert "speakstream_websocket_connections_total 1.0" in metrics
     assert "speakstream_websocket_connections_peak 1.0" in metrics
@@ -78,7 +64,7 @@ def test_malformed_frames_get_errors_and_the_connection_survives(daemon: Daemon)
         ws.send(json.dumps({"type": "ping"}))
         assert _recv(ws) == {"type": "pong"}
         ws.send(json.dumps({"type": "speak", "message": "Still there?"}))
-        assert _until_done(ws)[-1][0]["type"] == "done"
+        assert ws_until_done(ws)[-1][0]["type"] == "done"
 
 
 def test_stop_cancels_the_llm_request(settings: DaemonSettings) -> None:
@@ -98,7 +84,7 @@ def test_stop_cancels_the_llm_request(settings: DaemonSettings) -> None:
                 reply = _recv(ws)
             assert reply["error"]["type"] == "busy"
             ws.send(json.dumps({"type": "stop"}))
-            types = [m["type"] for m, _ in _until_done(ws)]
+            types = [m["type"] for m, _ in ws_until_done(ws)]
             assert types[-2:] == ["cancelled", "done"]
             assert llm.cancelled.is_set()
     finally:
@@ -115,7 +101,7 @@ def test_slow_client_gets_everything_in_order(settings: DaemonSettings) -> None:
         with connect(running.ws_url + "/v1/stream", max_size=None) as ws:
             ws.send(json.dumps({"type": "speak", "message": "go"}))
             assert llm.closed.wait(30)  # not reading meanwhile
-            messages = _until_done(ws)
+            messages = ws_until_done(ws)
         text = "".join(m["data"] for m, _ in messages if m["type"] == "chunk")
         assert text == "".join(LONG_ANSWER)
         indices = [m["index"] for m, _ in messages if m["type"] == "audio"]
