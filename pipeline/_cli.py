@@ -55,7 +55,7 @@ from ._events import (
 )
 from ._flags import add_llm_arguments
 from ._job import ItemDone, anarrate_job
-from ._job_pipelines import JobPipelines, item_size
+from ._job_pipelines import JobPipelines, engine_options, item_size, usable_cpus
 from ._jobfile import JobItem, is_job_file, iter_job_items
 from ._narrate import Chapter
 from ._pipeline import StreamingPipeline, create_streaming_pipeline
@@ -257,13 +257,15 @@ def _settings(flags: dict[str, Any]) -> Settings:
     return settings
 
 
-def _pipeline(settings: Settings, *, llm_provider: str | None) -> StreamingPipeline:
+def _pipeline(settings: Settings, *, llm_provider: str | None,
+              tts_config: dict[str, Any] | None = None) -> StreamingPipeline:
     """The pipeline of ``settings``; a bad provider or engine name is a ConfigError."""
     streaming = settings.streaming_config()
     llm_config = settings.llm_config() if llm_provider else None
     try:
         return create_streaming_pipeline(
             llm_provider, settings.values["tts"], streaming, llm_config=llm_config,
+            tts_config=tts_config,
         )
     except ValueError as exc:  # an unknown provider, engine or option, from the factories
         if isinstance(exc, SpeakStreamError):
@@ -637,7 +639,10 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
 
     async def main(interrupts: Interrupts) -> int:
         failed = False
-        async with _pipeline(settings, llm_provider=None) as pipe, JobPipelines(
+        # A batch job: the engine's threads sized to each worker's share of the cores.
+        sized = engine_options(settings.values["tts"], cpus=usable_cpus(),
+                               workers=settings.values["workers"])
+        async with _pipeline(settings, llm_provider=None, tts_config=sized) as pipe, JobPipelines(
             pipe, settings
         ) as pipelines:
             await _announce(pipe, settings)

@@ -53,7 +53,7 @@ from output import (
 from ._config import StreamingConfig
 from ._errors import PipelineError, RayJobError
 from ._job import RESULTS_NAME, ItemResult, ItemTally, read_results, set_aside
-from ._job_pipelines import job_size, prompt_settings
+from ._job_pipelines import engine_options, job_size, prompt_settings, usable_cpus
 from ._jobfile import JobItem, iter_job_items
 from ._narrate import Chapter, finished_chapter, iter_chapters
 from ._pipeline import StreamingPipeline, create_streaming_pipeline
@@ -75,7 +75,11 @@ class NarrationWorker:
 
     def _text_pipe(self) -> StreamingPipeline:
         if self._pipe is None:
-            self._pipe = create_streaming_pipeline(None, self._tts,
+            # The engine's threads sized to this actor's CPUs (its num_cpus), not the node's.
+            cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+            sized = engine_options(self._tts, cpus=max(1, int(cpus or usable_cpus())),
+                                   workers=self._streaming.workers)
+            self._pipe = create_streaming_pipeline(None, self._tts, tts_config=sized,
                                                    streaming_config=self._streaming)
         return self._pipe
 

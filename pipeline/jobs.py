@@ -11,7 +11,7 @@ Running a job on a Ray cluster: :mod:`pipeline.cluster` (needs the ``ray`` extra
 from __future__ import annotations
 
 from ._job import RESULTS_NAME, ItemDone, ItemResult, JobProgress, anarrate_job, read_results
-from ._job_pipelines import JobPipelines, prompt_settings
+from ._job_pipelines import JobPipelines, engine_options, prompt_settings, usable_cpus
 from ._jobfile import JobItem, iter_job_items
 from ._settings import Settings, resolve_settings
 
@@ -24,8 +24,10 @@ __all__ = [
     "RESULTS_NAME",
     "Settings",
     "anarrate_job",
+    "engine_options",
     "iter_job_items",
     "prompt_settings",
     "read_results",
     "resolve_settings",
+    "usable_cpus",
 ]

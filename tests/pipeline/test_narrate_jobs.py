@@ -123,3 +123,18 @@ def test_second_writer_is_refused_and_resume_after_kill_skips_finished_work(
         assert (chapter / LOCK_NAME).exists()
     [line] = results(out)
     assert line["status"] == "completed" and line["chapters"] == 12
+
+
+@pytest.mark.parametrize(("tts", "cpus", "workers", "expected"), [
+    ("piper", 2, 2, {"threads": 1, "parallel": 2}),
+    ("piper", 4, 1, {"threads": 4, "parallel": 1}),
+    ("piper", 1, 3, {"threads": 1, "parallel": 3}),
+    ("auto", 4, 2, {"piper": {"threads": 2, "parallel": 2}}),
+    ("espeak", 2, 2, {}),
+])
+def test_a_job_engine_gets_its_workers_share_of_the_cpus(
+    tts: str, cpus: int, workers: int, expected: dict[str, object]
+) -> None:
+    from pipeline.jobs import engine_options
+
+    assert engine_options(tts, cpus=cpus, workers=workers) == expected
