@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import json
 import sys
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ from ._events import ProgressEvent, RunCompleted, RunFailed, RunStarted, TextDel
 from ._jobfile import JobItem
 from ._narrate import Chapter, anarrate, iter_chapters
 from ._pipeline import StreamingPipeline
+from ._spill import SpilledStrings, iter_json_list
 
 #: The results file of a job, inside its output directory.
 RESULTS_NAME = "results.jsonl"
@@ -64,7 +67,8 @@ class ItemResult:
         provider: the LLM provider (``"text"`` for narrate items).
         model: the LLM model (``""`` for narrate items).
         audio_files: the written segment files, relative to the job's
-            directory, in order.
+            directory, in order (a :class:`~pipeline._spill.SpilledStrings`
+            on disk for an item that ran now: it grows with the text).
         duration_s: seconds of audio written for the item.
         chapters: number of runs (chapters; 1 for a prompt).
         errors: ``"ErrorType: message"`` of each failure, in order.
@@ -79,15 +83,32 @@ class ItemResult:
     chunks: int = 0
     provider: str = ""
     model: str = ""
-    audio_files: list[str] = field(default_factory=list)
+    audio_files: Sequence[str] = field(default_factory=list)
     duration_s: float = 0.0
     chapters: int = 0
     errors: list[str] = field(default_factory=list)
     source: dict[str, Any] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
-        """The JSON object of its ``results.jsonl`` line."""
-        return asdict(self)
+        """The JSON object of its ``results.jsonl`` line (``audio_files`` read into a list)."""
+        return {**self._fields(), "audio_files": list(self.audio_files)}
+
+    def iter_json(self) -> Iterator[str]:
+        """Its ``results.jsonl`` line (no newline) in pieces, the same text as
+        ``json.dumps(self.to_record(), ensure_ascii=False)``, ``audio_files``
+        streamed from disk (never the whole line in memory)."""
+        record = self._fields()
+        names = list(record)
+        cut = names.index("audio_files")
+        dump = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+        yield dump({n: record[n] for n in names[:cut]})[:-1] + ', "audio_files": '
+        yield from iter_json_list(self.audio_files)
+        yield ", " + dump({n: record[n] for n in names[cut + 1:]})[1:]
+
+    def _fields(self) -> dict[str, Any]:
+        """Every field by name, copied as ``dataclasses.asdict`` would (``audio_files`` as is)."""
+        return {f.name: getattr(self, f.name) if f.name == "audio_files"
+                else copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -126,7 +147,7 @@ class ItemTally:
         self.chunks = 0
         self.runs = 0
         self.response: str | None = None
-        self.files: list[str] = []
+        self.files = SpilledStrings()  # on disk: an item's file list grows with its text
         self.duration_s = 0.0
         self.errors: list[str] = []
         self.cancelled = False
@@ -227,7 +248,7 @@ async def anarrate_job(
                         tally.see(event)
                         yield JobProgress(item, chapter, event)
                 result = tally.result()
-                await asyncio.to_thread(results.append, result.to_record())
+                await asyncio.to_thread(results.append_pieces, result.iter_json())
                 yield ItemDone(item, result)
                 if stop_event is not None and stop_event.is_set():
                     break

@@ -58,6 +58,7 @@ from ._jobfile import JobItem, iter_job_items
 from ._narrate import Chapter, finished_chapter, iter_chapters
 from ._pipeline import StreamingPipeline, create_streaming_pipeline
 from ._settings import Settings
+from ._spill import SpilledStrings
 
 
 class NarrationWorker:
@@ -130,6 +131,16 @@ class _ItemState:
     parts: dict[int, dict[str, Any]] = field(default_factory=dict)
     submitted: int = 0
     all_submitted: bool = False
+    #: The parts' files, in order, spilled as soon as the parts before have come.
+    files: SpilledStrings = field(default_factory=SpilledStrings)
+    spilled: int = 0  # parts spilled so far (a prompt is part 0, chapters 1, 2...)
+
+    def add(self, number: int, record: dict[str, Any]) -> None:
+        self.parts[number] = record
+        first = 0 if self.item.prompt is not None else 1
+        while first + self.spilled in self.parts:
+            self.files.extend(self.parts[first + self.spilled].pop("audio_files"))
+            self.spilled += 1
 
     def complete(self) -> bool:
         return self.all_submitted and len(self.parts) == self.submitted
@@ -142,7 +153,7 @@ class _ItemState:
         status = next((s for s in ("failed", "cancelled") if s in statuses), "completed")
         return replace(
             parts[0], status=status,
-            audio_files=[f for p in parts for f in p.audio_files],
+            audio_files=self.files,
             duration_s=round(sum(p.duration_s for p in parts), 6),
             chapters=sum(p.chapters for p in parts),
             errors=[e for p in parts for e in p.errors],
@@ -259,9 +270,9 @@ def run_job_on_ray(
                 except ray.exceptions.RayError as exc:
                     raise RayJobError(f"{state.item.id or 'the document'}: {exc}",
                                       item=state.item.id) from exc
-                state.parts[number] = record
                 if on_part is not None:
                     on_part(state.item, chapter, record)
+                state.add(number, record)
                 written += _flush(order, states, results)
             written += _flush(order, states, results)  # the last item ends with its chapters
         finally:
@@ -278,7 +289,7 @@ def _flush(order: list[str], states: dict[str, _ItemState],
     flushed = []
     while order and states[order[0]].complete():
         result = states.pop(order.pop(0)).result()
-        results.append(result.to_record())
+        results.append_pieces(result.iter_json())
         flushed.append(result)
     return flushed
 
