@@ -613,6 +613,13 @@ class NarrationView:
                 status_line(parts)
 
 
+def _json_job_event(item: JobItem, chapter: Chapter | None, event: ProgressEvent) -> None:
+    """``narrate --json``: one event of a job's run as an NDJSON line, with its
+    ``item``, ``chapter`` (number; 0 for a prompt) and ``chapter_title``."""
+    chapter = chapter or Chapter(number=0, title=item.id, text="")
+    JsonView().show(event, item=item.id, chapter=chapter.number, chapter_title=chapter.title)
+
+
 def _cmd_narrate(args: argparse.Namespace) -> int:
     flags = _flags(args)
     flags.setdefault("play", False)  # batch job: files only unless --play
@@ -624,7 +631,8 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
     if settings.values["ray_address"] is not None:
         from ._ray import narrate_on_ray  # only with the `ray` extra
 
-        return narrate_on_ray(args.files, settings, resume=args.resume, console=_stderr)
+        return narrate_on_ray(args.files, settings, resume=args.resume, console=_stderr,
+                              on_event=_json_job_event if args.json else None)
 
     def items() -> Iterator[JobItem]:
         for item in iter_job_items(args.files):
@@ -666,8 +674,7 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
                         item, event = job_event.item, job_event.event
                         chapter = job_event.chapter or Chapter(number=0, title=item.id, text="")
                         if args.json:
-                            JsonView().show(event, item=item.id, chapter=chapter.number,
-                                            chapter_title=chapter.title)
+                            _json_job_event(item, job_event.chapter, event)
                         view.observe(chapter, event, key=(item.id, chapter.number))
                         if isinstance(event, RunFailed):
                             failed = True

@@ -32,7 +32,7 @@ import io
 import logging
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ from output import (
 
 from ._config import StreamingConfig
 from ._errors import PipelineError, RayJobError
+from ._events import ProgressEvent
 from ._job import RESULTS_NAME, ItemResult, ItemTally, read_results, set_aside
 from ._job_pipelines import engine_options, job_size, prompt_settings, usable_cpus
 from ._jobfile import JobItem, iter_job_items
@@ -87,24 +88,36 @@ class NarrationWorker:
     async def chapter(self, job_dir: str, item: JobItem, chapter: Chapter) -> dict[str, Any]:
         """Narrate one chapter into ``<job_dir>/<item.id>/<chapter.run_id>/``
         (resuming whatever an earlier attempt finished); its result record."""
+        return await _record(self.chapter_events(job_dir, item, chapter))
+
+    async def chapter_events(self, job_dir: str, item: JobItem,
+                             chapter: Chapter) -> AsyncGenerator[tuple[str, Any], None]:
+        """:meth:`chapter` as a stream (a Ray generator task): ``("event", ProgressEvent)``
+        for each run event, then ``("result", record)``."""
         base = Path(job_dir) / item.id if item.id else Path(job_dir)
         tally = ItemTally(item, Path(job_dir))
         done = await asyncio.to_thread(finished_chapter, base / chapter.run_id, chapter)
         if done is not None:
             tally.see(done)
-            return tally.result().to_record()
-        pipe = self._text_pipe()
-        async with contextlib.aclosing(pipe.astream_text_to_audio(
-            chapter.text, run_id=chapter.run_id, output_dir=base, resume=True,
-        )) as events:
-            async for event in events:
-                tally.see(event)
-        return tally.result().to_record()
+            yield "event", done
+        else:
+            async with contextlib.aclosing(self._text_pipe().astream_text_to_audio(
+                chapter.text, run_id=chapter.run_id, output_dir=base, resume=True,
+            )) as events:
+                async for event in events:
+                    tally.see(event)
+                    yield "event", event
+        yield "result", tally.result().to_record()
 
     async def prompt(self, job_dir: str, item: JobItem, llm_provider: str,
                      llm_config: dict[str, Any]) -> dict[str, Any]:
         """Ask ``item.prompt`` and narrate the answer into ``<job_dir>/<item.id>/``
         (an earlier, unfinished attempt is set aside); its result record."""
+        return await _record(self.prompt_events(job_dir, item, llm_provider, llm_config))
+
+    async def prompt_events(self, job_dir: str, item: JobItem, llm_provider: str,
+                            llm_config: dict[str, Any]) -> AsyncGenerator[tuple[str, Any], None]:
+        """:meth:`prompt` as a stream, like :meth:`chapter_events`."""
         run_dir = Path(job_dir) / item.id
         if run_dir.exists():
             await asyncio.to_thread(set_aside, run_dir)
@@ -122,7 +135,17 @@ class NarrationWorker:
         )) as events:
             async for event in events:
                 tally.see(event)
-        return tally.result().to_record()
+                yield "event", event
+        yield "result", tally.result().to_record()
+
+
+async def _record(stream: AsyncGenerator[tuple[str, Any], None]) -> dict[str, Any]:
+    """The result record at the end of a worker's stream (its events dropped)."""
+    async with contextlib.aclosing(stream):
+        async for kind, value in stream:
+            if kind == "result":
+                return dict(value)
+    raise AssertionError("a worker stream ends with its result")
 
 
 @dataclass
@@ -213,12 +236,16 @@ def run_job_on_ray(
     actors_per_node: int = 1,
     workers: Sequence[Any] | None = None,
     on_part: Callable[[JobItem, Chapter | None, dict[str, Any]], None] | None = None,
+    on_event: Callable[[JobItem, Chapter | None, ProgressEvent], None] | None = None,
 ) -> list[ItemResult]:
     """Run a narration job on the connected Ray cluster (call ``ray.init`` first).
 
     Same output as :func:`pipeline._job.anarrate_job` (directories, manifests,
     ``results.jsonl``), made by warm actors (see the module docstring).
-    ``on_part`` is called in the driver after each chapter or prompt.
+    ``on_part`` is called in the driver after each chapter or prompt;
+    ``on_event`` (if given) with each run event as the actors make it
+    (chapters in flight interleave; the tasks become Ray generator tasks, whose
+    events a retried task sends again).
     Returns the results of the items run now (skipped ones excluded).
 
     Raises:
@@ -258,18 +285,25 @@ def run_job_on_ray(
                         break
                     state, number, chapter = unit
                     actor = free.popleft()
-                    pending[_submit(actor, job_dir, state.item, chapter, settings, resume)] = (
-                        actor, state, number, chapter)
+                    task = _submit(actor, job_dir, state.item, chapter, settings, resume,
+                                   stream=on_event is not None)
+                    pending[task] = (actor, state, number, chapter)
                 if not pending:
                     break
                 ready, _ = ray.wait(list(pending), num_returns=1)
-                actor, state, number, chapter = pending.pop(ready[0])
-                free.append(actor)
+                actor, state, number, chapter = pending[ready[0]]
                 try:
-                    record = ray.get(ready[0])
-                except ray.exceptions.RayError as exc:
+                    kind, value = _take(ready[0])
+                except (ray.exceptions.RayError, StopIteration) as exc:
                     raise RayJobError(f"{state.item.id or 'the document'}: {exc}",
                                       item=state.item.id) from exc
+                if kind == "event":
+                    assert on_event is not None
+                    on_event(state.item, chapter, value)
+                    continue
+                record = value
+                del pending[ready[0]]
+                free.append(actor)
                 if on_part is not None:
                     on_part(state.item, chapter, record)
                 state.add(number, record)
@@ -294,17 +328,30 @@ def _flush(order: list[str], states: dict[str, _ItemState],
     return flushed
 
 
+def _take(task: Any) -> tuple[str, Any]:
+    """The next ``("event", e)`` or ``("result", record)`` of a ready task (a
+    generator task gives one item at a time; a plain one its record)."""
+    if isinstance(task, ray.ObjectRefGenerator):
+        kind, value = ray.get(next(task))
+        return str(kind), value
+    return "result", ray.get(task)
+
+
 def _submit(actor: Any, job_dir: Path, item: JobItem, chapter: Chapter | None,
-            settings: Settings, resume: bool) -> Any:
+            settings: Settings, resume: bool, *, stream: bool) -> Any:
+    """The task of one chapter or prompt: a Ray generator task with ``stream``
+    (its events, then its record), else one whose value is the record."""
     if chapter is None:
         item_settings = prompt_settings(settings, item)
-        return actor.prompt.remote(str(job_dir), item, item_settings.values["llm"],
-                                   item_settings.llm_config())
+        method = actor.prompt_events.options(num_returns="streaming") if stream else actor.prompt
+        return method.remote(str(job_dir), item, item_settings.values["llm"],
+                             item_settings.llm_config())
     base = job_dir / item.id if item.id else job_dir
     if not resume and (base / chapter.run_id / MANIFEST_NAME).exists():
         raise OutputExistsError(f"{base / chapter.run_id} already holds a run",
                                 path=base / chapter.run_id)
-    return actor.chapter.remote(str(job_dir), item, chapter)
+    method = actor.chapter_events.options(num_returns="streaming") if stream else actor.chapter
+    return method.remote(str(job_dir), item, chapter)
 
 
 def connect(address: str) -> None:
@@ -319,9 +366,12 @@ def connect(address: str) -> None:
 
 
 def narrate_on_ray(sources: Sequence[str], settings: Settings, *, resume: bool,
-                   console: Console) -> int:
-    """``speakstream narrate --ray``: run the job, one progress bar; the exit code
-    (0 every item completed, 1 otherwise)."""
+                   console: Console,
+                   on_event: Callable[[JobItem, Chapter | None, ProgressEvent], None] | None = None,
+                   ) -> int:
+    """``speakstream narrate --ray``: run the job, one progress bar (none when
+    ``on_event`` takes every run event: ``--json``); the exit code (0 every item
+    completed, 1 otherwise)."""
     if "-" in sources:
         raise PipelineError("stdin ('-') cannot be narrated on Ray: give files")
     connect(str(settings.values["ray_address"]))
@@ -330,7 +380,7 @@ def narrate_on_ray(sources: Sequence[str], settings: Settings, *, resume: bool,
     total = job_size(i for i in iter_job_items(sources) if i.id not in finished)
     progress = Progress(TextColumn("{task.description}"), BarColumn(),
                         TextColumn("{task.completed:,.0f} chars"), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=console)
+                        TimeRemainingColumn(), console=console, disable=on_event is not None)
     failed = False
 
     def on_part(item: JobItem, chapter: Chapter | None, record: dict[str, Any]) -> None:
@@ -344,8 +394,9 @@ def narrate_on_ray(sources: Sequence[str], settings: Settings, *, resume: bool,
         task = progress.add_task("narrating on Ray", total=total or None)
         results = run_job_on_ray(iter_job_items(sources), settings=settings,
                                  output_dir=settings.values["output_dir"], resume=resume,
-                                 on_part=on_part)
-    console.print(f"{len(results)} item(s) narrated, results in "
-                  f"{Path(settings.values['output_dir']) / RESULTS_NAME}", style="dim")
+                                 on_part=on_part, on_event=on_event)
+    if on_event is None:
+        console.print(f"{len(results)} item(s) narrated, results in "
+                      f"{Path(settings.values['output_dir']) / RESULTS_NAME}", style="dim")
     return 1 if failed else 0
 

@@ -18,10 +18,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, overload
 
 _READ = 1 << 16
+#: Strings kept in memory before the sequence moves to its file.
+SPILL_AFTER = 1000
 
 
 class SpilledStrings(Sequence[str]):
-    """An append-only sequence of strings stored in an unnamed temporary file.
+    """An append-only sequence of strings, moved to an unnamed temporary file once it
+    holds more than :data:`SPILL_AFTER` of them (a short list opens no file).
 
     ``len`` is O(1); iterating reads the file (``s[i]`` is O(n)). Equal to any
     sequence of the same strings in the same order. Not thread-safe. The file
@@ -29,24 +32,45 @@ class SpilledStrings(Sequence[str]):
     """
 
     def __init__(self, items: Iterable[str] = ()) -> None:
-        self._file = tempfile.TemporaryFile()
-        # The file lives as long as the sequence: closed when it is collected.
-        self._closer = weakref.finalize(self, self._file.close)
+        self._held: list[str] | None = []
+        self._file: Any = None
+        self._closer: weakref.finalize[Any, Any] | None = None
         self._count = 0
         self.extend(items)
 
     def append(self, item: str) -> None:
-        """Add ``item`` at the end (written to the file, buffered)."""
-        self._file.write(json.dumps(item, ensure_ascii=False).encode("utf-8") + b"\n")
+        """Add ``item`` at the end (kept in memory, or written to the file, buffered)."""
         self._count += 1
+        if self._held is not None:
+            self._held.append(item)
+            if len(self._held) > SPILL_AFTER:
+                self._spill()
+            return
+        self._file.write(json.dumps(item, ensure_ascii=False).encode("utf-8") + b"\n")
+
+    def _spill(self) -> None:
+        held, self._held = self._held or [], None
+        self._file = tempfile.TemporaryFile()
+        # The file lives as long as the sequence: closed when it is collected.
+        self._closer = weakref.finalize(self, self._file.close)
+        for item in held:
+            self._file.write(json.dumps(item, ensure_ascii=False).encode("utf-8") + b"\n")
 
     def extend(self, items: Iterable[str]) -> None:
         """Add each of ``items`` at the end."""
         for item in items:
             self.append(item)
 
+    @property
+    def spilled(self) -> bool:
+        """Whether the strings are in the file (more than :data:`SPILL_AFTER` came)."""
+        return self._held is None
+
     def iter_json(self) -> Iterator[str]:
         """Each string as its JSON text (``json.dumps(s, ensure_ascii=False)``), in order."""
+        if self._held is not None:
+            yield from (json.dumps(item, ensure_ascii=False) for item in list(self._held))
+            return
         self._file.flush()
         fd, offset, rest = self._file.fileno(), 0, b""
         while True:
@@ -59,6 +83,8 @@ class SpilledStrings(Sequence[str]):
                 yield line.decode("utf-8")
 
     def __iter__(self) -> Iterator[str]:
+        if self._held is not None:
+            return iter(list(self._held))
         return (json.loads(text) for text in self.iter_json())
 
     def __len__(self) -> int:
@@ -89,7 +115,8 @@ class SpilledStrings(Sequence[str]):
     def close(self) -> None:
         """Remove the file now (idempotent; otherwise when the sequence is collected);
         the sequence must not be used after."""
-        self._closer()
+        if self._closer is not None:
+            self._closer()
 
 
 def iter_json_list(items: Sequence[str]) -> Iterator[str]:

@@ -164,3 +164,30 @@ def test_cli_narrate_ray_local(tmp_path: Path) -> None:
     assert "2 item(s) narrated" in err
     code, _, err = run(tmp_path, "narrate", "-", "-o", "out2", "--ray", "local", input="Hi.")
     assert code == 1 and "stdin" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_narrate_json_on_ray_prints_the_local_events(tmp_path: Path) -> None:
+    from .clirun import run
+
+    (tmp_path / "a.txt").write_text("Alpha. Two sentences here.")
+    (tmp_path / "b.md").write_text("# One\n\nBeta.\n\n# Two\n\nGamma.\n")
+
+    def events(*extra: str) -> dict[tuple[str, int], list[tuple[Any, ...]]]:
+        out = f"out{len(extra)}"
+        code, stdout, err = run(tmp_path, "narrate", "a.txt", "b.md", "-o", out, "--tts",
+                                "espeak", "--json", *extra, timeout=300)
+        assert code == 0, err
+        runs: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
+        for line in stdout.splitlines():
+            e = json.loads(line)
+            runs.setdefault((e["item"], e["chapter"]), []).append(
+                (e["status"], e.get("index"), e.get("text"), e["chapter_title"],
+                 e.get("audio_files_generated")))
+        # Within a run the order of segment and audio events depends on timing.
+        return {key: sorted(seq, key=repr) for key, seq in runs.items()}
+
+    local, on_ray = events(), events("--ray", "local")
+    assert on_ray == local
+    assert sorted(local) == [("item_0001", 1), ("item_0002", 1), ("item_0002", 2)]
+    assert all({s[0] for s in seq} >= {"started", "segment", "audio", "completed"}
+               for seq in local.values())

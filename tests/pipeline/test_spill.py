@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import pipeline._spill as spill
 from output import ManifestWriter, read_manifest
 from pipeline._job import ItemResult
 from pipeline._spill import SpilledStrings, iter_json_list
@@ -16,10 +18,12 @@ from pipeline._spill import SpilledStrings, iter_json_list
 texts = st.lists(st.text(max_size=40), max_size=60)
 
 
-@given(texts)
-def test_spilled_strings_read_back_what_was_appended(items: list[str]) -> None:
-    spilled = SpilledStrings(items)
+@given(texts, st.sampled_from([0, 3, 1000]))
+def test_spilled_strings_read_back_what_was_appended(items: list[str], after: int) -> None:
+    with mock.patch.object(spill, "SPILL_AFTER", after):
+        spilled = SpilledStrings(items)
     try:
+        assert spilled.spilled == (len(items) > after)
         assert len(spilled) == len(items)
         assert list(spilled) == items and spilled == items
         assert "".join(iter_json_list(spilled)) == json.dumps(items, ensure_ascii=False)
@@ -35,7 +39,9 @@ def test_spilled_strings_read_back_what_was_appended(items: list[str]) -> None:
 def test_a_results_line_in_pieces_is_the_whole_line(
     files: list[str], error: str, source: dict[str, str]
 ) -> None:
-    for audio_files in (files, SpilledStrings(files)):
+    with mock.patch.object(spill, "SPILL_AFTER", 2):
+        on_disk = SpilledStrings(files)
+    for audio_files in (files, SpilledStrings(files), on_disk):
         result = ItemResult(item="item_0001", kind="narrate", status="failed",
                             audio_files=audio_files, errors=[error], source=source,
                             duration_s=1.5)  # fmt: skip
@@ -48,6 +54,7 @@ def test_a_long_line_goes_out_in_blocks_and_a_failing_one_is_cut_off(tmp_path: P
     path = tmp_path / "results.jsonl"
     writer = ManifestWriter(path)
     files = SpilledStrings(f"item_0001/chapter_{n:02d}/segment_{n:04d}.wav" for n in range(9000))
+    assert files.spilled
     writer.append_pieces(ItemResult(item="a", kind="narrate", status="completed",
                                     audio_files=files).iter_json())  # fmt: skip
 
