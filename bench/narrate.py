@@ -18,7 +18,10 @@
     (piper's model loaded) before the clock starts.
   ``speedup`` = wall(1 CPU) / wall(2 CPUs). The machine is shared, so the
   runs alternate (1, 2, 1, 2) and the shorter wall of each is kept; the
-  1-minute load average is recorded next to the figures.
+  1-minute load average is recorded next to the figures, and so is
+  ``cpu_ceiling``: the CPU seconds two busy processes pinned to 2 cores get
+  over those one process pinned to 1 core gets in the same wall time (2.0 on
+  an idle machine; the most any 1 → 2 speedup can be while others load it).
 * Memory: peak RSS (``VmHWM``) of a fresh process narrating a document
   of 1 MB and of 10 MB (the corpus repeated, its ``CHAPTER`` headings
   included) through ``anarrate_job`` with a zero-latency fake engine and the
@@ -109,6 +112,27 @@ def _measure(where: str, tts: str, cpus: int, count: int) -> float:
     return float(json.loads(proc.stdout.strip().splitlines()[-1])["wall_s"])
 
 
+def _busy(seconds: float) -> float:
+    """CPU seconds a busy loop gets in ``seconds`` of wall time."""
+    start, cpu = time.monotonic(), time.process_time()
+    while time.monotonic() - start < seconds:
+        pass
+    return time.process_time() - cpu
+
+
+def _cpu_ceiling(seconds: float = 3.0) -> float:
+    """CPU got by 2 busy processes on 2 cores over 1 on 1 core (see the module docstring)."""
+    import multiprocessing
+
+    cores = sorted(os.sched_getaffinity(0))
+    got = {}
+    for n in (1, 2):
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(n, initializer=os.sched_setaffinity, initargs=(0, cores[:n])) as pool:
+            got[n] = sum(pool.map(_busy, [seconds] * n))
+    return got[2] / got[1]
+
+
 def _throughput(quick: bool) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     engines = {"espeak": 4 if quick else 12, "piper": 2}
@@ -116,6 +140,7 @@ def _throughput(quick: bool) -> dict[str, Any]:
         walls: dict[str, dict[int, list[float]]] = {"in_process": {1: [], 2: []},
                                                     "ray": {1: [], 2: []}}  # fmt: skip
         loads = []
+        ceilings = [_cpu_ceiling()]
         try:
             for where in walls:
                 for _ in range(1 if quick else ROUNDS):
@@ -132,6 +157,7 @@ def _throughput(quick: bool) -> dict[str, Any]:
             "speedup_in_process": best["in_process"][1] / best["in_process"][2],
             "speedup_ray": best["ray"][1] / best["ray"][2],
             "load_avg_1m": [min(loads), max(loads)],
+            "cpu_ceiling": [*ceilings, _cpu_ceiling()],  # before and after the runs
         }  # fmt: skip
     return rows
 
