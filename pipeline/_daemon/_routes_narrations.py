@@ -69,7 +69,8 @@ async def _parse(request: Request) -> NarrationRequest:
     except ValidationError as exc:
         raise ApiError(422, "invalid_request_error", str(exc)) from exc
     except ValueError as exc:
-        raise ApiError(422, "invalid_request_error", f"body is not JSON: {exc}") from exc
+        # Malformed JSON (not UTF-8 included) is a 400, as on every other route.
+        raise ApiError(400, "invalid_request_error", f"the body is not JSON: {exc}") from exc
 
 
 @router.post("/v1/narrations", status_code=202, openapi_extra=_BODY_DOC)
