@@ -1,6 +1,6 @@
 """GET / in a real headless Chromium: streamed text with a cursor, in-order audio, Stop
-(also of audio still queued), Pause and Resume, error messages, which LLM/engine answered, and a page
-on another origin using a daemon with a token (CORS)."""
+(also of audio still queued), Pause and Resume, error messages, which LLM/engine answered,
+and a page on another origin using a daemon with a token (CORS)."""
 
 from __future__ import annotations
 
