@@ -51,8 +51,18 @@ from output import (
 )
 
 from ._config import StreamingConfig
-from ._errors import PipelineError, RayJobError
-from ._job import RESULTS_NAME, ItemResult, ItemTally, read_results, set_aside
+from ._errors import ConfigError, PipelineError, RayJobError
+from ._job import (
+    RESULTS_NAME,
+    ItemResult,
+    ItemTally,
+    compact_results,
+    is_unchanged,
+    item_digest,
+    job_fingerprint,
+    read_results,
+    set_aside,
+)
 from ._job_pipelines import job_size, prompt_settings
 from ._jobfile import JobItem, iter_job_items
 from ._narrate import Chapter, finished_chapter, iter_chapters
@@ -104,14 +114,18 @@ class NarrationWorker:
         if run_dir.exists():
             await asyncio.to_thread(set_aside, run_dir)
         key = (llm_provider, *sorted(llm_config.items()))
+        tally = ItemTally(item, Path(job_dir))
         pipe = self._llm_pipes.get(key)
         if pipe is None:
-            pipe = create_streaming_pipeline(
-                llm_provider, streaming_config=self._streaming, llm_config=llm_config,
-                tts_engine=self._text_pipe().engine,
-            )
+            try:
+                pipe = create_streaming_pipeline(
+                    llm_provider, streaming_config=self._streaming, llm_config=llm_config,
+                    tts_engine=self._text_pipe().engine,
+                )
+            except ValueError as exc:  # an unknown provider or bad option: this item fails
+                tally.fail(exc)
+                return tally.result().to_record()
             self._llm_pipes[key] = pipe
-        tally = ItemTally(item, Path(job_dir))
         async with contextlib.aclosing(pipe.astream_chat_to_audio(
             item.prompt or "", system=item.system, run_id=item.id, output_dir=job_dir,
         )) as events:
@@ -126,6 +140,7 @@ class _ItemState:
     parts: dict[int, dict[str, Any]] = field(default_factory=dict)
     submitted: int = 0
     all_submitted: bool = False
+    digest: str = ""
 
     def complete(self) -> bool:
         return self.all_submitted and len(self.parts) == self.submitted
@@ -133,11 +148,12 @@ class _ItemState:
     def result(self) -> ItemResult:
         parts = [ItemResult(**self.parts[n]) for n in sorted(self.parts)]
         if not parts:
-            return ItemResult(item=self.item.id, kind=self.item.kind, status="completed")
+            return ItemResult(item=self.item.id, kind=self.item.kind, status="completed",
+                              digest=self.digest)
         statuses = {p.status for p in parts}
         status = next((s for s in ("failed", "cancelled") if s in statuses), "completed")
         return replace(
-            parts[0], status=status,
+            parts[0], status=status, digest=self.digest,
             audio_files=[f for p in parts for f in p.audio_files],
             duration_s=round(sum(p.duration_s for p in parts), 6),
             chapters=sum(p.chapters for p in parts),
@@ -163,11 +179,11 @@ def start_workers(tts: str, streaming: StreamingConfig, *, actors_per_node: int 
     ]
 
 
-def _units(items: Iterable[JobItem], states: dict[str, _ItemState],
+def _units(items: Iterable[tuple[JobItem, str]], states: dict[str, _ItemState],
            order: list[str]) -> Iterator[tuple[_ItemState, int, Chapter | None]]:
     """(item state, part number, chapter or None for a prompt), lazily."""
-    for item in items:
-        state = _ItemState(item)
+    for item, digest in items:
+        state = _ItemState(item, digest=digest)
         states[item.id] = state
         order.append(item.id)
         if item.prompt is not None:
@@ -175,17 +191,23 @@ def _units(items: Iterable[JobItem], states: dict[str, _ItemState],
             state.all_submitted = True
             yield state, 0, None
             continue
-        if item.text is not None:
-            chapters: Iterable[Chapter] = iter_chapters(io.StringIO(item.text))
-            opened: Any = contextlib.nullcontext()
-        else:
-            assert item.path is not None and item.path != "-", "stdin cannot go to Ray"
-            opened = open(item.path, encoding="utf-8")
-            chapters = iter_chapters(opened)
-        with opened:
-            for chapter in chapters:
-                state.submitted += 1
-                yield state, state.submitted, chapter
+        try:
+            if item.text is not None:
+                chapters: Iterable[Chapter] = iter_chapters(io.StringIO(item.text))
+                opened: Any = contextlib.nullcontext()
+            else:
+                assert item.path is not None and item.path != "-", "stdin cannot go to Ray"
+                opened = open(item.path, encoding="utf-8")
+                chapters = iter_chapters(opened)
+            with opened:
+                for chapter in chapters:
+                    state.submitted += 1
+                    yield state, state.submitted, chapter
+        except (OSError, UnicodeDecodeError) as exc:  # fails this item only
+            tally = ItemTally(item, Path())
+            tally.fail(exc)
+            state.submitted += 1
+            state.parts[state.submitted] = tally.result().to_record()
         state.all_submitted = True
 
 
@@ -230,8 +252,19 @@ def run_job_on_ray(
         states: dict[str, _ItemState] = {}
         order: list[str] = []
         written: list[ItemResult] = []
-        todo = (i for i in items if i.id not in done)
-        units = _units(todo, states, order)
+        fingerprint = job_fingerprint(settings.streaming_config(), tts=settings.values["tts"],
+                                      llm=settings.values)
+        redone = False
+
+        def todo() -> Iterator[tuple[JobItem, str]]:
+            nonlocal redone
+            for item in items:
+                digest = _digest(item, fingerprint)
+                if not is_unchanged(done.get(item.id), digest):
+                    redone = redone or item.id in done
+                    yield item, digest
+
+        units = _units(todo(), states, order)
         results = ManifestWriter(results_path)
         try:
             exhausted = False
@@ -242,9 +275,14 @@ def run_job_on_ray(
                         exhausted = True
                         break
                     state, number, chapter = unit
-                    actor = free.popleft()
-                    pending[_submit(actor, job_dir, state.item, chapter, settings, resume)] = (
-                        actor, state, number, chapter)
+                    try:
+                        ref = _submit(free[0], job_dir, state.item, chapter, settings, resume)
+                    except ConfigError as exc:  # a bad setting of one prompt: it fails alone
+                        tally = ItemTally(state.item, job_dir)
+                        tally.fail(exc)
+                        state.parts[number] = tally.result().to_record()
+                        continue
+                    pending[ref] = (free.popleft(), state, number, chapter)
                 if not pending:
                     break
                 ready, _ = ray.wait(list(pending), num_returns=1)
@@ -262,10 +300,19 @@ def run_job_on_ray(
             written += _flush(order, states, results)  # the last item ends with its chapters
         finally:
             results.close()
+            if redone:
+                compact_results(job_dir)
             if workers is None:
                 for actor in pool:
                     ray.kill(actor)
         return written
+
+
+def _digest(item: JobItem, fingerprint: dict[str, Any]) -> str:
+    try:
+        return item_digest(item, fingerprint)
+    except OSError:
+        return ""  # the item's task meets the same error
 
 
 def _flush(order: list[str], states: dict[str, _ItemState],

@@ -76,6 +76,16 @@ class PipelineSource:
         self._engines: dict[str, TTSEngine] = {}
 
     @property
+    def settings(self) -> DaemonSettings:
+        """The daemon's settings."""
+        return self._settings
+
+    @property
+    def injected_llm(self) -> Any:
+        """The LLM client given to :func:`create_app` (every run uses it), or ``None``."""
+        return self._llm_client
+
+    @property
     def cached_clients(self) -> int:
         """LLM clients kept warm in the cache (at most ``max_llm_clients``)."""
         return len(self._clients)
