@@ -31,6 +31,7 @@ import contextlib
 import io
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -220,12 +221,15 @@ def run_job_on_ray(
     actors_per_node: int = 1,
     workers: Sequence[Any] | None = None,
     on_part: Callable[[JobItem, Chapter | None, dict[str, Any]], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> list[ItemResult]:
     """Run a narration job on the connected Ray cluster (call ``ray.init`` first).
 
     Same output as :func:`pipeline._job.anarrate_job` (directories, manifests,
     ``results.jsonl``), made by warm actors (see the module docstring).
-    ``on_part`` is called in the driver after each chapter or prompt.
+    ``on_part`` is called in the driver after each chapter or prompt. Once
+    ``stop`` is set no further chapter or prompt starts; those running end
+    (a later resume continues the job).
     Returns the results of the items run now (skipped ones excluded).
 
     Raises:
@@ -269,7 +273,7 @@ def run_job_on_ray(
         try:
             exhausted = False
             while True:
-                while free and not exhausted:
+                while free and not exhausted and not (stop is not None and stop.is_set()):
                     unit = next(units, None)
                     if unit is None:
                         exhausted = True
@@ -348,6 +352,11 @@ def connect(address: str) -> None:
     # /tmp/ray/ray_current_cluster names, even a dead one (then it hangs).
     local: dict[str, Any] = {"include_dashboard": False} if address == "local" else {}
     ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, **local)
+
+
+def disconnect() -> None:
+    """``ray.shutdown``: leave the cluster (one :func:`connect` started stops with it)."""
+    ray.shutdown()
 
 
 def narrate_on_ray(sources: Sequence[str], settings: Settings, *, resume: bool,

@@ -316,6 +316,7 @@ class NarrationJobs:
         self._progress: dict[str, NarrationProgress] = {}  # job id -> progress, while running
         # job id -> progress when its run ended, at most last_kept, oldest first
         self._last: OrderedDict[str, ProgressSnapshot] = OrderedDict()
+        self._on_ray = False  # connected to the Ray cluster (disconnected by aclose)
 
     @property
     def snapshots_kept(self) -> int:
@@ -459,12 +460,25 @@ class NarrationJobs:
             size = len(chapter.text) if chapter is not None else 0
             loop.call_soon_threadsafe(progress.skip, size)
 
-        def drive() -> list[ItemResult]:
-            _ray.connect(str(settings.values["ray_address"]))
-            return _ray.run_job_on_ray(items, settings=settings, output_dir=directory,
-                                       resume=resume, on_part=on_part)
+        stop = threading.Event()
 
-        results = await asyncio.to_thread(drive)
+        def drive() -> list[ItemResult]:
+            if not self._on_ray:
+                _ray.connect(str(settings.values["ray_address"]))
+                self._on_ray = True
+            return _ray.run_job_on_ray(items, settings=settings, output_dir=directory,
+                                       resume=resume, on_part=on_part, stop=stop)
+
+        driver = asyncio.ensure_future(asyncio.to_thread(drive))
+        try:
+            results = await asyncio.shield(driver)
+        except asyncio.CancelledError:  # DELETE or shutdown: start nothing more, let the
+            stop.set()  # running chapters end, and leave the directory unlocked
+            await asyncio.wait([driver])
+            if not driver.cancelled() and driver.exception() is not None:
+                logger.warning("narration %s: the Ray driver failed while stopping", job.id,
+                               exc_info=driver.exception())
+            raise
         if job.items:
             for result in results:
                 await asyncio.to_thread(store.set_item, job.id, result)
@@ -490,6 +504,10 @@ class NarrationJobs:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
+        if self._on_ray:  # a "local" cluster stops with its driver; others stay up
+            from .. import _ray
+
+            await asyncio.to_thread(_ray.disconnect)
         await asyncio.to_thread(self.store.close)
 
 
