@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import Any
 
@@ -107,6 +108,24 @@ def _items(raw: list[Any], limit: int) -> list[JobItem]:
     return items
 
 
+def _checked_llm(state: DaemonState, item: JobItem, n: int) -> JobItem:
+    """``item`` with its LLM model checked as ``/v1/speak`` checks one: with
+    ``llm`` "local" a client may only name the daemon's own GGUF (by file name
+    or path), which the item then carries as a path.
+
+    Raises:
+        ApiError: 422 (``param`` "items") for another local model.
+    """
+    if item.prompt is None or not item.model:
+        return item
+    try:
+        _, config = state.source.client_key(item.llm, item.model)
+    except ApiError as exc:
+        raise ApiError(422, "invalid_request_error", f"items[{n}]: {exc}",
+                       param="items") from exc
+    return dataclasses.replace(item, model=config.get("model", item.model))
+
+
 @router.post("/v1/narrations", status_code=202, openapi_extra=_BODY_DOC)
 async def create_narration(request: Request) -> dict[str, Any]:
     """Queue a narration job; returns ``202`` with ``{"id", "status", "url"}``.
@@ -127,7 +146,7 @@ async def create_narration(request: Request) -> dict[str, Any]:
         raise ApiError(422, "invalid_request_error", "give exactly one of 'text' or 'items'",
                        param="text")
     if body.items is not None:
-        items = _items(body.items, limit)
+        items = [_checked_llm(state, item, n) for n, item in enumerate(_items(body.items, limit))]
     else:
         assert body.text is not None
         check_length(body.text, limit, param="text")

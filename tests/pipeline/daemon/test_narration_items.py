@@ -120,6 +120,25 @@ def test_bad_item_requests_get_the_documented_error(tmp_path: Path) -> None:
         running.stop()
 
 
+def test_a_prompt_item_cannot_make_the_daemon_load_another_local_model(tmp_path: Path) -> None:
+    """As on /v1/speak: with llm local, a model is a file on the daemon's disk."""
+    own = tmp_path / "own.gguf"
+    running = start_daemon(DaemonSettings(output_dir=tmp_path / "out", streaming_config=FAST,
+                                          llm_provider="local", llm_config={"model": str(own)}),
+                           engine=FakeEngine())
+    try:
+        for model in ("/etc/passwd", "other.gguf"):
+            r = httpx.post(running.url + "/v1/narrations",
+                           json={"items": [{"prompt": "Hi", "llm": "local", "model": model}]})
+            assert r.status_code == 422, r.text
+            error = r.json()["error"]
+            assert error["param"] == "items" and "items[0]" in error["message"]
+            assert "cannot choose" in error["message"] and str(own) not in r.text
+        assert httpx.get(running.url + "/v1/narrations").json()["total"] == 0
+    finally:
+        running.stop()
+
+
 # The schema of a database made before items (main before schema version 1).
 SCHEMA_0 = """
 CREATE TABLE jobs (
