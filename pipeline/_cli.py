@@ -54,7 +54,7 @@ from ._events import (
     event_to_dict,
 )
 from ._flags import add_llm_arguments
-from ._job import ItemDone, anarrate_job
+from ._job import ItemDone, anarrate_job, job_fingerprint
 from ._job_pipelines import JobPipelines, engine_options, item_size, usable_cpus
 from ._jobfile import JobItem, is_job_file, iter_job_items
 from ._narrate import Chapter
@@ -663,6 +663,8 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
                     items(), pipeline_for=pipelines.get,
                     output_dir=settings.values["output_dir"], resume=args.resume,
                     stop_event=interrupts.new_run(), lock=lock,
+                    fingerprint=job_fingerprint(pipe.config, tts=settings.values["tts"],
+                                                llm=settings.values),
                 )
                 async with contextlib.aclosing(events):
                     async for job_event in events:

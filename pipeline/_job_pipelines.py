@@ -62,11 +62,15 @@ class JobPipelines:
     Args:
         text: the pipeline of narrate items (its engine is shared).
         settings: the command's settings.
+        llm_client: a ready LLM client every prompt uses instead of one made
+            from its settings (the daemon's injected client); not closed here.
     """
 
-    def __init__(self, text: StreamingPipeline, settings: Settings) -> None:
+    def __init__(self, text: StreamingPipeline, settings: Settings, *,
+                 llm_client: Any = None) -> None:
         self._text = text
         self._settings = settings
+        self._llm_client = llm_client
         self._made: dict[tuple[Any, ...], StreamingPipeline] = {}
 
     async def get(self, item: JobItem) -> StreamingPipeline:
@@ -82,10 +86,16 @@ class JobPipelines:
         pipe = self._made.get(key)
         if pipe is None:
             try:
-                pipe = create_streaming_pipeline(
-                    settings.values["llm"], streaming_config=self._text.config,
-                    llm_config=settings.llm_config(), tts_engine=self._text.engine,
-                )
+                if self._llm_client is not None:
+                    pipe = create_streaming_pipeline(
+                        None, streaming_config=self._text.config, llm_client=self._llm_client,
+                        tts_engine=self._text.engine,
+                    )
+                else:
+                    pipe = create_streaming_pipeline(
+                        settings.values["llm"], streaming_config=self._text.config,
+                        llm_config=settings.llm_config(), tts_engine=self._text.engine,
+                    )
             except ValueError as exc:
                 if isinstance(exc, SpeakStreamError):
                     raise

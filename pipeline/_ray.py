@@ -31,6 +31,7 @@ import contextlib
 import io
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -51,9 +52,19 @@ from output import (
 )
 
 from ._config import StreamingConfig
-from ._errors import PipelineError, RayJobError
+from ._errors import ConfigError, PipelineError, RayJobError
 from ._events import ProgressEvent
-from ._job import RESULTS_NAME, ItemResult, ItemTally, read_results, set_aside
+from ._job import (
+    RESULTS_NAME,
+    ItemResult,
+    ItemTally,
+    compact_results,
+    is_unchanged,
+    item_digest,
+    job_fingerprint,
+    read_results,
+    set_aside,
+)
 from ._job_pipelines import engine_options, job_size, prompt_settings, usable_cpus
 from ._jobfile import JobItem, iter_job_items
 from ._narrate import Chapter, finished_chapter, iter_chapters
@@ -122,14 +133,19 @@ class NarrationWorker:
         if run_dir.exists():
             await asyncio.to_thread(set_aside, run_dir)
         key = (llm_provider, *sorted(llm_config.items()))
+        tally = ItemTally(item, Path(job_dir))
         pipe = self._llm_pipes.get(key)
         if pipe is None:
-            pipe = create_streaming_pipeline(
-                llm_provider, streaming_config=self._streaming, llm_config=llm_config,
-                tts_engine=self._text_pipe().engine,
-            )
+            try:
+                pipe = create_streaming_pipeline(
+                    llm_provider, streaming_config=self._streaming, llm_config=llm_config,
+                    tts_engine=self._text_pipe().engine,
+                )
+            except ValueError as exc:  # an unknown provider or bad option: this item fails
+                tally.fail(exc)
+                yield "result", tally.result().to_record()
+                return
             self._llm_pipes[key] = pipe
-        tally = ItemTally(item, Path(job_dir))
         async with contextlib.aclosing(pipe.astream_chat_to_audio(
             item.prompt or "", system=item.system, run_id=item.id, output_dir=job_dir,
         )) as events:
@@ -154,6 +170,7 @@ class _ItemState:
     parts: dict[int, dict[str, Any]] = field(default_factory=dict)
     submitted: int = 0
     all_submitted: bool = False
+    digest: str = ""
     #: The parts' files, in order, spilled as soon as the parts before have come.
     files: SpilledStrings = field(default_factory=SpilledStrings)
     spilled: int = 0  # parts spilled so far (a prompt is part 0, chapters 1, 2...)
@@ -162,20 +179,23 @@ class _ItemState:
         self.parts[number] = record
         first = 0 if self.item.prompt is not None else 1
         while first + self.spilled in self.parts:
-            self.files.extend(self.parts[first + self.spilled].pop("audio_files"))
+            self.files.extend(self.parts[first + self.spilled].pop("audio_files", []))
             self.spilled += 1
 
     def complete(self) -> bool:
         return self.all_submitted and len(self.parts) == self.submitted
 
     def result(self) -> ItemResult:
+        for n in sorted(self.parts):  # parts put in directly (a failed read) after the spilled
+            self.files.extend(self.parts[n].pop("audio_files", []))
         parts = [ItemResult(**self.parts[n]) for n in sorted(self.parts)]
         if not parts:
-            return ItemResult(item=self.item.id, kind=self.item.kind, status="completed")
+            return ItemResult(item=self.item.id, kind=self.item.kind, status="completed",
+                              digest=self.digest)
         statuses = {p.status for p in parts}
         status = next((s for s in ("failed", "cancelled") if s in statuses), "completed")
         return replace(
-            parts[0], status=status,
+            parts[0], status=status, digest=self.digest,
             audio_files=self.files,
             duration_s=round(sum(p.duration_s for p in parts), 6),
             chapters=sum(p.chapters for p in parts),
@@ -201,11 +221,11 @@ def start_workers(tts: str, streaming: StreamingConfig, *, actors_per_node: int 
     ]
 
 
-def _units(items: Iterable[JobItem], states: dict[str, _ItemState],
+def _units(items: Iterable[tuple[JobItem, str]], states: dict[str, _ItemState],
            order: list[str]) -> Iterator[tuple[_ItemState, int, Chapter | None]]:
     """(item state, part number, chapter or None for a prompt), lazily."""
-    for item in items:
-        state = _ItemState(item)
+    for item, digest in items:
+        state = _ItemState(item, digest=digest)
         states[item.id] = state
         order.append(item.id)
         if item.prompt is not None:
@@ -213,17 +233,23 @@ def _units(items: Iterable[JobItem], states: dict[str, _ItemState],
             state.all_submitted = True
             yield state, 0, None
             continue
-        if item.text is not None:
-            chapters: Iterable[Chapter] = iter_chapters(io.StringIO(item.text))
-            opened: Any = contextlib.nullcontext()
-        else:
-            assert item.path is not None and item.path != "-", "stdin cannot go to Ray"
-            opened = open(item.path, encoding="utf-8")
-            chapters = iter_chapters(opened)
-        with opened:
-            for chapter in chapters:
-                state.submitted += 1
-                yield state, state.submitted, chapter
+        try:
+            if item.text is not None:
+                chapters: Iterable[Chapter] = iter_chapters(io.StringIO(item.text))
+                opened: Any = contextlib.nullcontext()
+            else:
+                assert item.path is not None and item.path != "-", "stdin cannot go to Ray"
+                opened = open(item.path, encoding="utf-8")
+                chapters = iter_chapters(opened)
+            with opened:
+                for chapter in chapters:
+                    state.submitted += 1
+                    yield state, state.submitted, chapter
+        except (OSError, UnicodeDecodeError) as exc:  # fails this item only
+            tally = ItemTally(item, Path())
+            tally.fail(exc)
+            state.submitted += 1
+            state.parts[state.submitted] = tally.result().to_record()
         state.all_submitted = True
 
 
@@ -237,6 +263,7 @@ def run_job_on_ray(
     workers: Sequence[Any] | None = None,
     on_part: Callable[[JobItem, Chapter | None, dict[str, Any]], None] | None = None,
     on_event: Callable[[JobItem, Chapter | None, ProgressEvent], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> list[ItemResult]:
     """Run a narration job on the connected Ray cluster (call ``ray.init`` first).
 
@@ -245,7 +272,8 @@ def run_job_on_ray(
     ``on_part`` is called in the driver after each chapter or prompt;
     ``on_event`` (if given) with each run event as the actors make it
     (chapters in flight interleave; the tasks become Ray generator tasks, whose
-    events a retried task sends again).
+    events a retried task sends again). Once ``stop`` is set no further
+    chapter or prompt starts; those running end (a later resume continues the job).
     Returns the results of the items run now (skipped ones excluded).
 
     Raises:
@@ -272,22 +300,38 @@ def run_job_on_ray(
         states: dict[str, _ItemState] = {}
         order: list[str] = []
         written: list[ItemResult] = []
-        todo = (i for i in items if i.id not in done)
-        units = _units(todo, states, order)
+        fingerprint = job_fingerprint(settings.streaming_config(), tts=settings.values["tts"],
+                                      llm=settings.values)
+        redone = False
+
+        def todo() -> Iterator[tuple[JobItem, str]]:
+            nonlocal redone
+            for item in items:
+                digest = _digest(item, fingerprint)
+                if not is_unchanged(done.get(item.id), digest):
+                    redone = redone or item.id in done
+                    yield item, digest
+
+        units = _units(todo(), states, order)
         results = ManifestWriter(results_path)
         try:
             exhausted = False
             while True:
-                while free and not exhausted:
+                while free and not exhausted and not (stop is not None and stop.is_set()):
                     unit = next(units, None)
                     if unit is None:
                         exhausted = True
                         break
                     state, number, chapter = unit
-                    actor = free.popleft()
-                    task = _submit(actor, job_dir, state.item, chapter, settings, resume,
-                                   stream=on_event is not None)
-                    pending[task] = (actor, state, number, chapter)
+                    try:
+                        task = _submit(free[0], job_dir, state.item, chapter, settings, resume,
+                                       stream=on_event is not None)
+                    except ConfigError as exc:  # a bad setting of one prompt: it fails alone
+                        tally = ItemTally(state.item, job_dir)
+                        tally.fail(exc)
+                        state.parts[number] = tally.result().to_record()
+                        continue
+                    pending[task] = (free.popleft(), state, number, chapter)
                 if not pending:
                     break
                 ready, _ = ray.wait(list(pending), num_returns=1)
@@ -311,10 +355,19 @@ def run_job_on_ray(
             written += _flush(order, states, results)  # the last item ends with its chapters
         finally:
             results.close()
+            if redone:
+                compact_results(job_dir)
             if workers is None:
                 for actor in pool:
                     ray.kill(actor)
         return written
+
+
+def _digest(item: JobItem, fingerprint: dict[str, Any]) -> str:
+    try:
+        return item_digest(item, fingerprint)
+    except OSError:
+        return ""  # the item's task meets the same error
 
 
 def _flush(order: list[str], states: dict[str, _ItemState],
@@ -363,6 +416,11 @@ def connect(address: str) -> None:
     # /tmp/ray/ray_current_cluster names, even a dead one (then it hangs).
     local: dict[str, Any] = {"include_dashboard": False} if address == "local" else {}
     ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, **local)
+
+
+def disconnect() -> None:
+    """``ray.shutdown``: leave the cluster (one :func:`connect` started stops with it)."""
+    ray.shutdown()
 
 
 def narrate_on_ray(sources: Sequence[str], settings: Settings, *, resume: bool,

@@ -120,6 +120,9 @@ class DaemonState:
         parts.append(f"llm {llm_text} ({sources.get('llm', 'default')})")
         name, arrow, choice = tts_text.partition(" → ")
         parts.append(f"tts {name} ({sources.get('tts', 'default')}){arrow}{choice}")
+        if self.settings.ray_address:
+            parts.append(f"narrations on Ray {self.settings.ray_address} "
+                         f"({sources.get('ray_address', 'default')})")
         return "speakstream serve: " + " · ".join(parts)
 
     async def aclose(self) -> None:

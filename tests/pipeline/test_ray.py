@@ -104,6 +104,19 @@ def test_local_cluster_gives_the_local_files(
     assert [(r["item"], r["status"], r["chunks"]) for r in lines] == [
         ("item_0001", "completed", 0), ("item_0002", "completed", 0)]
 
+    # A bad item fails alone on Ray too: a missing document, an unknown LLM.
+    mixed = tmp_path / "mixed"
+    items = [JobItem(id="item_0001", path=str(tmp_path / "missing.txt")),
+             JobItem(id="item_0002", prompt="Who?", llm="no-such-llm"),
+             JobItem(id="item_0003", text="Still narrated.")]
+    run_job_on_ray(items, settings=job_settings(mixed), output_dir=mixed, actors_per_node=1)
+    lines = results(mixed)
+    assert [(r["item"], r["status"]) for r in lines] == [
+        ("item_0001", "failed"), ("item_0002", "failed"), ("item_0003", "completed")]
+    assert lines[0]["errors"][0].startswith("FileNotFoundError")
+    assert "no-such-llm" in lines[1]["errors"][0]
+    assert all(r["digest"] for r in lines[1:])
+
 
 def test_two_nodes_and_a_killed_worker_lose_and_duplicate_nothing(
     tmp_path: Path, reference: dict[str, Any]
