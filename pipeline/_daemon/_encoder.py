@@ -143,6 +143,7 @@ class SpeechSink(AudioSink):
                 await self._reader
         if self._pipe is not None:
             await self._pipe.aclose()
+            self._replenish()
         if not self.ready.done():
             self.ready.set_exception(SpeechFailed("the request ended"))
             self.ready.exception()  # retrieved: nobody may wait for it any more
@@ -232,6 +233,11 @@ class SpeechSink(AudioSink):
         if not self.ready.done():
             self.ready.set_result(self._layout)
 
+    def _replenish(self) -> None:
+        """Have the spare this sink took replaced (no-op if done already)."""
+        if self._pipe_layout is not None:
+            self._encoders.replenish(self.format, self._pipe_layout)
+
     async def _start_pipe(self, layout: tuple[int, int]) -> None:
         pipe = await self._encoders.take(self.format, layout)
         self._pipe, self._pipe_layout = pipe, layout
@@ -251,8 +257,11 @@ class SpeechSink(AudioSink):
         assert pipe is not None
         failure: str | None = None
         try:
-            while data := await pipe.read():
+            if data := await pipe.read():
+                self._replenish()  # the first byte is out: now the next request's encoder
                 await self._queue.put(data)
+                while data := await pipe.read():
+                    await self._queue.put(data)
             await pipe.wait()
         except FormatError as exc:
             failure = f"the {self.format} encoder failed: {exc}"

@@ -79,6 +79,8 @@ async def encode(spares: SpareEncoders, fmt: str, pcm: bytes) -> tuple[int | Non
 
     async def read() -> None:
         while data := await pipe.read():
+            if not out:
+                spares.replenish(fmt, MONO)  # as the speech sink does after its first byte
             out.extend(data)
 
     reader = asyncio.create_task(read())
@@ -95,6 +97,11 @@ async def test_a_spare_is_used_once_replaced_and_what_it_encodes_decodes() -> No
         await spares.start()
         key = ("mp3", *MONO)
         first = spares.pids[key]
+        taken = await spares.take("mp3", MONO)
+        assert taken.pid == first and key not in spares.pids  # no replacement yet
+        spares.replenish("mp3", MONO)
+        await taken.aclose()
+        first = await wait_for_spare(spares, key, not_pid=first)
         used, data = await encode(spares, "mp3", tone(1.0))
         assert used == first  # the request got the started process
         second = await wait_for_spare(spares, key, not_pid=first)
@@ -125,9 +132,15 @@ async def test_closing_reaps_every_spare_and_the_least_recently_used_goes_first(
     await spares.start((("mp3", *MONO),))
     dropped = spares.pids[("mp3", *MONO)]
     pipe = await spares.take("flac", MONO)  # a second key: one spare kept at most
+    spares.replenish("flac", MONO)
     await pipe.aclose()
     kept = await wait_for_spare(spares, ("flac", *MONO))
-    assert list(spares.pids) == [("flac", *MONO)] and not alive(dropped)
+    assert list(spares.pids) == [("flac", *MONO)]
+    for _ in range(200):  # reaped right after the new spare was kept
+        if not alive(dropped):
+            break
+        await asyncio.sleep(0.05)
+    assert not alive(dropped)
     await spares.aclose()
     assert not alive(kept) and not spares.pids
     with pytest.raises(RuntimeError):
