@@ -203,7 +203,7 @@ class FallbackEngine(TTSEngine):
         out for the rest of the run, exactly as if a synthesis had found it
         unavailable; other errors propagate (after the other warm-ups ended).
         """
-        started: list[tuple[int, asyncio.Future[None]]] = []
+        started: list[tuple[int, asyncio.Future[None]]] = []  # (engine index, warm-up)
         try:
             for index, engine in enumerate(self.engines):
                 if index in self._unavailable:
@@ -215,11 +215,11 @@ class FallbackEngine(TTSEngine):
                 await asyncio.wait({task})
                 if task.cancelled() or not isinstance(task.exception(), EngineUnavailableError):
                     break  # warmed up (or a real error, raised below): the rest stays cold
-            results = await asyncio.gather(*(task for _, task in started),
+            results = await asyncio.gather(*(warming for _, warming in started),
                                            return_exceptions=True)
         finally:
-            for _, task in started:
-                task.cancel()
+            for _, warming in started:
+                warming.cancel()
         for (index, _), result in zip(started, results, strict=True):
             if isinstance(result, EngineUnavailableError):
                 self._unavailable[index] = result
