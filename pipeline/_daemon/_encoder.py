@@ -130,8 +130,12 @@ class SpeechSink(AudioSink):
             SpeechFailed: a segment failed after audio was sent (the caller
                 lets the body break), or the encoder failed.
         """
+        first = True
         while (data := await self._queue.get()) is not None:
             yield data
+            if first:  # the server asks for more: the first piece is sent
+                first = False
+                self._replenish()  # now the next request's encoder may start
         if self._failure is not None:
             raise SpeechFailed(self._failure)
 
@@ -257,11 +261,8 @@ class SpeechSink(AudioSink):
         assert pipe is not None
         failure: str | None = None
         try:
-            if data := await pipe.read():
-                self._replenish()  # the first byte is out: now the next request's encoder
+            while data := await pipe.read():
                 await self._queue.put(data)
-                while data := await pipe.read():
-                    await self._queue.put(data)
             await pipe.wait()
         except FormatError as exc:
             failure = f"the {self.format} encoder failed: {exc}"

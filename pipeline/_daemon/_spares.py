@@ -96,9 +96,9 @@ class SpareEncoders:
     async def take(self, format: str, layout: Layout) -> FFmpegPipe:
         """A started encoder of ``format`` at ``layout``, the caller's to use and close:
         the spare when one is ready, else a new one. The caller calls
-        :meth:`replenish` once its first output is out (a replacement started
-        at once would take CPU from the very request it serves: measured
-        0.089 s to the first MP3 byte with it vs ... without, espeak-ng, 2 cores).
+        :meth:`replenish` once its first output is sent: a replacement started
+        at once would take the CPU (ffmpeg's start-up) from the very request
+        it serves.
 
         Raises:
             FormatError: ffmpeg cannot be started.
