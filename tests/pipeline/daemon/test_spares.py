@@ -167,6 +167,7 @@ async def test_a_spare_that_died_while_waiting_is_replaced_by_a_new_process() ->
 def test_the_daemon_serves_from_its_spare_and_reaps_the_spares_at_shutdown(
     tmp_path: Path,
 ) -> None:
+    others = ffmpeg_children()  # of other tests' daemons, if any still runs
     running = start_daemon(settings(tmp_path), llm=ScriptedLLM(["x"]), engine=FakeEngine())
     spares: SpareEncoders = running.server.config.app.state.daemon.encoders
     try:
@@ -186,7 +187,7 @@ def test_the_daemon_serves_from_its_spare_and_reaps_the_spares_at_shutdown(
             time.sleep(0.05)
         assert spares.pids[key] != first and not alive(first)  # used up, replaced
         assert decoded_seconds(r.content) == pytest.approx(expected, abs=0.1)
-        assert ffmpeg_children()
+        assert spares.pids[key] in ffmpeg_children() - others
     finally:
         running.stop()
-    assert not ffmpeg_children()
+    assert not ffmpeg_children() - others
