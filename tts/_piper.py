@@ -40,6 +40,17 @@ The onnxruntime session is built here, not by ``PiperVoice.load``, for two reaso
   process, read it with optimization off. Optimization stops at the
   "extended" level, whose output is portable (the "all" level adds layout
   transforms for this very CPU). An unreadable cache is ignored and rewritten.
+  Tried and left out (2026-12-03, 2 cores, load 4-6): an ORT-format copy
+  (``.ort``, FlatBuffers, ``session.save_model_format=ORT``) loaded no faster
+  than the optimized ``.onnx`` (0.42 s vs 0.38 s wall, 0.26 s vs 0.22 s CPU),
+  and ORT's zero-copy load from bytes (``session.use_ort_model_bytes_directly``)
+  needs a buffer that outlives the session, which the Python binding does not
+  guarantee (it crashed the process). The load releases the GIL (a Python
+  thread kept running every <= 14 ms throughout it), so its only cost to an
+  in-process LLM is CPU time; what is left of piper's start-up (importing
+  piper, numpy and onnxruntime, ~0.3 s, then the session, ~0.2 s of CPU) runs
+  while the LLM loads, and only for the engine that will speak (see
+  ``FallbackEngine.warm_up``).
 """
 
 from __future__ import annotations

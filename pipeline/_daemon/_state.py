@@ -17,6 +17,7 @@ from ._metrics import DaemonMetrics
 from ._runs import RunRegistry
 from ._settings import DaemonSettings
 from ._source import ClientLease, PipelineSource
+from ._spares import SpareEncoders
 
 logger = logging.getLogger("speakstream.daemon")
 
@@ -51,6 +52,8 @@ class DaemonState:
         self.metrics = DaemonMetrics()
         self.runs = RunRegistry(settings.runs_dir)
         self.source = PipelineSource(settings, llm_client=llm_client, tts_engine=tts_engine)
+        #: Started ffmpeg encoders for ``/v1/audio/speech`` (see :mod:`._spares`).
+        self.encoders = SpareEncoders()
         self._conversations: OrderedDict[str, tuple[llm.Conversation, ClientLease]] = (
             OrderedDict()
         )
@@ -94,9 +97,10 @@ class DaemonState:
         return conversation
 
     async def start(self) -> None:
-        """Create directories, open the job store, resume unfinished jobs, and say
-        what the daemon serves (warming the default engine up)."""
+        """Create directories, start the spare encoders, open the job store, resume
+        unfinished jobs, and say what the daemon serves (warming the default engine up)."""
         self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
+        await self.encoders.start()
         store = await asyncio.to_thread(JobStore, self.settings.database)
         self._jobs = NarrationJobs(store, self.source, self.settings.narrations_dir,
                                    self.metrics)
@@ -126,13 +130,14 @@ class DaemonState:
         return "speakstream serve: " + " · ".join(parts)
 
     async def aclose(self) -> None:
-        """Cancel runs still going, stop jobs (they resume at the next start), close
-        engines the daemon made."""
+        """Cancel runs still going, stop jobs (they resume at the next start), reap
+        the spare encoders, close engines the daemon made."""
         try:
             await self.runs.aclose()
             if self._jobs is not None:
                 await self._jobs.aclose()
         finally:
+            await self.encoders.aclose()
             for _, lease in self._conversations.values():
                 lease.release()
             self._conversations.clear()
