@@ -226,12 +226,14 @@ class SentenceBuffer:
         pending = self._pending_text()
         split = self._best_break(pending)
         if not speakable(pending[:split]):
-            # e.g. a lone "1.": take the last word boundary if that says something...
+            # e.g. a lone "1.": take every finished word if that says something
+            # (all of it when it ends in whitespace, else up to the last word)...
             word = _last_match(_WORD_GAP, pending)
-            if word is None or word.end() <= split or not speakable(pending[: word.end()]):
+            words = len(pending) if pending[-1].isspace() else word.end() if word else None
+            if words is None or words <= split or not speakable(pending[:words]):
                 self._content_since = self._clock()  # ...or wait for more
                 return []
-            split = word.end()
+            split = words
         segment = self._emit(self._released + split, "max_buffer_time")
         if self._content_since is not None:
             # The tail held back is an unfinished word or clause: a fresh deadline.

@@ -7,7 +7,7 @@ import math
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pipeline import Segment, SentenceBuffer, clean_for_speech, split_sentences
@@ -169,6 +169,7 @@ def test_no_segment_has_nothing_to_say(text: str, cuts: list[int]) -> None:
     text=texts.filter(lambda t: t.strip() != ""),
     wait=st.floats(0.0, 10.0, allow_nan=False),
 )
+@example(text='", Smith```py\n', wait=2.0)  # found by hypothesis: finished words after marks
 def test_deadline_fires_without_new_text(text: str, wait: float) -> None:
     clock = FakeClock()
     buffer = SentenceBuffer(
