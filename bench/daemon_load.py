@@ -27,7 +27,9 @@ overhead and time to ``done``): the ratio of each round and their median.
 The daemon runs under uvicorn's defaults, as ``speakstream serve`` does:
 uvloop and httptools when they are installed.
 CPU per 1,000 tokens = the daemon's CPU seconds over the burst / the LLM
-tokens it relayed (the fake server's deltas) x 1,000. The machine's 1-minute
+tokens it relayed (the fake server's deltas) x 1,000. SSE events per client:
+how many events a (fast) client received; text deltas within ``coalesce_ms``
+share one ``token`` event, so a busier daemon sends fewer, larger events. The machine's 1-minute
 load average before and after the burst is reported with the figures.
 """
 
@@ -117,6 +119,7 @@ async def _client(http: httpx.AsyncClient, url: str, n: int) -> dict[str, Any]:
 
 
 def _on_event(row: dict[str, Any], event: str, data: dict[str, Any]) -> None:
+    row["events"] = row.get("events", 0) + 1
     if event == "segment" and data["index"] == 0:
         row["segment0"] = data
         row["segment0_at"] = time.monotonic()
@@ -244,6 +247,8 @@ def run(quick: bool = False, *, clients: int | None = None, slow: int = 0) -> di
         in_daemon.append(1000 * (row["audio0"]["t"] - seg["t"] - latency))
         delivery.append(overheads[-1] - to_segment[-1] - in_daemon[-1])
     errors = [row["error"] for row in rows if row["error"] is not None]
+    events = [float(row["events"]) for row in rows
+              if row["error"] is None and not row.get("slow")]
     return {
         "clients": clients, "slow_readers": slow, "errors": len(errors),
         "error_samples": errors[:5],
@@ -254,6 +259,7 @@ def run(quick: bool = False, *, clients: int | None = None, slow: int = 0) -> di
         "done_s": summary(done_s) if done_s else None,
         "slow_done_s": summary(slow_done_s) if slow_done_s else None,
         "tokens_relayed": tokens,
+        "sse_events_per_client": summary(events) if events else None,
         "cpu_s_daemon": cpu_daemon, "cpu_s_llm_server_and_clients": cpu_here,
         "daemon_cpu_s_per_1000_tokens": 1000 * cpu_daemon / tokens if tokens else None,
         "daemon_rss_idle_mb": idle_mb, "daemon_peak_rss_mb": peak_mb, "cores": os.cpu_count(),
