@@ -259,6 +259,11 @@ def run(quick: bool = False, *, clients: int | None = None, slow: int = 0) -> di
         "done_s": summary(done_s) if done_s else None,
         "slow_done_s": summary(slow_done_s) if slow_done_s else None,
         "tokens_relayed": tokens,
+        # How long the fake server took to send each answer (its pace is 40
+        # tokens/s): done_s cannot be shorter; it stretches when the bench
+        # process itself (server thread + clients) is short of CPU.
+        "llm_send_s": summary([times[-1][0] - times[0][0]
+                               for times in by_message.values() if times]),
         "sse_events_per_client": summary(events) if events else None,
         "cpu_s_daemon": cpu_daemon, "cpu_s_llm_server_and_clients": cpu_here,
         "daemon_cpu_s_per_1000_tokens": 1000 * cpu_daemon / tokens if tokens else None,
