@@ -23,7 +23,6 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Seque
 from types import TracebackType
 from typing import Any
 
-from ._deadline import StepTimer
 from ._errors import LLMError, LLMTimeoutError
 from ._options import ClientOptions
 from ._stream import LLMStream, StreamState
@@ -244,13 +243,13 @@ class LLMClient(ABC):
             completed = False
             delay: float | None = None
             inner = self._astream(request, report)
-            timer = StepTimer()  # one armed timer per stream, not one per token
             try:
                 while True:
                     phase = "idle" if alive else "first_token"
                     limit = opts.idle_timeout if alive else opts.first_token_timeout
                     try:
-                        item = await timer.step(anext(inner, _END), limit)
+                        async with asyncio.timeout(limit):
+                            item = await anext(inner, _END)
                     except TimeoutError as exc:
                         raise LLMTimeoutError(
                             f"{self.provider}: nothing received for {limit} s ({phase} timeout)",
@@ -286,7 +285,6 @@ class LLMClient(ABC):
                 if delay is None:
                     raise
             finally:
-                timer.close()
                 await inner.aclose()
                 stats = self._stats(
                     started, first_at, last_at, report, text, thinking, attempts, completed
