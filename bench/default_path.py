@@ -51,7 +51,7 @@ def _model_files() -> list[Path]:
     from tts import find_bundled_model
 
     with llm.create_client("local") as client:
-        gguf = Path(client.model)  # the bundled SmolLM2 (nothing loaded yet)
+        gguf = Path(vars(client)["model_path"])  # the bundled SmolLM2 (nothing loaded yet)
     return [gguf, find_bundled_model()[0]]
 
 

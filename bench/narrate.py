@@ -1,14 +1,27 @@
-"""Scenario 11: narration jobs: throughput 1 vs 2 workers in-process and on Ray, and memory.
+"""Scenario 13: narration jobs: throughput 1 vs 2 workers in-process and on Ray, and memory.
 
-* Throughput: a job of equal text items cut from the corpus (``ITEM_CHARS``
-  each; 12 for espeak-ng, 2 for piper, which is slower) narrated to WAV:
+* Throughput, **1 worker on 1 CPU vs 2 workers on 2 CPUs** (the CPU-share
+  definition Ray uses: a worker is given CPUs and its native thread pools are
+  sized to them, see :func:`pipeline._job_pipelines.engine_options`). Each
+  measurement runs in a fresh process pinned with ``os.sched_setaffinity`` to
+  ``N`` cores (1 or 2) before anything starts, so every thread and child
+  process it makes (espeak-ng, onnxruntime's threads, the Ray cluster's GCS,
+  raylet and actors) runs on those cores. A job of equal text items cut from
+  the corpus (``ITEM_CHARS`` each; 12 for espeak-ng, 2 for piper, which is
+  slower) narrated to WAV:
   - in-process (:func:`pipeline._job.anarrate_job`): items one after the
-    other, ``workers=1`` vs ``workers=2`` segments synthesized in parallel;
-  - on Ray (``ray.init(num_cpus=2)``, :func:`pipeline._ray.run_job_on_ray`):
-    1 vs 2 warm actors (``workers=1`` each), items as tasks. Actors are
-    started and warmed (piper's model loaded) before the clock starts.
-  ``speedup`` = wall(1) / wall(2). One run each (the machine is shared:
-  the 1-minute load average is recorded next to the figures).
+    other, ``workers=N`` segments synthesized at once, piper with
+    ``N // N = 1`` intra-op thread per segment;
+  - on Ray (``ray.init(address="local", num_cpus=N)``,
+    :func:`pipeline._ray.run_job_on_ray`): ``N`` warm actors of one CPU each
+    (``workers=1`` inside), items as tasks. Actors are started and warmed
+    (piper's model loaded) before the clock starts.
+  ``speedup`` = wall(1 CPU) / wall(2 CPUs). The machine is shared, so the
+  runs alternate (1, 2, 1, 2) and the shorter wall of each is kept; the
+  1-minute load average is recorded next to the figures, and so is
+  ``cpu_ceiling``: the CPU seconds two busy processes pinned to 2 cores get
+  over those one process pinned to 1 core gets in the same wall time (2.0 on
+  an idle machine; the most any 1 → 2 speedup can be while others load it).
 * Memory: peak RSS (``VmHWM``) of a fresh process narrating a document
   of 1 MB and of 10 MB (the corpus repeated, its ``CHAPTER`` headings
   included) through ``anarrate_job`` with a zero-latency fake engine and the
@@ -31,6 +44,7 @@ from typing import Any
 from bench.common import proc_status_mb
 
 ITEM_CHARS = 3000
+ROUNDS = 2
 
 
 def _items(count: int) -> list[Any]:
@@ -49,17 +63,17 @@ def _settings(tts: str, workers: int, out: str) -> Any:
                              "play": False}, files=[], env={})  # fmt: skip
 
 
-async def _in_process(tts: str, workers: int, items: list[Any]) -> float:
+async def _in_process(tts: str, cpus: int, items: list[Any]) -> float:
     from pipeline import create_streaming_pipeline
-    from pipeline.jobs import ItemDone, JobPipelines, anarrate_job
+    from pipeline.jobs import ItemDone, JobPipelines, anarrate_job, engine_options
 
     with tempfile.TemporaryDirectory() as out:
-        settings = _settings(tts, workers, out)
-        pipe = create_streaming_pipeline(None, tts, settings.streaming_config())
+        settings = _settings(tts, cpus, out)
+        sized = engine_options(tts, cpus=cpus, workers=cpus)
+        pipe = create_streaming_pipeline(None, tts, settings.streaming_config(), tts_config=sized)
         async with pipe, JobPipelines(pipe, settings) as pipelines:
-            warm = _settings(tts, workers, out + "/warm")
             async for _ in anarrate_job(items[:1], pipeline_for=pipelines.get,
-                                        output_dir=warm.values["output_dir"]):
+                                        output_dir=out + "/warm"):
                 pass  # warm-up: engine start, model load
             start = time.monotonic()
             async for event in anarrate_job(items, pipeline_for=pipelines.get, output_dir=out):
@@ -68,50 +82,83 @@ async def _in_process(tts: str, workers: int, items: list[Any]) -> float:
             return time.monotonic() - start
 
 
-def _on_ray(tts: str, actors: int, items: list[Any]) -> float:
+def _on_ray(tts: str, cpus: int, items: list[Any]) -> float:
     import ray
 
     from pipeline.cluster import run_job_on_ray, start_workers
 
-    with tempfile.TemporaryDirectory() as out:
-        settings = _settings(tts, 1, out)
-        pool = start_workers(tts, settings.streaming_config(), actors_per_node=actors)
-        try:
-            run_job_on_ray(items[:actors], settings=settings, output_dir=out + "/warm",
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    try:
+        with tempfile.TemporaryDirectory() as out:
+            settings = _settings(tts, 1, out)
+            pool = start_workers(tts, settings.streaming_config(), actors_per_node=cpus)
+            run_job_on_ray(items[:cpus], settings=settings, output_dir=out + "/warm",
                            workers=pool)  # every actor warm before the clock starts
             start = time.monotonic()
             done = run_job_on_ray(items, settings=settings, output_dir=out, workers=pool)
             wall = time.monotonic() - start
-        finally:
-            for actor in pool:
-                ray.kill(actor)
+    finally:
+        ray.shutdown()
     assert all(r.status == "completed" for r in done)
     return wall
 
 
-def _throughput(quick: bool) -> dict[str, Any]:
-    import ray
+def _measure(where: str, tts: str, cpus: int, count: int) -> float:
+    """Wall seconds of one job in a fresh process pinned to ``cpus`` cores."""
+    proc = subprocess.run([sys.executable, "-m", "bench.narrate", "--throughput", where, tts,
+                           str(cpus), str(count)], capture_output=True, text=True)  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed")
+    return float(json.loads(proc.stdout.strip().splitlines()[-1])["wall_s"])
 
+
+def _busy(seconds: float) -> float:
+    """CPU seconds a busy loop gets in ``seconds`` of wall time."""
+    start, cpu = time.monotonic(), time.process_time()
+    while time.monotonic() - start < seconds:
+        pass
+    return time.process_time() - cpu
+
+
+def _cpu_ceiling(seconds: float = 3.0) -> float:
+    """CPU got by 2 busy processes on 2 cores over 1 on 1 core (see the module docstring)."""
+    import multiprocessing
+
+    cores = sorted(os.sched_getaffinity(0))
+    got = {}
+    for n in (1, 2):
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(n, initializer=os.sched_setaffinity, initargs=(0, cores[:n])) as pool:
+            got[n] = sum(pool.map(_busy, [seconds] * n))
+    return got[2] / got[1]
+
+
+def _throughput(quick: bool) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     engines = {"espeak": 4 if quick else 12, "piper": 2}
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        for tts, count in engines.items():
-            items = _items(count)
-            try:
-                local = {w: asyncio.run(_in_process(tts, w, items)) for w in (1, 2)}
-                remote = {a: _on_ray(tts, a, items) for a in (1, 2)}
-            except Exception as exc:  # reported, not swallowed: the engine may be missing
-                rows[tts] = {"error": f"{type(exc).__name__}: {exc}"}
-                continue
-            rows[tts] = {
-                "items": count, "item_chars": ITEM_CHARS,
-                "wall_s_in_process": local, "wall_s_ray": remote,
-                "speedup_in_process": local[1] / local[2], "speedup_ray": remote[1] / remote[2],
-                "load_avg_1m": os.getloadavg()[0],
-            }  # fmt: skip
-    finally:
-        ray.shutdown()
+    for tts, count in engines.items():
+        walls: dict[str, dict[int, list[float]]] = {"in_process": {1: [], 2: []},
+                                                    "ray": {1: [], 2: []}}  # fmt: skip
+        loads = []
+        ceilings = [_cpu_ceiling()]
+        try:
+            for where in walls:
+                for _ in range(1 if quick else ROUNDS):
+                    for cpus in (1, 2):
+                        walls[where][cpus].append(_measure(where, tts, cpus, count))
+                        loads.append(os.getloadavg()[0])
+        except (RuntimeError, ValueError) as exc:  # reported: the engine may be missing
+            rows[tts] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        best = {w: {c: min(v) for c, v in per.items()} for w, per in walls.items()}
+        rows[tts] = {
+            "items": count, "item_chars": ITEM_CHARS, "walls_s": walls,
+            "wall_s_in_process": best["in_process"], "wall_s_ray": best["ray"],
+            "speedup_in_process": best["in_process"][1] / best["in_process"][2],
+            "speedup_ray": best["ray"][1] / best["ray"][2],
+            "load_avg_1m": [min(loads), max(loads)],
+            "cpu_ceiling": [*ceilings, _cpu_ceiling()],  # before and after the runs
+        }  # fmt: skip
     return rows
 
 
@@ -169,5 +216,17 @@ def run(quick: bool = False) -> dict[str, Any]:
     return {"throughput": _throughput(quick), "memory": _memory(quick)}
 
 
+def _child(argv: list[str]) -> dict[str, Any]:
+    if argv[0] != "--throughput":
+        return asyncio.run(_narrate_file(argv[0]))
+    where, tts, cpus, count = argv[1], argv[2], int(argv[3]), int(argv[4])
+    # Before any thread or child process exists: all of them inherit the mask.
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:cpus])
+    items = _items(count)
+    wall = asyncio.run(_in_process(tts, cpus, items)) if where == "in_process" else _on_ray(
+        tts, cpus, items)
+    return {"wall_s": wall}
+
+
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(_narrate_file(sys.argv[1]))))
+    print(json.dumps(_child(sys.argv[1:])))

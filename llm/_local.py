@@ -148,7 +148,9 @@ class LocalClient(LLMClient):
     runs_in_process = True
 
     def __init__(self, *, model_path: Path, options: ClientOptions) -> None:
-        super().__init__(model=str(model_path), options=options)
+        # ``model`` is what runs report (events, results): the file name, not a
+        # path on this machine's disk; ``model_path`` is where it is loaded from.
+        super().__init__(model=model_path.name, options=options)
         self.model_path = model_path
         self._llama: Any = None
         self._lock = threading.Lock()

@@ -8,9 +8,12 @@ are done; a final ``{"type": "summary", ...}`` line closes a finished run.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ from ._atomic import atomic_write_text
 from ._errors import ManifestError, WriteError
 
 MANIFEST_NAME = "manifest.jsonl"
+_BLOCK = 1 << 16
 
 
 class ManifestWriter:
@@ -44,16 +48,25 @@ class ManifestWriter:
                 left as it was before the call).
             RuntimeError: the manifest is closed.
         """
-        data = (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+        self.append_pieces([json.dumps(record, ensure_ascii=False, allow_nan=False)])
+
+    def append_pieces(self, pieces: Iterable[str]) -> None:
+        """Append one line given in pieces (JSON text without its newline), written
+        as they come in blocks of about 64 KiB, so a long line is never whole in memory.
+
+        Raises:
+            WriteError: the line could not be written and synced (the file is
+                left as it was before the call).
+            RuntimeError: the manifest is closed.
+            Whatever iterating ``pieces`` raises (the line is cut off again).
+        """
         with self._lock:
             fd = self._fd
             if fd is None:
                 raise RuntimeError(f"manifest {self.path} is closed")
             start = os.lseek(fd, 0, os.SEEK_END)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                _write_blocks(fd, itertools.chain(pieces, ["\n"]))
                 os.fsync(fd)
             except OSError as exc:
                 try:
@@ -64,6 +77,10 @@ class ManifestWriter:
                     f"cannot append to {self.path.name}: {exc.strerror or exc}",
                     path=self.path, errno=exc.errno,
                 ) from exc
+            except BaseException:  # from ``pieces``: the half line must not stay
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)
+                raise
 
     def close(self) -> None:
         """Close the file. Idempotent; never raises for a full disk (nothing is buffered)."""
@@ -71,6 +88,21 @@ class ManifestWriter:
             if self._fd is not None:
                 fd, self._fd = self._fd, None
                 os.close(fd)
+
+
+def _write_blocks(fd: int, pieces: Iterable[str]) -> None:
+    block: list[bytes] = []
+    size = 0
+    for piece in itertools.chain(pieces, [None]):
+        if piece is not None:
+            data = piece.encode("utf-8")
+            block.append(data)
+            size += len(data)
+        if block and (piece is None or size >= _BLOCK):
+            view = memoryview(b"".join(block))
+            while view:
+                view = view[os.write(fd, view) :]
+            block, size = [], 0
 
 
 def rewrite_manifest(path: Path, records: list[dict[str, Any]]) -> None:

@@ -63,6 +63,9 @@ class FileSink(AudioSink):
             error=f"{type(error).__name__}: {error}", extra=segment.manifest_fields(),
         )
 
+    async def end_of_input(self, segments_total: int) -> None:
+        self.writer.end_of_input(segments_total)
+
     async def finish(self, summary: RunSummary) -> Mapping[str, str]:
         fields = dict(summary.fields)
         fields.update({key: Path(path).name for key, path in summary.artifacts.items()})

@@ -83,6 +83,11 @@ class FFmpegPipe:
         self._stderr: asyncio.Task[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        """ffmpeg's process id once started (``None`` before)."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def running(self) -> bool:
         """True between :meth:`start` and the process's end."""
         return self._proc is not None and self._proc.returncode is None

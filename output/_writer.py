@@ -137,7 +137,9 @@ class SegmentWriter:
     keeps the file and its line (nothing is written again), a different text
     replaces both. ``close`` rewrites the manifest atomically again when a
     line was replaced, so a finished manifest lists each index once, and a
-    run killed at any point leaves every line it had.
+    run killed at any point leaves every line it had. When the new input is
+    shorter than the earlier one (:meth:`end_of_input`), the earlier lines
+    and files past its end go at ``close``.
 
     With ``keep_records=False`` the writer keeps no per-segment records
     (:attr:`segments` stays empty; the manifest on disk has them all), so its
@@ -169,6 +171,7 @@ class SegmentWriter:
         self.manifest_path: Path = self.directory / MANIFEST_NAME
         self._kept: dict[int, dict[str, Any]] = {}
         self._replaced = False
+        self._stale: list[dict[str, Any]] = []  # kept lines past the end of the new input
         if resume and self.manifest_path.exists():
             self._kept = self._compact()
         self._manifest = ManifestWriter(self.manifest_path, overwrite=overwrite and not resume)
@@ -304,6 +307,18 @@ class SegmentWriter:
                 self._segments.append(written)
         return written
 
+    def end_of_input(self, segments_total: int) -> None:
+        """The run has exactly ``segments_total`` segments (indices below it).
+
+        On resume, the lines an earlier run left for higher indices (its text
+        was longer) are stale: :meth:`close` drops them from the manifest and
+        then removes their files.
+        """
+        with self._lock:
+            for index in [i for i in self._kept if i >= segments_total]:
+                self._stale.append(self._kept.pop(index))
+            self._replaced = self._replaced or bool(self._stale)
+
     def write_failed(
         self, index: int, *, text: str, error: str, extra: dict[str, Any] | None = None
     ) -> None:
@@ -383,9 +398,13 @@ class SegmentWriter:
                 self._manifest.close()
             if self._replaced:  # one line per index again, the summary last
                 records = read_manifest(self.manifest_path)
-                latest = sorted(last_per_index(records).items())
+                stale = {int(r["index"]) for r in self._stale}
+                latest = sorted(i_r for i_r in last_per_index(records).items()
+                                if i_r[0] not in stale)
                 summaries = [r for r in records if r.get("type") == "summary"][-1:]
                 rewrite_manifest(self.manifest_path, [r for _, r in latest] + summaries)
+            for record in self._stale:  # after the manifest stopped naming them
+                (self.directory / str(record["path"])).unlink(missing_ok=True)
 
     async def aclose(self, summary: dict[str, Any] | None = None) -> None:
         """:meth:`close` in a worker thread."""

@@ -54,8 +54,8 @@ from ._events import (
     event_to_dict,
 )
 from ._flags import add_llm_arguments
-from ._job import ItemDone, anarrate_job
-from ._job_pipelines import JobPipelines, item_size
+from ._job import ItemDone, anarrate_job, job_fingerprint
+from ._job_pipelines import JobPipelines, engine_options, item_size, usable_cpus
 from ._jobfile import JobItem, is_job_file, iter_job_items
 from ._narrate import Chapter
 from ._pipeline import StreamingPipeline, create_streaming_pipeline
@@ -257,13 +257,15 @@ def _settings(flags: dict[str, Any]) -> Settings:
     return settings
 
 
-def _pipeline(settings: Settings, *, llm_provider: str | None) -> StreamingPipeline:
+def _pipeline(settings: Settings, *, llm_provider: str | None,
+              tts_config: dict[str, Any] | None = None) -> StreamingPipeline:
     """The pipeline of ``settings``; a bad provider or engine name is a ConfigError."""
     streaming = settings.streaming_config()
     llm_config = settings.llm_config() if llm_provider else None
     try:
         return create_streaming_pipeline(
             llm_provider, settings.values["tts"], streaming, llm_config=llm_config,
+            tts_config=tts_config,
         )
     except ValueError as exc:  # an unknown provider, engine or option, from the factories
         if isinstance(exc, SpeakStreamError):
@@ -611,6 +613,13 @@ class NarrationView:
                 status_line(parts)
 
 
+def _json_job_event(item: JobItem, chapter: Chapter | None, event: ProgressEvent) -> None:
+    """``narrate --json``: one event of a job's run as an NDJSON line, with its
+    ``item``, ``chapter`` (number; 0 for a prompt) and ``chapter_title``."""
+    chapter = chapter or Chapter(number=0, title=item.id, text="")
+    JsonView().show(event, item=item.id, chapter=chapter.number, chapter_title=chapter.title)
+
+
 def _cmd_narrate(args: argparse.Namespace) -> int:
     flags = _flags(args)
     flags.setdefault("play", False)  # batch job: files only unless --play
@@ -622,7 +631,8 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
     if settings.values["ray_address"] is not None:
         from ._ray import narrate_on_ray  # only with the `ray` extra
 
-        return narrate_on_ray(args.files, settings, resume=args.resume, console=_stderr)
+        return narrate_on_ray(args.files, settings, resume=args.resume, console=_stderr,
+                              on_event=_json_job_event if args.json else None)
 
     def items() -> Iterator[JobItem]:
         for item in iter_job_items(args.files):
@@ -637,7 +647,10 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
 
     async def main(interrupts: Interrupts) -> int:
         failed = False
-        async with _pipeline(settings, llm_provider=None) as pipe, JobPipelines(
+        # A batch job: the engine's threads sized to each worker's share of the cores.
+        sized = engine_options(settings.values["tts"], cpus=usable_cpus(),
+                               workers=settings.values["workers"])
+        async with _pipeline(settings, llm_provider=None, tts_config=sized) as pipe, JobPipelines(
             pipe, settings
         ) as pipelines:
             await _announce(pipe, settings)
@@ -650,6 +663,8 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
                     items(), pipeline_for=pipelines.get,
                     output_dir=settings.values["output_dir"], resume=args.resume,
                     stop_event=interrupts.new_run(), lock=lock,
+                    fingerprint=job_fingerprint(pipe.config, tts=settings.values["tts"],
+                                                llm=settings.values),
                 )
                 async with contextlib.aclosing(events):
                     async for job_event in events:
@@ -661,8 +676,7 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
                         item, event = job_event.item, job_event.event
                         chapter = job_event.chapter or Chapter(number=0, title=item.id, text="")
                         if args.json:
-                            JsonView().show(event, item=item.id, chapter=chapter.number,
-                                            chapter_title=chapter.title)
+                            _json_job_event(item, job_event.chapter, event)
                         view.observe(chapter, event, key=(item.id, chapter.number))
                         if isinstance(event, RunFailed):
                             failed = True

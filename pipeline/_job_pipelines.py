@@ -3,6 +3,12 @@
 Every pipeline shares the text pipeline's warm TTS engine. A prompt item's
 LLM settings are its own keys over the command's, resolved by the one
 settings resolver (:func:`pipeline._settings.resolve_settings`).
+
+A job's engine is sized to its CPU share (:func:`engine_options`), the rule
+Ray applies to its tasks and actors (a worker given ``num_cpus`` sizes its
+native thread pools to them; Ray sets ``OMP_NUM_THREADS=num_cpus``): the
+process's cores (or a Ray actor's assigned CPUs) divided among the
+``workers`` segments synthesized at once.
 """
 
 from __future__ import annotations
@@ -16,6 +22,27 @@ from ._errors import ConfigError, SpeakStreamError
 from ._jobfile import JobItem
 from ._pipeline import StreamingPipeline, create_streaming_pipeline
 from ._settings import Settings, resolve_settings
+
+
+def usable_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def engine_options(tts: str, *, cpus: int, workers: int) -> dict[str, Any]:
+    """``tts_config`` of a batch job's engine on ``cpus`` CPUs with ``workers`` segment
+    workers: each worker's native threads sized to its share (``cpus // workers``, at
+    least 1), ``workers`` segments synthesized at once. Only piper has native thread
+    pools (espeak-ng is one single-threaded process per segment): ``{}`` for the others.
+    """
+    piper = {"threads": max(1, cpus // max(1, workers)), "parallel": workers}
+    if tts == "piper":
+        return piper
+    if tts == "auto":
+        return {"piper": piper}
+    return {}
 
 
 def prompt_settings(settings: Settings, item: JobItem) -> Settings:
@@ -35,11 +62,15 @@ class JobPipelines:
     Args:
         text: the pipeline of narrate items (its engine is shared).
         settings: the command's settings.
+        llm_client: a ready LLM client every prompt uses instead of one made
+            from its settings (the daemon's injected client); not closed here.
     """
 
-    def __init__(self, text: StreamingPipeline, settings: Settings) -> None:
+    def __init__(self, text: StreamingPipeline, settings: Settings, *,
+                 llm_client: Any = None) -> None:
         self._text = text
         self._settings = settings
+        self._llm_client = llm_client
         self._made: dict[tuple[Any, ...], StreamingPipeline] = {}
 
     async def get(self, item: JobItem) -> StreamingPipeline:
@@ -55,10 +86,16 @@ class JobPipelines:
         pipe = self._made.get(key)
         if pipe is None:
             try:
-                pipe = create_streaming_pipeline(
-                    settings.values["llm"], streaming_config=self._text.config,
-                    llm_config=settings.llm_config(), tts_engine=self._text.engine,
-                )
+                if self._llm_client is not None:
+                    pipe = create_streaming_pipeline(
+                        None, streaming_config=self._text.config, llm_client=self._llm_client,
+                        tts_engine=self._text.engine,
+                    )
+                else:
+                    pipe = create_streaming_pipeline(
+                        settings.values["llm"], streaming_config=self._text.config,
+                        llm_config=settings.llm_config(), tts_engine=self._text.engine,
+                    )
             except ValueError as exc:
                 if isinstance(exc, SpeakStreamError):
                     raise

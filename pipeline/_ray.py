@@ -31,8 +31,9 @@ import contextlib
 import io
 import logging
 import os
+import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -51,13 +52,25 @@ from output import (
 )
 
 from ._config import StreamingConfig
-from ._errors import PipelineError, RayJobError
-from ._job import RESULTS_NAME, ItemResult, ItemTally, read_results, set_aside
-from ._job_pipelines import job_size, prompt_settings
+from ._errors import ConfigError, PipelineError, RayJobError
+from ._events import ProgressEvent
+from ._job import (
+    RESULTS_NAME,
+    ItemResult,
+    ItemTally,
+    compact_results,
+    is_unchanged,
+    item_digest,
+    job_fingerprint,
+    read_results,
+    set_aside,
+)
+from ._job_pipelines import engine_options, job_size, prompt_settings, usable_cpus
 from ._jobfile import JobItem, iter_job_items
 from ._narrate import Chapter, finished_chapter, iter_chapters
 from ._pipeline import StreamingPipeline, create_streaming_pipeline
 from ._settings import Settings
+from ._spill import SpilledStrings
 
 
 class NarrationWorker:
@@ -75,49 +88,80 @@ class NarrationWorker:
 
     def _text_pipe(self) -> StreamingPipeline:
         if self._pipe is None:
-            self._pipe = create_streaming_pipeline(None, self._tts,
+            # The engine's threads sized to this actor's CPUs (its num_cpus), not the node's.
+            cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+            sized = engine_options(self._tts, cpus=max(1, int(cpus or usable_cpus())),
+                                   workers=self._streaming.workers)
+            self._pipe = create_streaming_pipeline(None, self._tts, tts_config=sized,
                                                    streaming_config=self._streaming)
         return self._pipe
 
     async def chapter(self, job_dir: str, item: JobItem, chapter: Chapter) -> dict[str, Any]:
         """Narrate one chapter into ``<job_dir>/<item.id>/<chapter.run_id>/``
         (resuming whatever an earlier attempt finished); its result record."""
+        return await _record(self.chapter_events(job_dir, item, chapter))
+
+    async def chapter_events(self, job_dir: str, item: JobItem,
+                             chapter: Chapter) -> AsyncGenerator[tuple[str, Any], None]:
+        """:meth:`chapter` as a stream (a Ray generator task): ``("event", ProgressEvent)``
+        for each run event, then ``("result", record)``."""
         base = Path(job_dir) / item.id if item.id else Path(job_dir)
         tally = ItemTally(item, Path(job_dir))
         done = await asyncio.to_thread(finished_chapter, base / chapter.run_id, chapter)
         if done is not None:
             tally.see(done)
-            return tally.result().to_record()
-        pipe = self._text_pipe()
-        async with contextlib.aclosing(pipe.astream_text_to_audio(
-            chapter.text, run_id=chapter.run_id, output_dir=base, resume=True,
-        )) as events:
-            async for event in events:
-                tally.see(event)
-        return tally.result().to_record()
+            yield "event", done
+        else:
+            async with contextlib.aclosing(self._text_pipe().astream_text_to_audio(
+                chapter.text, run_id=chapter.run_id, output_dir=base, resume=True,
+            )) as events:
+                async for event in events:
+                    tally.see(event)
+                    yield "event", event
+        yield "result", tally.result().to_record()
 
     async def prompt(self, job_dir: str, item: JobItem, llm_provider: str,
                      llm_config: dict[str, Any]) -> dict[str, Any]:
         """Ask ``item.prompt`` and narrate the answer into ``<job_dir>/<item.id>/``
         (an earlier, unfinished attempt is set aside); its result record."""
+        return await _record(self.prompt_events(job_dir, item, llm_provider, llm_config))
+
+    async def prompt_events(self, job_dir: str, item: JobItem, llm_provider: str,
+                            llm_config: dict[str, Any]) -> AsyncGenerator[tuple[str, Any], None]:
+        """:meth:`prompt` as a stream, like :meth:`chapter_events`."""
         run_dir = Path(job_dir) / item.id
         if run_dir.exists():
             await asyncio.to_thread(set_aside, run_dir)
         key = (llm_provider, *sorted(llm_config.items()))
+        tally = ItemTally(item, Path(job_dir))
         pipe = self._llm_pipes.get(key)
         if pipe is None:
-            pipe = create_streaming_pipeline(
-                llm_provider, streaming_config=self._streaming, llm_config=llm_config,
-                tts_engine=self._text_pipe().engine,
-            )
+            try:
+                pipe = create_streaming_pipeline(
+                    llm_provider, streaming_config=self._streaming, llm_config=llm_config,
+                    tts_engine=self._text_pipe().engine,
+                )
+            except ValueError as exc:  # an unknown provider or bad option: this item fails
+                tally.fail(exc)
+                yield "result", tally.result().to_record()
+                return
             self._llm_pipes[key] = pipe
-        tally = ItemTally(item, Path(job_dir))
         async with contextlib.aclosing(pipe.astream_chat_to_audio(
             item.prompt or "", system=item.system, run_id=item.id, output_dir=job_dir,
         )) as events:
             async for event in events:
                 tally.see(event)
-        return tally.result().to_record()
+                yield "event", event
+        yield "result", tally.result().to_record()
+
+
+async def _record(stream: AsyncGenerator[tuple[str, Any], None]) -> dict[str, Any]:
+    """The result record at the end of a worker's stream (its events dropped)."""
+    async with contextlib.aclosing(stream):
+        async for kind, value in stream:
+            if kind == "result":
+                return dict(value)
+    raise AssertionError("a worker stream ends with its result")
 
 
 @dataclass
@@ -126,19 +170,33 @@ class _ItemState:
     parts: dict[int, dict[str, Any]] = field(default_factory=dict)
     submitted: int = 0
     all_submitted: bool = False
+    digest: str = ""
+    #: The parts' files, in order, spilled as soon as the parts before have come.
+    files: SpilledStrings = field(default_factory=SpilledStrings)
+    spilled: int = 0  # parts spilled so far (a prompt is part 0, chapters 1, 2...)
+
+    def add(self, number: int, record: dict[str, Any]) -> None:
+        self.parts[number] = record
+        first = 0 if self.item.prompt is not None else 1
+        while first + self.spilled in self.parts:
+            self.files.extend(self.parts[first + self.spilled].pop("audio_files", []))
+            self.spilled += 1
 
     def complete(self) -> bool:
         return self.all_submitted and len(self.parts) == self.submitted
 
     def result(self) -> ItemResult:
+        for n in sorted(self.parts):  # parts put in directly (a failed read) after the spilled
+            self.files.extend(self.parts[n].pop("audio_files", []))
         parts = [ItemResult(**self.parts[n]) for n in sorted(self.parts)]
         if not parts:
-            return ItemResult(item=self.item.id, kind=self.item.kind, status="completed")
+            return ItemResult(item=self.item.id, kind=self.item.kind, status="completed",
+                              digest=self.digest)
         statuses = {p.status for p in parts}
         status = next((s for s in ("failed", "cancelled") if s in statuses), "completed")
         return replace(
-            parts[0], status=status,
-            audio_files=[f for p in parts for f in p.audio_files],
+            parts[0], status=status, digest=self.digest,
+            audio_files=self.files,
             duration_s=round(sum(p.duration_s for p in parts), 6),
             chapters=sum(p.chapters for p in parts),
             errors=[e for p in parts for e in p.errors],
@@ -163,11 +221,11 @@ def start_workers(tts: str, streaming: StreamingConfig, *, actors_per_node: int 
     ]
 
 
-def _units(items: Iterable[JobItem], states: dict[str, _ItemState],
+def _units(items: Iterable[tuple[JobItem, str]], states: dict[str, _ItemState],
            order: list[str]) -> Iterator[tuple[_ItemState, int, Chapter | None]]:
     """(item state, part number, chapter or None for a prompt), lazily."""
-    for item in items:
-        state = _ItemState(item)
+    for item, digest in items:
+        state = _ItemState(item, digest=digest)
         states[item.id] = state
         order.append(item.id)
         if item.prompt is not None:
@@ -175,17 +233,23 @@ def _units(items: Iterable[JobItem], states: dict[str, _ItemState],
             state.all_submitted = True
             yield state, 0, None
             continue
-        if item.text is not None:
-            chapters: Iterable[Chapter] = iter_chapters(io.StringIO(item.text))
-            opened: Any = contextlib.nullcontext()
-        else:
-            assert item.path is not None and item.path != "-", "stdin cannot go to Ray"
-            opened = open(item.path, encoding="utf-8")
-            chapters = iter_chapters(opened)
-        with opened:
-            for chapter in chapters:
-                state.submitted += 1
-                yield state, state.submitted, chapter
+        try:
+            if item.text is not None:
+                chapters: Iterable[Chapter] = iter_chapters(io.StringIO(item.text))
+                opened: Any = contextlib.nullcontext()
+            else:
+                assert item.path is not None and item.path != "-", "stdin cannot go to Ray"
+                opened = open(item.path, encoding="utf-8")
+                chapters = iter_chapters(opened)
+            with opened:
+                for chapter in chapters:
+                    state.submitted += 1
+                    yield state, state.submitted, chapter
+        except (OSError, UnicodeDecodeError) as exc:  # fails this item only
+            tally = ItemTally(item, Path())
+            tally.fail(exc)
+            state.submitted += 1
+            state.parts[state.submitted] = tally.result().to_record()
         state.all_submitted = True
 
 
@@ -198,12 +262,18 @@ def run_job_on_ray(
     actors_per_node: int = 1,
     workers: Sequence[Any] | None = None,
     on_part: Callable[[JobItem, Chapter | None, dict[str, Any]], None] | None = None,
+    on_event: Callable[[JobItem, Chapter | None, ProgressEvent], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> list[ItemResult]:
     """Run a narration job on the connected Ray cluster (call ``ray.init`` first).
 
     Same output as :func:`pipeline._job.anarrate_job` (directories, manifests,
     ``results.jsonl``), made by warm actors (see the module docstring).
-    ``on_part`` is called in the driver after each chapter or prompt.
+    ``on_part`` is called in the driver after each chapter or prompt;
+    ``on_event`` (if given) with each run event as the actors make it
+    (chapters in flight interleave; the tasks become Ray generator tasks, whose
+    events a retried task sends again). Once ``stop`` is set no further
+    chapter or prompt starts; those running end (a later resume continues the job).
     Returns the results of the items run now (skipped ones excluded).
 
     Raises:
@@ -230,42 +300,74 @@ def run_job_on_ray(
         states: dict[str, _ItemState] = {}
         order: list[str] = []
         written: list[ItemResult] = []
-        todo = (i for i in items if i.id not in done)
-        units = _units(todo, states, order)
+        fingerprint = job_fingerprint(settings.streaming_config(), tts=settings.values["tts"],
+                                      llm=settings.values)
+        redone = False
+
+        def todo() -> Iterator[tuple[JobItem, str]]:
+            nonlocal redone
+            for item in items:
+                digest = _digest(item, fingerprint)
+                if not is_unchanged(done.get(item.id), digest):
+                    redone = redone or item.id in done
+                    yield item, digest
+
+        units = _units(todo(), states, order)
         results = ManifestWriter(results_path)
         try:
             exhausted = False
             while True:
-                while free and not exhausted:
+                while free and not exhausted and not (stop is not None and stop.is_set()):
                     unit = next(units, None)
                     if unit is None:
                         exhausted = True
                         break
                     state, number, chapter = unit
-                    actor = free.popleft()
-                    pending[_submit(actor, job_dir, state.item, chapter, settings, resume)] = (
-                        actor, state, number, chapter)
+                    try:
+                        task = _submit(free[0], job_dir, state.item, chapter, settings, resume,
+                                       stream=on_event is not None)
+                    except ConfigError as exc:  # a bad setting of one prompt: it fails alone
+                        tally = ItemTally(state.item, job_dir)
+                        tally.fail(exc)
+                        state.parts[number] = tally.result().to_record()
+                        continue
+                    pending[task] = (free.popleft(), state, number, chapter)
                 if not pending:
                     break
                 ready, _ = ray.wait(list(pending), num_returns=1)
-                actor, state, number, chapter = pending.pop(ready[0])
-                free.append(actor)
+                actor, state, number, chapter = pending[ready[0]]
                 try:
-                    record = ray.get(ready[0])
-                except ray.exceptions.RayError as exc:
+                    kind, value = _take(ready[0])
+                except (ray.exceptions.RayError, StopIteration) as exc:
                     raise RayJobError(f"{state.item.id or 'the document'}: {exc}",
                                       item=state.item.id) from exc
-                state.parts[number] = record
+                if kind == "event":
+                    assert on_event is not None
+                    on_event(state.item, chapter, value)
+                    continue
+                record = value
+                del pending[ready[0]]
+                free.append(actor)
                 if on_part is not None:
                     on_part(state.item, chapter, record)
+                state.add(number, record)
                 written += _flush(order, states, results)
             written += _flush(order, states, results)  # the last item ends with its chapters
         finally:
             results.close()
+            if redone:
+                compact_results(job_dir)
             if workers is None:
                 for actor in pool:
                     ray.kill(actor)
         return written
+
+
+def _digest(item: JobItem, fingerprint: dict[str, Any]) -> str:
+    try:
+        return item_digest(item, fingerprint)
+    except OSError:
+        return ""  # the item's task meets the same error
 
 
 def _flush(order: list[str], states: dict[str, _ItemState],
@@ -274,22 +376,35 @@ def _flush(order: list[str], states: dict[str, _ItemState],
     flushed = []
     while order and states[order[0]].complete():
         result = states.pop(order.pop(0)).result()
-        results.append(result.to_record())
+        results.append_pieces(result.iter_json())
         flushed.append(result)
     return flushed
 
 
+def _take(task: Any) -> tuple[str, Any]:
+    """The next ``("event", e)`` or ``("result", record)`` of a ready task (a
+    generator task gives one item at a time; a plain one its record)."""
+    if isinstance(task, ray.ObjectRefGenerator):
+        kind, value = ray.get(next(task))
+        return str(kind), value
+    return "result", ray.get(task)
+
+
 def _submit(actor: Any, job_dir: Path, item: JobItem, chapter: Chapter | None,
-            settings: Settings, resume: bool) -> Any:
+            settings: Settings, resume: bool, *, stream: bool) -> Any:
+    """The task of one chapter or prompt: a Ray generator task with ``stream``
+    (its events, then its record), else one whose value is the record."""
     if chapter is None:
         item_settings = prompt_settings(settings, item)
-        return actor.prompt.remote(str(job_dir), item, item_settings.values["llm"],
-                                   item_settings.llm_config())
+        method = actor.prompt_events.options(num_returns="streaming") if stream else actor.prompt
+        return method.remote(str(job_dir), item, item_settings.values["llm"],
+                             item_settings.llm_config())
     base = job_dir / item.id if item.id else job_dir
     if not resume and (base / chapter.run_id / MANIFEST_NAME).exists():
         raise OutputExistsError(f"{base / chapter.run_id} already holds a run",
                                 path=base / chapter.run_id)
-    return actor.chapter.remote(str(job_dir), item, chapter)
+    method = actor.chapter_events.options(num_returns="streaming") if stream else actor.chapter
+    return method.remote(str(job_dir), item, chapter)
 
 
 def connect(address: str) -> None:
@@ -303,10 +418,18 @@ def connect(address: str) -> None:
     ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, **local)
 
 
+def disconnect() -> None:
+    """``ray.shutdown``: leave the cluster (one :func:`connect` started stops with it)."""
+    ray.shutdown()
+
+
 def narrate_on_ray(sources: Sequence[str], settings: Settings, *, resume: bool,
-                   console: Console) -> int:
-    """``speakstream narrate --ray``: run the job, one progress bar; the exit code
-    (0 every item completed, 1 otherwise)."""
+                   console: Console,
+                   on_event: Callable[[JobItem, Chapter | None, ProgressEvent], None] | None = None,
+                   ) -> int:
+    """``speakstream narrate --ray``: run the job, one progress bar (none when
+    ``on_event`` takes every run event: ``--json``); the exit code (0 every item
+    completed, 1 otherwise)."""
     if "-" in sources:
         raise PipelineError("stdin ('-') cannot be narrated on Ray: give files")
     connect(str(settings.values["ray_address"]))
@@ -315,7 +438,7 @@ def narrate_on_ray(sources: Sequence[str], settings: Settings, *, resume: bool,
     total = job_size(i for i in iter_job_items(sources) if i.id not in finished)
     progress = Progress(TextColumn("{task.description}"), BarColumn(),
                         TextColumn("{task.completed:,.0f} chars"), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=console)
+                        TimeRemainingColumn(), console=console, disable=on_event is not None)
     failed = False
 
     def on_part(item: JobItem, chapter: Chapter | None, record: dict[str, Any]) -> None:
@@ -329,8 +452,9 @@ def narrate_on_ray(sources: Sequence[str], settings: Settings, *, resume: bool,
         task = progress.add_task("narrating on Ray", total=total or None)
         results = run_job_on_ray(iter_job_items(sources), settings=settings,
                                  output_dir=settings.values["output_dir"], resume=resume,
-                                 on_part=on_part)
-    console.print(f"{len(results)} item(s) narrated, results in "
-                  f"{Path(settings.values['output_dir']) / RESULTS_NAME}", style="dim")
+                                 on_part=on_part, on_event=on_event)
+    if on_event is None:
+        console.print(f"{len(results)} item(s) narrated, results in "
+                      f"{Path(settings.values['output_dir']) / RESULTS_NAME}", style="dim")
     return 1 if failed else 0
 

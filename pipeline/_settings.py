@@ -19,8 +19,9 @@ Keys (:data:`DEFAULTS` holds every one with its default):
   ``max_buffer_time``...). ``max_buffer_time = "none"`` disables the time rule;
 * what only the CLI uses: ``progress_interval``, seconds between the plain
   progress lines ``narrate`` prints when stderr is not a terminal;
-* ``ray_address``: run ``narrate`` jobs on a Ray cluster (``"auto"``, or an
-  address such as ``"127.0.0.1:6379"``; unset: in this process);
+* ``ray_address``: run ``narrate`` jobs and the daemon's narration jobs on a
+  Ray cluster (``"auto"``, an address such as ``"127.0.0.1:6379"``, or
+  ``"local"`` for a new cluster in this process; unset: in this process);
 * what only ``speakstream serve`` uses (:data:`SERVE_KEYS`): ``host``,
   ``port``, ``token``, ``cors_origins`` (a TOML list, or comma-separated in
   the environment), ``db_path`` and the limits of
@@ -207,6 +208,7 @@ class Settings:
                 llm_config=self.llm_config(),
                 streaming_config=streaming.replace(play=False, output_dir=output_dir),
                 output_dir=output_dir,
+                ray_address=self.values["ray_address"],
                 sources=dict(self.sources),
                 **serve,
             )

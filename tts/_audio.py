@@ -213,12 +213,31 @@ def speech_bounds(wav: PcmWav, *, threshold: int = 500) -> tuple[float, float]:
     # WAV is little-endian; array uses the machine order.
     if struct.pack("=h", 1) != struct.pack("<h", 1):  # pragma: no cover - big-endian hosts
         samples.byteswap()
-    first = next((i for i, s in enumerate(samples) if abs(s) > threshold), None)
+    first = _first_loud(samples, threshold, reverse=False)
     if first is None:
         return 0.0, duration
-    last = next(i for i in range(len(samples) - 1, -1, -1) if abs(samples[i]) > threshold)
+    last = _first_loud(samples, threshold, reverse=True)
+    assert last is not None
     per_second = wav.info.sample_rate * wav.info.channels
     return first / per_second, (last + 1) / per_second
+
+
+_BLOCK = 2048
+
+
+def _first_loud(samples: array[int], threshold: int, *, reverse: bool) -> int | None:
+    """Index of the first (``reverse``: last) sample whose magnitude exceeds ``threshold``.
+
+    Blocks of :data:`_BLOCK` samples are judged by their ``min``/``max`` (C speed);
+    only the block holding the answer is scanned sample by sample.
+    """
+    starts = range(0, len(samples), _BLOCK)
+    for start in reversed(starts) if reverse else starts:
+        block = samples[start:start + _BLOCK]
+        if max(block) > threshold or min(block) < -threshold:
+            order = range(len(block) - 1, -1, -1) if reverse else range(len(block))
+            return start + next(i for i in order if abs(block[i]) > threshold)
+    return None
 
 
 _BITRATES_KBPS = {

@@ -80,10 +80,15 @@ class TTSEngine:
         retry: the :class:`RetryPolicy` of this engine (class default:
             2 attempts, 0.2 s back-off); engines take ``retry=`` in their
             constructor.
+        remote: ``True`` when the engine speaks through a network service
+            (edge): its warm-up only checks the service can be reached and
+            uses next to no CPU here. A :class:`FallbackEngine` warms remote
+            engines alongside the first local one (see its ``warm_up``).
     """
 
     name: str = "engine"
     retry: RetryPolicy = RetryPolicy()
+    remote: bool = False
 
     _closed: bool = False
 

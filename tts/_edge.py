@@ -32,14 +32,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
+import sys
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from ._base import TTSEngine
 from ._errors import EngineUnavailableError, SynthesisError, TTSError
 from ._types import AudioChunk, RetryPolicy, SynthesizedAudio, Voice, WordBoundary
 
+#: edge's service host (the host of ``edge_tts.constants.WSS_URL``; a test checks
+#: they agree): :meth:`EdgeEngine.warm_up` resolves it without importing edge-tts.
+SERVICE_HOST = "speech.platform.bing.com"
 #: edge's default voice (``edge_tts.constants.DEFAULT_VOICE``).
 DEFAULT_VOICE = "en-US-EmmaMultilingualNeural"
 #: 100-nanosecond ticks per second, the unit of edge's offsets and durations.
@@ -118,6 +124,7 @@ class EdgeEngine(TTSEngine):
     """edge-tts (online, neural voices, MP3 24 kHz mono, real word timings)."""
 
     name = "edge"
+    remote = True
 
     def __init__(
         self,
@@ -232,6 +239,33 @@ class EdgeEngine(TTSEngine):
             with contextlib.suppress(aiohttp.ClientError, OSError):
                 await messages.aclose()
 
+    async def warm_up(self) -> None:
+        """Check that the service can be reached, cheaply: resolve its host name
+        (no request is sent), then import edge-tts (in a thread).
+
+        Offline, the name does not resolve (a few ms): edge is ruled out before
+        the first segment, and edge-tts (with aiohttp, ~0.3 s of CPU to import)
+        is never imported, so the engine that will speak gets the CPU. Nothing
+        is checked behind a ``proxy`` (the proxy resolves the name).
+
+        Raises:
+            EngineUnavailableError: edge-tts is not installed, or the host name
+                does not resolve within ``connect_timeout_s``.
+        """
+        if importlib.util.find_spec("edge_tts") is None:
+            raise EngineUnavailableError("edge-tts is not installed", engine=self.name)
+        if self.config.proxy is None:
+            host, port = _service_address()
+            try:
+                async with asyncio.timeout(self.config.connect_timeout_s):
+                    await asyncio.get_running_loop().getaddrinfo(host, port)
+            except (OSError, TimeoutError) as exc:  # socket.gaierror is an OSError
+                raise EngineUnavailableError(
+                    f"edge-tts service unreachable: cannot resolve {host}: {exc}",
+                    engine=self.name,
+                ) from exc
+        await asyncio.to_thread(_import_vendor)
+
     async def list_voices(self) -> list[Voice]:
         """edge's voice list (one HTTPS request); ``id`` is the ShortName."""
         aiohttp, edge_tts = _import_vendor()
@@ -255,6 +289,17 @@ class EdgeEngine(TTSEngine):
             )
             for v in voices
         ]
+
+
+def _service_address() -> tuple[str, int]:
+    """(host, port) of edge's WebSocket service: edge-tts's ``WSS_URL`` once it is
+    imported (tests point it at local servers), else :data:`SERVICE_HOST`, 443."""
+    communicate = sys.modules.get("edge_tts.communicate")
+    url = getattr(communicate, "WSS_URL", None)
+    if not isinstance(url, str):
+        return SERVICE_HOST, 443
+    parts = urlsplit(url)
+    return parts.hostname or SERVICE_HOST, parts.port or (80 if parts.scheme == "ws" else 443)
 
 
 def _import_vendor() -> tuple[Any, Any]:

@@ -149,9 +149,10 @@ class FallbackEngine(TTSEngine):
     async def choose(self, voice: str | None = None) -> str:
         """Which engine will speak ``voice`` (``None``: the engines' default voices), and why.
 
-        Warms the engines up and asks them for their voices (both rule out an
-        engine that cannot run or cannot be reached, e.g. edge-tts offline),
-        then returns one line naming the engine and the reason, e.g.
+        Warms the engine that will speak up (:meth:`warm_up`, which rules out
+        the engines before it that cannot run or cannot be reached, e.g.
+        edge-tts offline) and, when a ``voice`` is given, asks the engines for
+        their voices; then returns one line naming the engine and the reason, e.g.
         ``"piper: edge unavailable (edge-tts service unreachable)"``,
         ``"espeak: voice en-us is an espeak voice"``, or
         ``"edge: first in order"``. When no engine can run, the line starts
@@ -159,8 +160,7 @@ class FallbackEngine(TTSEngine):
         :class:`EngineUnavailableError`). Cheap once warm.
         """
         await self.warm_up()
-        await self._load_voices()
-        candidates = await self._candidates(voice)
+        candidates = await self._candidates(voice)  # asks for voices only when one is given
         chosen = next(
             (i for i in range(len(self.engines))
              if i not in self._unavailable and i in candidates), None,
@@ -183,17 +183,44 @@ class FallbackEngine(TTSEngine):
         return f"{name}: " + ("; ".join(reasons) or "first in order")
 
     async def warm_up(self) -> None:
-        """Warm every engine still available, concurrently.
+        """Warm up the engine that will speak, not its fallbacks.
+
+        Engines still available are warmed in order, concurrently: every
+        remote engine (:attr:`TTSEngine.remote`, e.g. edge, whose warm-up only
+        checks the service can be reached) up to the first local engine, and
+        that one. If it is ruled out, the next local engine is warmed, and so
+        on; the engines after the first one that warmed up are left cold and
+        load on their first synthesis, if a segment ever falls back to them.
+
+        Why not warm them all: with an in-process LLM on 2 cores, warming the
+        whole ``auto`` chain (piper's model, pyttsx3's worker process,
+        edge-tts's imports, ``espeak-ng --voices``) took the CPU from the
+        LLM's prompt evaluation and first tokens, exactly while the first
+        segment was being written, for engines that never spoke (issue 12:
+        the default path's first audio came ~1.5x its physical limit).
 
         An engine whose warm-up raises :class:`EngineUnavailableError` is ruled
         out for the rest of the run, exactly as if a synthesis had found it
-        unavailable; other errors propagate.
+        unavailable; other errors propagate (after the other warm-ups ended).
         """
-        candidates = [i for i in range(len(self.engines)) if i not in self._unavailable]
-        results = await asyncio.gather(
-            *(self.engines[i].warm_up() for i in candidates), return_exceptions=True
-        )
-        for index, result in zip(candidates, results, strict=True):
+        started: list[tuple[int, asyncio.Future[None]]] = []  # (engine index, warm-up)
+        try:
+            for index, engine in enumerate(self.engines):
+                if index in self._unavailable:
+                    continue
+                task = asyncio.ensure_future(engine.warm_up())
+                started.append((index, task))
+                if engine.remote:
+                    continue
+                await asyncio.wait({task})
+                if task.cancelled() or not isinstance(task.exception(), EngineUnavailableError):
+                    break  # warmed up (or a real error, raised below): the rest stays cold
+            results = await asyncio.gather(*(warming for _, warming in started),
+                                           return_exceptions=True)
+        finally:
+            for _, warming in started:
+                warming.cancel()
+        for (index, _), result in zip(started, results, strict=True):
             if isinstance(result, EngineUnavailableError):
                 self._unavailable[index] = result
             elif isinstance(result, BaseException):

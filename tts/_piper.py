@@ -15,8 +15,8 @@ no pitch control, so ``pitch`` is ignored. Word timings are estimated (:mod:`tts
 The onnxruntime session is built here, not by ``PiperVoice.load``, for two reasons
 (issue 12 items 3 and 4):
 
-* **threads** (:func:`session_options`): intra-op threads = the usable cores
-  (at most :data:`MAX_INTRA_THREADS`), one inter-op thread (piper's graph is a
+* **threads** (:func:`session_options`): intra-op threads = ``threads`` (default:
+  the usable cores, at most :data:`MAX_INTRA_THREADS`), one inter-op thread (piper's graph is a
   chain: nothing runs in parallel between operators), and **no spinning**.
   onnxruntime's default spins its idle threads for a while after each
   operator; next to an in-process LLM (llama.cpp) on 2 cores those spinning
@@ -25,6 +25,14 @@ The onnxruntime session is built here, not by ``PiperVoice.load``, for two reaso
   core back at once; the pipeline's pacing (``pipeline._pacing``) keeps
   generation off the cores while the first segment is synthesized, so piper
   may use them all;
+* **parallel segments**: ``parallel`` segments are synthesized at once, each in
+  its own engine thread over the one session (onnxruntime's ``run`` is
+  thread-safe; espeak-ng's phonemizer inside piper is not, so phonemizing is
+  serialized by a lock, a few ms per segment). A batch job of ``W`` workers on
+  ``C`` cores gives each segment ``C // W`` intra-op threads (the CPU-share
+  rule of :func:`pipeline.engine_options`): two single-threaded segments on
+  2 cores make nearly twice the audio of one, while one segment on 2 threads
+  gains little (piper's graph is small);
 * **cold start**: graph optimization costs most of a load (measured 2.3 s to
   load the joe voice, 0.6-0.8 s from an optimized copy). The first load saves
   the optimized graph under :func:`cache_dir` (atomically; keyed by the
@@ -32,6 +40,17 @@ The onnxruntime session is built here, not by ``PiperVoice.load``, for two reaso
   process, read it with optimization off. Optimization stops at the
   "extended" level, whose output is portable (the "all" level adds layout
   transforms for this very CPU). An unreadable cache is ignored and rewritten.
+  Tried and left out (2026-12-03, 2 cores, load 4-6): an ORT-format copy
+  (``.ort``, FlatBuffers, ``session.save_model_format=ORT``) loaded no faster
+  than the optimized ``.onnx`` (0.42 s vs 0.38 s wall, 0.26 s vs 0.22 s CPU),
+  and ORT's zero-copy load from bytes (``session.use_ort_model_bytes_directly``)
+  needs a buffer that outlives the session, which the Python binding does not
+  guarantee (it crashed the process). The load releases the GIL (a Python
+  thread kept running every <= 14 ms throughout it), so its only cost to an
+  in-process LLM is CPU time; what is left of piper's start-up (importing
+  piper, numpy and onnxruntime, ~0.3 s, then the session, ~0.2 s of CPU) runs
+  while the LLM loads, and only for the engine that will speak (see
+  ``FallbackEngine.warm_up``).
 """
 
 from __future__ import annotations
@@ -96,9 +115,10 @@ def _cached_name(model: Path, ort_version: str) -> str:
     return f"{model.stem}-{stat.st_size}-{int(stat.st_mtime)}-ort{ort_version}.onnx"
 
 
-def load_session(model: Path, *, cache: Path | None) -> Any:
-    """An onnxruntime session for ``model``, through the optimized-model cache ``cache``
-    (a directory; ``None``: no cache). Raises what onnxruntime raises for a bad model."""
+def load_session(model: Path, *, cache: Path | None, threads: int | None = None) -> Any:
+    """An onnxruntime session for ``model`` with ``threads`` intra-op threads (default:
+    the usable cores), through the optimized-model cache ``cache`` (a directory;
+    ``None``: no cache). Raises what onnxruntime raises for a bad model."""
     import onnxruntime as ort
 
     providers = ["CPUExecutionProvider"]
@@ -107,10 +127,10 @@ def load_session(model: Path, *, cache: Path | None) -> Any:
         unreadable: tuple[type[Exception], ...] = (OSError, RuntimeError, *_onnxruntime_errors())
         try:
             return ort.InferenceSession(str(cached), sess_options=session_options(
-                ort, optimized=True), providers=providers)
+                ort, cores=threads, optimized=True), providers=providers)
         except unreadable:
             cached.unlink(missing_ok=True)  # torn or foreign: rebuilt below
-    options = session_options(ort)
+    options = session_options(ort, cores=threads)
     temp: Path | None = None
     if cached is not None:
         try:
@@ -166,6 +186,22 @@ def _onnxruntime_errors() -> tuple[type[Exception], ...]:
     return tuple(getattr(ort, n) for n in names if isinstance(getattr(ort, n, None), type))
 
 
+#: espeak-ng's library (piper's phonemizer) keeps global state: one caller at a time.
+_PHONEMIZE_LOCK = threading.Lock()
+
+
+def _voice_class(base: Any) -> Any:
+    """``PiperVoice`` with its phonemizing serialized by :data:`_PHONEMIZE_LOCK`, so
+    several threads may synthesize with one voice (the onnxruntime session is thread-safe)."""
+
+    class LockedVoice(base):
+        def phonemize(self, text: str) -> Any:
+            with _PHONEMIZE_LOCK:
+                return super().phonemize(text)
+
+    return LockedVoice
+
+
 @dataclass(frozen=True)
 class PiperConfig:
     """Options of :class:`PiperEngine`.
@@ -176,16 +212,27 @@ class PiperConfig:
         speaker_id: speaker of a multi-speaker model, ``None`` for the default.
         cache: keep an optimized copy of the model under :func:`cache_dir`
             (the next load is 2-3x faster); ``False``: optimize at every load.
+        threads: onnxruntime intra-op threads per segment (1-64); ``None``:
+            the usable cores (at most :data:`MAX_INTRA_THREADS`).
+        parallel: segments synthesized at once (1-64), each in its own thread.
     """
 
     model_path: Path | None = None
     config_path: Path | None = None
     speaker_id: int | None = None
     cache: bool = True
+    threads: int | None = None
+    parallel: int = 1
 
     def __post_init__(self) -> None:
         if self.speaker_id is not None and self.speaker_id < 0:
             raise ValueError(f"speaker_id must be >= 0, got {self.speaker_id!r}")
+        if self.threads is not None and not (
+            isinstance(self.threads, int) and 1 <= self.threads <= 64
+        ):
+            raise ValueError(f"threads must be an integer in [1, 64], got {self.threads!r}")
+        if not (isinstance(self.parallel, int) and 1 <= self.parallel <= 64):
+            raise ValueError(f"parallel must be an integer in [1, 64], got {self.parallel!r}")
         if self.config_path is not None and self.model_path is None:
             raise ValueError("config_path needs model_path")
 
@@ -202,6 +249,8 @@ class PiperEngine(TTSEngine):
         config_path: str | Path | None = None,
         speaker_id: int | None = None,
         cache: bool = True,
+        threads: int | None = None,
+        parallel: int = 1,
         retry: RetryPolicy | None = None,
     ) -> None:
         if retry is not None:
@@ -211,15 +260,20 @@ class PiperEngine(TTSEngine):
             config_path=Path(config_path) if config_path is not None else None,
             speaker_id=speaker_id,
             cache=cache,
+            threads=threads,
+            parallel=parallel,
         )
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="piper")
+        self._thread = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="piper")
+        self._load_lock = threading.Lock()
         self._voice: Any = None
         self._voice_name = ""
 
     def _load(self) -> Any:
-        """Load the model once (runs in the engine's thread)."""
-        if self._voice is not None:
-            return self._voice
+        """Load the model once (runs in an engine thread)."""
+        with self._load_lock:
+            return self._voice if self._voice is not None else self._load_once()
+
+    def _load_once(self) -> Any:
         try:
             from piper import PiperVoice
             from piper.config import PiperConfig as VoiceConfig
@@ -238,8 +292,9 @@ class PiperEngine(TTSEngine):
         try:
             with open(config, encoding="utf-8") as file:
                 voice_config = VoiceConfig.from_dict(json.load(file))
-            session = load_session(model, cache=cache_dir() if self.config.cache else None)
-            self._voice = PiperVoice(session=session, config=voice_config)
+            session = load_session(model, cache=cache_dir() if self.config.cache else None,
+                                   threads=self.config.threads)
+            self._voice = _voice_class(PiperVoice)(session=session, config=voice_config)
         except load_errors as exc:
             raise EngineUnavailableError(
                 f"cannot load piper model {model}: {exc}", engine=self.name
@@ -304,8 +359,8 @@ class PiperEngine(TTSEngine):
                 engine=self.name,
                 text=text,
             )
-        # The whole segment runs as one job of the engine's thread (segments
-        # never interleave sentence by sentence); sentences come back through
+        # The whole segment runs as one job of an engine thread (``parallel``
+        # segments at once); sentences come back through
         # the queue as they are made.
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         stop = threading.Event()

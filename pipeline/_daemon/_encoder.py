@@ -7,9 +7,10 @@ turns them into the response body:
 * ``pcm``: the samples themselves (16-bit little-endian, the engine's rate);
 * ``wav``: a WAV header, then the samples (no encoder);
 * ``mp3``, ``opus`` (Ogg), ``aac`` (ADTS), ``flac``: one ffmpeg process
-  (:class:`output.FFmpegPipe`) encodes a single stream. It is started before
-  the first chunk, at the rate the engine gave last time, so its start-up
-  does not delay the first byte (a different rate restarts it).
+  (:class:`output.FFmpegPipe`) encodes a single stream. It is taken before
+  the first chunk from the daemon's started spares (:mod:`._spares`: ffmpeg's
+  own start-up costs ~0.5 s, so it is done ahead of the request), at the
+  rate the engine gave last time (a different rate takes another).
 
 Lengths in headers (WAV's RIFF/data sizes, FLAC's STREAMINFO total samples):
 when the input is one segment, the body is made whole first and sent with
@@ -39,11 +40,11 @@ from output import (
     RunSummary,
     SegmentInfo,
     convert,
-    encoder_args,
-    pcm_input_args,
     resample_pcm,
 )
 from tts import AUDIO_FORMATS, AudioChunk, SynthesizedAudio, pcm_to_wav
+
+from ._spares import SpareEncoders
 
 #: OpenAI ``response_format`` values, from the one table of formats.
 SPEECH_FORMATS: tuple[str, ...] = tuple(f.name for f in AUDIO_FORMATS.values() if f.speech)
@@ -51,10 +52,6 @@ SPEECH_FORMATS: tuple[str, ...] = tuple(f.name for f in AUDIO_FORMATS.values() i
 #: WAV sizes meaning "unknown length" in a streamed header.
 UNKNOWN_SIZE = 0xFFFFFFFF
 
-# The (sample rate, channels) an engine gave last time, by engine spec: the
-# encoder is started at it before the first chunk arrives.
-_LAYOUT_HINTS: dict[str, tuple[int, int]] = {}
-_DEFAULT_LAYOUT = (22050, 1)
 _BODY_QUEUE = 16  # encoded pieces waiting for the HTTP client: the backpressure bound
 
 
@@ -82,16 +79,18 @@ class SpeechSink(AudioSink):
 
     Args:
         format: one of :data:`SPEECH_FORMATS`.
+        encoders: the daemon's started encoders (and the layout each engine gave last time).
         engine_key: names the engine for the layout hint (the request's ``model``).
     """
 
     name = "speech"
     wants_chunks = True
 
-    def __init__(self, format: str, *, engine_key: str = "") -> None:
+    def __init__(self, format: str, *, encoders: SpareEncoders, engine_key: str = "") -> None:
         if format not in SPEECH_FORMATS:
             raise ValueError(f"format must be one of {', '.join(SPEECH_FORMATS)}, got {format!r}")
         self.format = format
+        self._encoders = encoders
         self._key = engine_key
         self._known = AUDIO_FORMATS[format]
         self.ready: asyncio.Future[tuple[int, int] | bytes] = (
@@ -116,9 +115,13 @@ class SpeechSink(AudioSink):
         return self._layout[0] if self._layout else 0
 
     async def prepare(self) -> None:
-        """Start the encoder at the hinted layout (no-op for pcm/wav)."""
+        """Take a started encoder for the hinted layout (no-op for pcm/wav).
+
+        Raises:
+            FormatError: ffmpeg cannot be started.
+        """
         if self._needs_encoder():
-            await self._start_pipe(_LAYOUT_HINTS.get(self._key, _DEFAULT_LAYOUT))
+            await self._start_pipe(self._encoders.layout_hint(self._key))
 
     async def body(self) -> AsyncIterator[bytes]:
         """The encoded body, piece by piece, as the run goes.
@@ -127,8 +130,12 @@ class SpeechSink(AudioSink):
             SpeechFailed: a segment failed after audio was sent (the caller
                 lets the body break), or the encoder failed.
         """
+        first = True
         while (data := await self._queue.get()) is not None:
             yield data
+            if first:  # the server asks for more: the first piece is sent
+                first = False
+                self._replenish()  # now the next request's encoder may start
         if self._failure is not None:
             raise SpeechFailed(self._failure)
 
@@ -140,6 +147,7 @@ class SpeechSink(AudioSink):
                 await self._reader
         if self._pipe is not None:
             await self._pipe.aclose()
+            self._replenish()
         if not self.ready.done():
             self.ready.set_exception(SpeechFailed("the request ended"))
             self.ready.exception()  # retrieved: nobody may wait for it any more
@@ -155,7 +163,7 @@ class SpeechSink(AudioSink):
         layout = (chunk.sample_rate, chunk.channels)
         if self._layout is None:
             self._layout = layout
-            _LAYOUT_HINTS[self._key] = layout
+            self._encoders.remember_layout(self._key, layout)
             if self._known.length_in_header and self._total == 1:
                 self._whole = []  # one segment: send it whole, with exact sizes
             else:
@@ -229,9 +237,13 @@ class SpeechSink(AudioSink):
         if not self.ready.done():
             self.ready.set_result(self._layout)
 
+    def _replenish(self) -> None:
+        """Have the spare this sink took replaced (no-op if done already)."""
+        if self._pipe_layout is not None:
+            self._encoders.replenish(self.format, self._pipe_layout)
+
     async def _start_pipe(self, layout: tuple[int, int]) -> None:
-        pipe = FFmpegPipe(pcm_input_args(*layout), encoder_args(self.format, streaming=True))
-        await pipe.start()
+        pipe = await self._encoders.take(self.format, layout)
         self._pipe, self._pipe_layout = pipe, layout
 
     async def _send_pcm(self, pcm: bytes) -> None:

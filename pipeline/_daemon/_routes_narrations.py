@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import Any
 
@@ -11,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.responses import FileResponse
 
+from .._errors import ConfigError
+from .._jobfile import JobItem
 from .._pipeline import new_run_id
 from ._http import ApiError, check_id, check_length, contained
 from ._jobs import Job
@@ -22,11 +25,14 @@ router = APIRouter(tags=["narrations"])
 
 
 class NarrationRequest(BaseModel):
-    """A narration job: ``text`` (or an uploaded UTF-8 ``file``), engine options."""
+    """A narration job: ``text`` (or an uploaded UTF-8 ``file``) or ``items`` (job
+    items, as in a ``narrate`` job file: ``{"text"}`` or ``{"prompt", "system"?,
+    "llm"?, "model"?, "base_url"?}``; ``{"path"}`` is refused), engine options."""
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str
+    text: str | None = None
+    items: list[Any] | None = None
     voice: str | None = None
     tts: str | None = None
     format: str | None = None
@@ -69,29 +75,90 @@ async def _parse(request: Request) -> NarrationRequest:
     except ValidationError as exc:
         raise ApiError(422, "invalid_request_error", str(exc)) from exc
     except ValueError as exc:
-        raise ApiError(422, "invalid_request_error", f"body is not JSON: {exc}") from exc
+        # Malformed JSON (not UTF-8 included) is a 400, as on every other route.
+        raise ApiError(400, "invalid_request_error", f"the body is not JSON: {exc}") from exc
+
+
+def _items(raw: list[Any], limit: int) -> list[JobItem]:
+    """Job items from a request (ids ``item_0001``...).
+
+    Raises:
+        ApiError: 422 for an empty list, a bad item, or a ``path`` item (the
+            daemon does not read files of its machine for clients); 413 when
+            the texts and prompts together exceed ``limit`` characters.
+    """
+    if not raw:
+        raise ApiError(422, "invalid_request_error", "items is empty", param="items")
+    items = []
+    for n, data in enumerate(raw):
+        where = f"items[{n}]"
+        if isinstance(data, dict) and "path" in data:
+            raise ApiError(422, "invalid_request_error",
+                           f"{where}: 'path' items are not accepted over HTTP (the daemon does "
+                           "not read its machine's files for clients): send the text",
+                           param="items")
+        try:
+            items.append(JobItem.from_dict(data, id=f"item_{n + 1:04d}", where=where))
+        except ConfigError as exc:
+            raise ApiError(422, "invalid_request_error", str(exc), param="items") from exc
+    chars = sum(len(i.text or "") + len(i.prompt or "") + len(i.system or "") for i in items)
+    if chars > limit:
+        raise ApiError(413, "request_too_large",
+                       f"items hold {chars} characters; the limit is {limit}", param="items")
+    return items
+
+
+def _checked_llm(state: DaemonState, item: JobItem, n: int) -> JobItem:
+    """``item`` with its LLM model checked as ``/v1/speak`` checks one: with
+    ``llm`` "local" a client may only name the daemon's own GGUF (by file name
+    or path), which the item then carries as a path.
+
+    Raises:
+        ApiError: 422 (``param`` "items") for another local model.
+    """
+    if item.prompt is None or not item.model:
+        return item
+    try:
+        _, config = state.source.client_key(item.llm, item.model)
+    except ApiError as exc:
+        raise ApiError(422, "invalid_request_error", f"items[{n}]: {exc}",
+                       param="items") from exc
+    return dataclasses.replace(item, model=config.get("model", item.model))
 
 
 @router.post("/v1/narrations", status_code=202, openapi_extra=_BODY_DOC)
 async def create_narration(request: Request) -> dict[str, Any]:
     """Queue a narration job; returns ``202`` with ``{"id", "status", "url"}``.
 
-    Body: JSON ``{"text", "voice"?, "tts"?, "format"?, "streaming_config"?}`` or
-    multipart with a UTF-8 ``file``. Errors: 413 (text over
-    ``max_narration_chars`` or body over ``max_body_bytes``), 422.
+    Body: JSON ``{"text" | "items", "voice"?, "tts"?, "format"?,
+    "streaming_config"?}`` or multipart with a UTF-8 ``file``. ``items`` are
+    job items (``{"text"}``, ``{"prompt", "system"?, "llm"?, "model"?,
+    "base_url"?}``; unset LLM keys fall back to the daemon's settings).
+    Errors: 413 (text or items over ``max_narration_chars``, body over
+    ``max_body_bytes``), 422 (neither or both of ``text``/``items``, a bad
+    item, a ``path`` item, bad options).
     """
     state = daemon(request)
     body = await _parse(request)
-    check_length(body.text, state.settings.max_narration_chars, param="text")
-    if not body.text.strip():
-        raise ApiError(422, "invalid_request_error", "text is empty", param="text")
+    limit = state.settings.max_narration_chars
+    items: list[JobItem] = []
+    if (body.text is None) == (body.items is None):
+        raise ApiError(422, "invalid_request_error", "give exactly one of 'text' or 'items'",
+                       param="text")
+    if body.items is not None:
+        items = [_checked_llm(state, item, n) for n, item in enumerate(_items(body.items, limit))]
+    else:
+        assert body.text is not None
+        check_length(body.text, limit, param="text")
+        if not body.text.strip():
+            raise ApiError(422, "invalid_request_error", "text is empty", param="text")
     job_id = new_run_id(random_bytes=4)
     # Validate the options now (422), not when the job runs.
     state.source.config(body.streaming_config, output_dir=state.jobs.directory(job_id),
                         format=body.format)
-    await asyncio.to_thread(state.jobs.store.create, job_id, text=body.text, voice=body.voice,
-                            tts=body.tts, format=body.format,
-                            options=body.streaming_config or {})
+    await asyncio.to_thread(state.jobs.store.create, job_id, text=body.text or "",
+                            voice=body.voice, tts=body.tts, format=body.format,
+                            options=body.streaming_config or {}, items=items)
     job = await asyncio.to_thread(state.jobs.store.get, job_id)
     assert job is not None
     state.jobs.start(job)
@@ -107,11 +174,15 @@ def _describe(state: DaemonState, job: Job, *, files: bool = True) -> dict[str, 
         "url": f"/v1/narrations/{job.id}",
     }
     if files:
-        data["files"] = [
-            {**f, "url": f"/v1/narrations/{job.id}/chapters/{f['chapter']}/audio/{f['idx']}"}
-            for f in state.jobs.store.files(job.id)
-        ]
+        data["files"] = [{**f, "url": _audio_url(job.id, f)}
+                         for f in state.jobs.store.files(job.id)]
+        data["items"] = state.jobs.store.item_results(job.id)
     return data
+
+
+def _audio_url(job_id: str, f: dict[str, Any]) -> str:
+    item = f"/items/{f['item']}" if f["item"] else ""
+    return f"/v1/narrations/{job_id}{item}/chapters/{f['chapter']}/audio/{f['idx']}"
 
 
 @router.get("/v1/narrations")
@@ -138,7 +209,13 @@ async def list_narrations(
 
 @router.get("/v1/narrations/{job_id}")
 async def get_narration(job_id: str, request: Request) -> dict[str, Any]:
-    """Status and progress of a job, with the URL of every file written so far.
+    """Status and progress of a job, with the URL of every file written so far
+    (``files``: ``item``, ``chapter``, ``idx``, ``name``, ``format``,
+    ``duration_s``, ``url``) and, for a job of items, each item's result
+    (``items``: its ``results.jsonl`` line once it ended: ``status``,
+    ``response``, ``streamed``, ``chunks``, ``provider``, ``model``,
+    ``audio_files``, ``duration_s``, ``errors``...; before, ``status``
+    ``"queued"``).
 
     ``progress``: ``phase`` (``"queued"``, ``"narrating"``, ``"merging"``,
     ``"finishing"``, ``"done"``, ``"failed"``, ``"cancelled"``), ``chapter``,
@@ -176,14 +253,29 @@ async def cancel_narration(job_id: str, request: Request) -> dict[str, Any]:
             response_class=FileResponse)
 async def narration_audio(job_id: str, chapter: int, index: int,
                           request: Request) -> FileResponse:
-    """One segment file of a job."""
+    """One segment file of a text job."""
+    return await _audio(request, job_id, "", chapter, index)
+
+
+@router.get("/v1/narrations/{job_id}/items/{item}/chapters/{chapter}/audio/{index}",
+            response_class=FileResponse)
+async def narration_item_audio(job_id: str, item: str, chapter: int, index: int,
+                               request: Request) -> FileResponse:
+    """One segment file of an item (chapter 0 for a prompt's answer)."""
+    return await _audio(request, job_id, item, chapter, index)
+
+
+async def _audio(request: Request, job_id: str, item: str, chapter: int,
+                 index: int) -> FileResponse:
     check_id(job_id, kind="narration")
     state = daemon(request)
     files = await asyncio.to_thread(state.jobs.store.files, job_id)
     for f in files:
-        if f["chapter"] == chapter and f["idx"] == index:
+        if f["item"] == item and f["chapter"] == chapter and f["idx"] == index:
             path = contained(state.jobs.directory(job_id), f["name"])
             if path.is_file():
                 return FileResponse(path, media_type=MEDIA_TYPES.get(f["format"]),
                                     filename=path.name)
-    raise ApiError(404, "not_found", f"no audio {chapter}/{index} in narration {job_id!r}")
+    where = f"{item}/" if item else ""
+    raise ApiError(404, "not_found",
+                   f"no audio {where}{chapter}/{index} in narration {job_id!r}")

@@ -97,7 +97,7 @@ async def create_speech(body: SpeechRequest, request: Request) -> Response:
     config = state.source.config({"rate": body.speed if body.speed != 1.0 else None},
                                  output_dir=state.settings.runs_dir, format="wav")
     pipe = state.source.pipeline(config, tts_name=engine, with_llm=False)
-    sink = SpeechSink(body.response_format, engine_key=body.model)
+    sink = SpeechSink(body.response_format, encoders=state.encoders, engine_key=body.model)
     try:
         await sink.prepare()
     except OutputError as exc:  # ffmpeg missing or broken

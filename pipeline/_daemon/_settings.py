@@ -77,6 +77,11 @@ class DaemonSettings:
             > 0); then the stream is closed and the text so far kept.
         max_llm_clients: LLM clients kept warm (one per provider/model a
             request names, least recently used closed first; 1-1024).
+        ray_address: run narration jobs on the Ray cluster at this address
+            (``"auto"``, ``"HOST:PORT"``, or ``"local"`` for a cluster started
+            in the daemon's process; needs the ``ray`` extra); ``None``
+            (default): in the daemon's process. The same setting as
+            ``speakstream narrate --ray``.
         sources: where each setting came from (``"flag"``, ``"file ..."``,
             ``"env ..."``, ``"default"``), for the start-up line; informative only.
 
@@ -107,6 +112,7 @@ class DaemonSettings:
     event_log_bytes: int = 1 << 20
     pause_hold_s: float = 60.0
     max_llm_clients: int = 16
+    ray_address: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -136,6 +142,10 @@ class DaemonSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name} must be a number > 0, got {value!r}")
+        if self.ray_address is not None and (
+            not isinstance(self.ray_address, str) or not self.ray_address
+        ):
+            raise ValueError(f"ray_address must be a non-empty string, got {self.ray_address!r}")
         if not isinstance(self.streaming_config, StreamingConfig):
             raise ValueError(
                 f"streaming_config must be a StreamingConfig, got {type(self.streaming_config)}"

@@ -76,6 +76,16 @@ class PipelineSource:
         self._engines: dict[str, TTSEngine] = {}
 
     @property
+    def settings(self) -> DaemonSettings:
+        """The daemon's settings."""
+        return self._settings
+
+    @property
+    def injected_llm(self) -> Any:
+        """The LLM client given to :func:`create_app` (every run uses it), or ``None``."""
+        return self._llm_client
+
+    @property
     def cached_clients(self) -> int:
         """LLM clients kept warm in the cache (at most ``max_llm_clients``)."""
         return len(self._clients)
@@ -130,12 +140,24 @@ class PipelineSource:
 
         The daemon's ``llm_config`` (model, base URL, timeouts) applies to its
         own provider; another provider gets only the timeouts: a model name or
-        a server URL belongs to one provider.
+        a server URL belongs to one provider. For ``"local"`` a ``model`` is a
+        GGUF path on the daemon's disk, so a client may only name the model the
+        daemon was started with (by path or file name).
+
+        Raises:
+            ApiError: 422 when a client names another local model.
         """
         provider = provider or self._settings.llm_provider
         config = dict(self._settings.llm_config or {})
         if provider != self._settings.llm_provider:
             config = {k: v for k, v in config.items() if k in LLM_OPTIONS}
+        if model and provider == "local":
+            own = config.get("model")
+            if own is None or Path(model).name != Path(own).name:
+                raise ApiError(422, "invalid_request_error",
+                               "llm 'local' serves only the model the daemon was started "
+                               "with; a client cannot choose a GGUF file", param="model")
+            model = own
         if model:
             config["model"] = model
         return json.dumps([provider, config], sort_keys=True, default=str), config

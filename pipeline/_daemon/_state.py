@@ -18,6 +18,7 @@ from ._metrics import DaemonMetrics
 from ._runs import RunRegistry
 from ._settings import DaemonSettings
 from ._source import ClientLease, PipelineSource
+from ._spares import SpareEncoders
 
 logger = logging.getLogger("speakstream.daemon")
 
@@ -60,6 +61,8 @@ class DaemonState:
         self.metrics = DaemonMetrics()
         self.runs = RunRegistry(settings.runs_dir)
         self.source = PipelineSource(settings, llm_client=llm_client, tts_engine=tts_engine)
+        #: Started ffmpeg encoders for ``/v1/audio/speech`` (see :mod:`._spares`).
+        self.encoders = SpareEncoders()
         self._conversations: OrderedDict[str, tuple[llm.Conversation, ClientLease]] = (
             OrderedDict()
         )
@@ -103,8 +106,8 @@ class DaemonState:
         return conversation
 
     async def start(self) -> None:
-        """Create directories, open the job store, resume unfinished jobs, and say
-        what the daemon serves (warming the default engine up).
+        """Create directories, start the spare encoders, open the job store, resume
+        unfinished jobs, and say what the daemon serves (warming the default engine up).
 
         The running loop's default executor becomes a pool of
         :data:`IO_THREADS` threads (the loop shuts it down when it closes)."""
@@ -112,6 +115,7 @@ class DaemonState:
             ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="speakstream-io")
         )
         self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
+        await self.encoders.start()
         store = await asyncio.to_thread(JobStore, self.settings.database)
         self._jobs = NarrationJobs(store, self.source, self.settings.narrations_dir,
                                    self.metrics)
@@ -135,16 +139,20 @@ class DaemonState:
         parts.append(f"llm {llm_text} ({sources.get('llm', 'default')})")
         name, arrow, choice = tts_text.partition(" → ")
         parts.append(f"tts {name} ({sources.get('tts', 'default')}){arrow}{choice}")
+        if self.settings.ray_address:
+            parts.append(f"narrations on Ray {self.settings.ray_address} "
+                         f"({sources.get('ray_address', 'default')})")
         return "speakstream serve: " + " · ".join(parts)
 
     async def aclose(self) -> None:
-        """Cancel runs still going, stop jobs (they resume at the next start), close
-        engines the daemon made."""
+        """Cancel runs still going, stop jobs (they resume at the next start), reap
+        the spare encoders, close engines the daemon made."""
         try:
             await self.runs.aclose()
             if self._jobs is not None:
                 await self._jobs.aclose()
         finally:
+            await self.encoders.aclose()
             for _, lease in self._conversations.values():
                 lease.release()
             self._conversations.clear()

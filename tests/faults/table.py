@@ -77,6 +77,17 @@ FAULTS: dict[str, tuple[str, str]] = {
         "Written segments are whole (atomic writes); the resume keeps them, makes only "
         "the missing ones and the chapter's manifest lists each segment once, in order.",
     ),
+    "two-writers": (
+        "A second `narrate` (or `--resume`) into a directory another writer is using",
+        "Refused at once in one line naming the process that holds it (an `flock`, dropped "
+        "by the OS however its holder exits); nothing is written; the first run finishes "
+        "untouched.",
+    ),
+    "bad-utf8": (
+        "Text that is not UTF-8 (a file, stdin, an HTTP body)",
+        "The CLI says which file and at which byte offset in one line (exit 2) before any "
+        "directory is created; the daemon answers `400` in the documented shape.",
+    ),
     "daemon-kill": (
         "`kill -9` of `speakstream serve` during a narration job, then a restart",
         "The job resumes from SQLite: finished segments are kept and not synthesized "

@@ -56,24 +56,25 @@ async def test_thinking_is_never_text_but_is_counted(
 async def test_thinking_keeps_the_first_token_timeout_from_firing(
     provider: str, server: FakeLLMServer, make_client: MakeClient
 ) -> None:
-    """Reasoning starts at once, then a piece every 0.45 s, longer than the
-    first-token timeout (0.3 s): bytes flow, so after the first piece the idle
-    timeout (30 s) governs, and the answer arrives."""
-    thinking = ["Hmm."] * 3  # 0.9 s of reasoning before any text
+    """Reasoning starts at once, then a piece every 0.45 s: 1.35 s of reasoning,
+    longer than the first-token timeout (0.8 s, wide enough for the first byte
+    on a loaded machine). Bytes flow, so after the first piece the idle timeout
+    (30 s) governs, and the answer arrives."""
+    thinking = ["Hmm."] * 3
     server.push(Reply(tokens=TOKENS, thinking=thinking, token_delay=0.45))
-    async with make_client(provider, first_token_timeout=0.3, idle_timeout=30) as client:
+    async with make_client(provider, first_token_timeout=0.8, idle_timeout=30) as client:
         stream = client.astream_chat(USER)
         assert [d async for d in stream] == TOKENS
     assert stream.stats is not None and stream.stats.ttft_s is not None
-    assert stream.stats.ttft_s > 0.3  # the first text came after the first-token limit
+    assert stream.stats.ttft_s > 0.8  # the first text came after the first-token limit
 
 
 async def test_silence_of_the_same_length_does_trip_the_first_token_timeout(
     server: FakeLLMServer, make_client: MakeClient
 ) -> None:
     """The control for the test above: no reasoning, the same wait, a timeout."""
-    server.push(Reply(tokens=TOKENS, first_token_delay=0.9))
-    async with make_client("ollama", first_token_timeout=0.3, idle_timeout=30) as client:
+    server.push(Reply(tokens=TOKENS, first_token_delay=1.35))
+    async with make_client("ollama", first_token_timeout=0.8, idle_timeout=30) as client:
         with pytest.raises(llm.LLMTimeoutError) as info:
             async for _ in client.astream_chat(USER):
                 pass

@@ -289,3 +289,26 @@ def test_resume_keeps_finished_lines_and_rewrites_the_manifest_atomically(
     assert records[0] == before[0] and records[2] == before[2]
     assert records[1]["text"] == "text 1, changed"
     assert records[-1]["segments"] == 4 and records[-1]["status"] == "completed"
+
+
+def test_resume_onto_a_shorter_input_drops_the_stale_lines_and_files(tmp_path: Path) -> None:
+    first = SegmentWriter(tmp_path, run_subdir=False)
+    for i in range(5):  # an older, longer text, interrupted
+        first.write(i, tone_audio(440, 0.1), text=f"old {i}")
+    first.close({"status": "cancelled"})
+    again = SegmentWriter(tmp_path, resume=True)
+    again.write(0, tone_audio(440, 0.1), text="old 0")  # same text: kept
+    again.write(1, tone_audio(660, 0.1), text="new 1")  # changed: replaced
+    again.end_of_input(2)  # the new text has two segments
+    again.close({"status": "completed"})
+    records = read_manifest(tmp_path)
+    assert [(r["type"], r.get("index")) for r in records] == [
+        ("segment", 0), ("segment", 1), ("summary", None)]
+    assert sorted(p.name for p in tmp_path.glob("segment_*")) == [
+        "segment_0000.wav", "segment_0001.wav"]
+
+    # Interrupted before its end (no end_of_input): later lines stay for the next resume.
+    third = SegmentWriter(tmp_path, resume=True)
+    third.write(0, tone_audio(440, 0.1), text="old 0")
+    third.close({"status": "cancelled"})
+    assert [r.get("index") for r in read_manifest(tmp_path)] == [0, 1, None]

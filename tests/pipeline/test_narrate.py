@@ -106,3 +106,22 @@ async def test_resume_after_interruption_gives_the_same_files(tmp_path: Path) ->
     assert res_done.complete_text == ref_done.complete_text == text
     assert res_done.audio_s == pytest.approx(ref_done.audio_s)
     assert read_manifest(out / "chapter_01")[-1]["status"] == "completed"
+
+
+async def test_resume_onto_an_older_longer_text_keeps_no_stale_segment(tmp_path: Path) -> None:
+    config = {**FAST, "sentence_buffer_size": 1, "min_chunk_length": 1,
+              "first_segment_min_length": None}
+    long = "One is here. Two is here. Three is here. Four is here. Five is here.\n"
+    await narrate_all(FakeEngine(), long, tmp_path, config)
+    run_dir = tmp_path / "chapter_01"
+    older = [r["index"] for r in read_manifest(run_dir) if r["type"] == "segment"]
+    assert len(older) >= 3
+    # A shorter text resumed onto the longer one (e.g. an item edited after a crash).
+    short = "One is here. Two is here.\n"
+    await narrate_all(FakeEngine(), short, tmp_path, config, resume=True)
+    records = read_manifest(run_dir)
+    segments = [r for r in records if r["type"] == "segment"]
+    assert [r["index"] for r in segments] == [0, 1]
+    assert "".join(r["text"] for r in segments).replace(" ", "") == short.strip().replace(" ", "")
+    assert sorted(p.name for p in run_dir.glob("segment_*")) == [r["path"] for r in segments]
+    assert records[-1]["type"] == "summary" and records[-1]["status"] == "completed"

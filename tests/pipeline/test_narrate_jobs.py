@@ -123,3 +123,77 @@ def test_second_writer_is_refused_and_resume_after_kill_skips_finished_work(
         assert (chapter / LOCK_NAME).exists()
     [line] = results(out)
     assert line["status"] == "completed" and line["chapters"] == 12
+
+
+def test_a_bad_item_fails_alone_and_the_job_goes_on(tmp_path: Path) -> None:
+    (tmp_path / "latin1.txt").write_bytes("Caf\xe9 au lait. Bon.".encode("latin-1"))
+    with FakeLLMServer(Reply(tokens=TOKENS, error_after=1), Reply(tokens=TOKENS)) as server:
+        lines = [
+            {"path": "missing.txt"},
+            {"path": "latin1.txt"},
+            {"prompt": "Breaks?"},  # the server sends an error after one token
+            {"prompt": "Who?", "llm": "no-such-llm"},
+            {"text": "Still narrated."},
+            {"prompt": "Fine?"},
+        ]
+        (tmp_path / "jobs.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+        code, _, err = run(tmp_path, "narrate", "jobs.jsonl", "-o", "out", *FLAGS,
+                           "--llm", "ollama", "--base-url", server.url, "--model", "fake")
+    assert code == 1, err  # some items failed
+    items = results(tmp_path / "out")
+    assert [(r["item"], r["status"]) for r in items] == [
+        ("item_0001", "failed"), ("item_0002", "failed"), ("item_0003", "failed"),
+        ("item_0004", "failed"), ("item_0005", "completed"), ("item_0006", "completed")]
+    missing, latin1, broken, unknown, text, fine = items
+    assert missing["errors"][0].startswith("FileNotFoundError") and "missing.txt" in \
+        missing["errors"][0]
+    assert latin1["errors"][0].startswith("UnicodeDecodeError")
+    assert broken["response"] == TOKENS[0] and broken["errors"]  # the text so far is kept
+    assert "no-such-llm" in unknown["errors"][0] and unknown["chunks"] == 0
+    assert text["audio_files"] and all((tmp_path / "out" / f).is_file()
+                                       for f in text["audio_files"])
+    assert fine["response"] == ANSWER
+    assert len(server.requests) == 2  # the unknown LLM was never asked
+
+
+def test_resume_redoes_a_changed_item_and_skips_an_unchanged_one(tmp_path: Path) -> None:
+    def write_job(second: str) -> None:
+        lines = [{"prompt": "First question?"}, {"prompt": second}]
+        (tmp_path / "jobs.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+
+    with FakeLLMServer(Reply(tokens=TOKENS)) as server:
+        flags = [*FLAGS, "--llm", "ollama", "--base-url", server.url, "--model", "fake"]
+        write_job("Second question?")
+        code, _, err = run(tmp_path, "narrate", "jobs.jsonl", "-o", "out", *flags)
+        assert code == 0, err
+        before = results(tmp_path / "out")
+        write_job("Second question, changed?")
+        code, _, err = run(tmp_path, "narrate", "jobs.jsonl", "-o", "out", *flags, "--resume")
+        assert code == 0, err
+        asked = [r.json["messages"][-1]["content"] for r in server.requests]
+        # A different model for the same items: every one is redone.
+        code, _, err = run(tmp_path, "narrate", "jobs.jsonl", "-o", "out", *flags[:-1],
+                           "other", "--resume")
+        assert code == 0, err
+        asked_again = [r.json["messages"][-1]["content"] for r in server.requests]
+    assert asked == ["First question?", "Second question?", "Second question, changed?"]
+    assert asked_again[3:] == ["First question?", "Second question, changed?"]
+    after = results(tmp_path / "out")
+    assert [r["item"] for r in after] == ["item_0001", "item_0002"]  # one line per item
+    assert after[0]["model"] == "other" and after[1]["source"]["prompt"].endswith("changed?")
+    assert before[0]["digest"] and before[0]["digest"] != after[0]["digest"]
+
+
+@pytest.mark.parametrize(("tts", "cpus", "workers", "expected"), [
+    ("piper", 2, 2, {"threads": 1, "parallel": 2}),
+    ("piper", 4, 1, {"threads": 4, "parallel": 1}),
+    ("piper", 1, 3, {"threads": 1, "parallel": 3}),
+    ("auto", 4, 2, {"piper": {"threads": 2, "parallel": 2}}),
+    ("espeak", 2, 2, {}),
+])
+def test_a_job_engine_gets_its_workers_share_of_the_cpus(
+    tts: str, cpus: int, workers: int, expected: dict[str, object]
+) -> None:
+    from pipeline.jobs import engine_options
+
+    assert engine_options(tts, cpus=cpus, workers=workers) == expected

@@ -104,6 +104,19 @@ def test_local_cluster_gives_the_local_files(
     assert [(r["item"], r["status"], r["chunks"]) for r in lines] == [
         ("item_0001", "completed", 0), ("item_0002", "completed", 0)]
 
+    # A bad item fails alone on Ray too: a missing document, an unknown LLM.
+    mixed = tmp_path / "mixed"
+    items = [JobItem(id="item_0001", path=str(tmp_path / "missing.txt")),
+             JobItem(id="item_0002", prompt="Who?", llm="no-such-llm"),
+             JobItem(id="item_0003", text="Still narrated.")]
+    run_job_on_ray(items, settings=job_settings(mixed), output_dir=mixed, actors_per_node=1)
+    lines = results(mixed)
+    assert [(r["item"], r["status"]) for r in lines] == [
+        ("item_0001", "failed"), ("item_0002", "failed"), ("item_0003", "completed")]
+    assert lines[0]["errors"][0].startswith("FileNotFoundError")
+    assert "no-such-llm" in lines[1]["errors"][0]
+    assert all(r["digest"] for r in lines[1:])
+
 
 def test_two_nodes_and_a_killed_worker_lose_and_duplicate_nothing(
     tmp_path: Path, reference: dict[str, Any]
@@ -164,3 +177,30 @@ def test_cli_narrate_ray_local(tmp_path: Path) -> None:
     assert "2 item(s) narrated" in err
     code, _, err = run(tmp_path, "narrate", "-", "-o", "out2", "--ray", "local", input="Hi.")
     assert code == 1 and "stdin" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_narrate_json_on_ray_prints_the_local_events(tmp_path: Path) -> None:
+    from .clirun import run
+
+    (tmp_path / "a.txt").write_text("Alpha. Two sentences here.")
+    (tmp_path / "b.md").write_text("# One\n\nBeta.\n\n# Two\n\nGamma.\n")
+
+    def events(*extra: str) -> dict[tuple[str, int], list[tuple[Any, ...]]]:
+        out = f"out{len(extra)}"
+        code, stdout, err = run(tmp_path, "narrate", "a.txt", "b.md", "-o", out, "--tts",
+                                "espeak", "--json", *extra, timeout=300)
+        assert code == 0, err
+        runs: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
+        for line in stdout.splitlines():
+            e = json.loads(line)
+            runs.setdefault((e["item"], e["chapter"]), []).append(
+                (e["status"], e.get("index"), e.get("text"), e["chapter_title"],
+                 e.get("audio_files_generated")))
+        # Within a run the order of segment and audio events depends on timing.
+        return {key: sorted(seq, key=repr) for key, seq in runs.items()}
+
+    local, on_ray = events(), events("--ray", "local")
+    assert on_ray == local
+    assert sorted(local) == [("item_0001", 1), ("item_0002", 1), ("item_0002", 2)]
+    assert all({s[0] for s in seq} >= {"started", "segment", "audio", "completed"}
+               for seq in local.values())

@@ -6,6 +6,8 @@ import shutil
 import subprocess
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tts._audio import mp3_info, normalize_wav, pcm_to_wav, speech_bounds
 
@@ -49,6 +51,15 @@ def test_speech_bounds_find_the_loud_part() -> None:
     pcm = b"\x00\x00" * 200 + b"\x00\x20" * 500 + b"\x00\x00" * 300
     start, end = speech_bounds(normalize_wav(pcm_to_wav(pcm, sample_rate=rate)))
     assert (start, end) == (0.2, 0.7)
+
+
+@given(st.lists(st.integers(-32768, 32767), max_size=5000), st.integers(0, 32767))
+def test_speech_bounds_match_a_sample_by_sample_scan(samples: list[int], threshold: int) -> None:
+    pcm = b"".join(s.to_bytes(2, "little", signed=True) for s in samples)
+    loud = [i for i, s in enumerate(samples) if abs(s) > threshold]
+    expected = (loud[0] / 1000, (loud[-1] + 1) / 1000) if loud else (0.0, len(samples) / 1000)
+    wav = normalize_wav(pcm_to_wav(pcm, sample_rate=1000))
+    assert speech_bounds(wav, threshold=threshold) == pytest.approx(expected)
 
 
 @needs_ffmpeg

@@ -157,6 +157,33 @@ async def test_dns_failure_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> No
     assert isinstance(info.value.__cause__, aiohttp.ClientConnectorDNSError)
 
 
+async def test_warm_up_rules_edge_out_when_its_host_does_not_resolve(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        edge_tts.communicate, "WSS_URL", "ws://speakstream-no-such-host.invalid/edge/v1?x=1"
+    )
+    async with EdgeEngine() as engine:
+        with pytest.raises(EngineUnavailableError, match=r"speakstream-no-such-host\.invalid"):
+            await engine.warm_up()
+
+
+async def test_warm_up_passes_when_the_service_resolves_and_then_it_speaks(server) -> None:  # type: ignore[no-untyped-def]
+    async with EdgeEngine() as engine:
+        await engine.warm_up()
+        assert (await engine.synthesize("Hello.")).engine == "edge"
+
+
+def test_the_service_host_is_edge_tts_own() -> None:
+    from urllib.parse import urlsplit
+
+    import edge_tts.constants
+
+    from tts._edge import SERVICE_HOST
+
+    assert urlsplit(edge_tts.constants.WSS_URL).hostname == SERVICE_HOST
+
+
 async def test_list_voices(server) -> None:  # type: ignore[no-untyped-def]
     async with EdgeEngine() as engine:
         voices = await engine.list_voices()

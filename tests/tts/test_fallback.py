@@ -17,6 +17,7 @@ from tts import (
     SynthesisError,
     SynthesizedAudio,
     TTSEngine,
+    Voice,
     create_engine,
 )
 
@@ -156,26 +157,55 @@ async def test_auto_chain_falls_back_to_offline_engines_when_edge_is_unreachable
 
 
 class _WarmRecorder(TTSEngine):
-    def __init__(self, name: str, *, unavailable: bool = False) -> None:
+    def __init__(self, name: str, *, unavailable: bool = False, remote: bool = False) -> None:
         self.name = name
+        self.remote = remote
         self.unavailable_on_warm = unavailable
         self.warmed = 0
+        self.asked_voices = 0
 
     async def warm_up(self) -> None:
         self.warmed += 1
         if self.unavailable_on_warm:
             raise EngineUnavailableError(f"{self.name} is not here", engine=self.name)
 
+    async def list_voices(self) -> list[Voice]:
+        self.asked_voices += 1
+        return [Voice(f"{self.name}-voice", self.name, engine=self.name)]
+
     async def _synthesize(self, text: str, **_: object) -> SynthesizedAudio:
         raise AssertionError("not called in this test")
 
 
-async def test_warm_up_warms_every_engine_and_rules_out_unavailable_ones() -> None:
+async def test_warm_up_warms_the_engine_that_will_speak_and_leaves_fallbacks_cold() -> None:
     first = _WarmRecorder("gone", unavailable=True)
     second = _WarmRecorder("here")
-    chain = FallbackEngine([first, second])
+    third = _WarmRecorder("fallback")
+    chain = FallbackEngine([first, second, third])
     await chain.warm_up()
-    assert (first.warmed, second.warmed) == (1, 1)
+    assert (first.warmed, second.warmed, third.warmed) == (1, 1, 0)
     assert set(chain.unavailable) == {"gone"}
     await chain.warm_up()  # ruled-out engines are not warmed again
-    assert (first.warmed, second.warmed) == (1, 2)
+    assert (first.warmed, second.warmed, third.warmed) == (1, 2, 0)
+
+
+@pytest.mark.parametrize("reachable", [True, False])
+async def test_remote_engines_are_warmed_alongside_the_first_local_one(reachable: bool) -> None:
+    remote = _WarmRecorder("online", unavailable=not reachable, remote=True)
+    local = _WarmRecorder("local")
+    later = _WarmRecorder("later")
+    chain = FallbackEngine([remote, local, later])
+    await chain.warm_up()
+    assert (remote.warmed, local.warmed, later.warmed) == (1, 1, 0)
+    assert list(chain.unavailable) == ([] if reachable else ["online"])
+
+
+async def test_choose_without_a_voice_asks_no_engine_for_voices() -> None:
+    gone = _WarmRecorder("gone", unavailable=True)
+    here = _WarmRecorder("here")
+    later = _WarmRecorder("later")
+    chain = FallbackEngine([gone, here, later])
+    assert await chain.choose() == "here: gone unavailable (gone is not here)"
+    assert (here.asked_voices, later.asked_voices, later.warmed) == (0, 0, 0)
+    assert (await chain.choose("later-voice")).startswith("later: voice later-voice is a later")
+    assert later.asked_voices == 1

@@ -19,7 +19,10 @@ def _engine(name: str, *voices: str, unavailable: bool = False) -> FakeEngine:
     if unavailable:
         async def gone() -> list[Voice]:
             raise EngineUnavailableError(f"{name} service unreachable: no route", engine=name)
+        async def cold() -> None:  # as EdgeEngine.warm_up says when its host does not resolve
+            raise EngineUnavailableError(f"{name} service unreachable: no route", engine=name)
         engine.list_voices = gone  # type: ignore[method-assign]
+        engine.warm_up = cold  # type: ignore[method-assign]
     return engine
 
 

@@ -133,3 +133,25 @@ def test_session_options_follow_the_core_count_and_never_spin() -> None:
     many = piper_module.session_options(ort, cores=64, optimized=True)
     assert many.intra_op_num_threads == piper_module.MAX_INTRA_THREADS
     assert many.graph_optimization_level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+
+
+@needs_piper
+async def test_parallel_segments_share_one_voice_with_the_given_threads(probe) -> None:  # type: ignore[no-untyped-def]
+    engine = PiperEngine(threads=1, parallel=2)
+    try:
+        texts = ["The first of two segments.", "And here, at the same time, the second one."]
+        first, second = await asyncio.gather(*(engine.synthesize(t) for t in texts))
+        assert engine._voice.session.get_session_options().intra_op_num_threads == 1
+        for audio, text in zip((first, second), texts, strict=True):
+            judged = probe(audio.data, ".wav")
+            assert audio.duration_s == pytest.approx(judged["duration_s"], abs=1e-3)
+            assert [w.text for w in audio.words] == text.split()
+        assert second.duration_s > first.duration_s  # each kept its own text
+    finally:
+        await engine.aclose()
+
+
+@pytest.mark.parametrize("bad", [{"threads": 0}, {"parallel": 0}, {"parallel": 65}])
+def test_threads_and_parallel_are_checked(bad: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        PiperEngine(**bad)

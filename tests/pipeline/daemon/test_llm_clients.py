@@ -112,3 +112,40 @@ def test_a_request_for_another_provider_gets_only_the_timeouts(tmp_path: Path) -
             assert refused.json()["error"]["param"] == "llm"
         finally:
             running.stop()
+
+
+@pytest.mark.parametrize("model", ["/etc/passwd", "../other.gguf", "other.gguf"])
+def test_a_client_cannot_make_the_daemon_load_another_local_model(
+    tmp_path: Path, model: str
+) -> None:
+    """With ``llm local`` a model is a file on the daemon's disk: a client may not
+    name one (no file probe, no loading of any GGUF), and is told so in the
+    documented error shape. No LLM client is created for it."""
+    own = tmp_path / "own.gguf"
+    with FakeLLMServer() as server:
+        running = _daemon(tmp_path, server)
+        try:
+            state = _state(running)
+            before = state.source.cached_clients
+            state.source._settings = DaemonSettings(
+                llm_provider="local", llm_config={"model": str(own)})
+            response = httpx.post(running.url + "/v1/speak", timeout=60,
+                                  json={"message": "Hi", "llm": "local", "model": model})
+            assert response.status_code == 422
+            error = response.json()["error"]
+            assert error["param"] == "model" and "cannot choose" in error["message"]
+            assert str(own) not in response.text  # no path on the daemon's disk leaks
+            assert state.source.cached_clients == before  # no client made for it
+        finally:
+            running.stop()
+
+
+def test_a_client_may_name_the_daemons_own_local_model_by_file_name(tmp_path: Path) -> None:
+    from pipeline._daemon._source import PipelineSource
+
+    own = tmp_path / "models" / "own.gguf"
+    source = PipelineSource(DaemonSettings(llm_provider="local",
+                                           llm_config={"model": str(own)}), tts_engine=None)
+    for name in (None, "own.gguf", str(own)):
+        _, config = source.client_key("local", name)
+        assert config["model"] == str(own)

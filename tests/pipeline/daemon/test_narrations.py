@@ -80,7 +80,7 @@ def test_uploaded_file_and_bad_requests(tmp_path: Path) -> None:
         assert bad.status_code == 422 and bad.json()["error"]["param"] == "file"
         assert httpx.post(running.url + "/v1/narrations", json={"text": " "}).status_code == 422
         assert httpx.post(running.url + "/v1/narrations", content=b"{oops",
-                          headers={"content-type": "application/json"}).status_code == 422
+                          headers={"content-type": "application/json"}).status_code == 400
     finally:
         running.stop()
 

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -150,3 +151,32 @@ def test_serve_on_a_taken_port_or_unusable_directory_is_one_line(tmp_path: Path)
     (tmp_path / "file").write_text("not a directory")
     code, _, err = run(tmp_path, "serve", "--tts", "espeak", "-o", str(tmp_path / "file"))
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs the ray extra")
+def test_serve_runs_narration_jobs_on_ray_when_ray_address_is_set(
+    tmp_path: Path, serve: Any
+) -> None:
+    # "local": the daemon starts a new cluster in its process (never joins a stale one).
+    served = serve("--tts", "espeak", "--format", "wav",
+                   env={"SPEAKSTREAM_RAY_ADDRESS": "local", "SPEAKSTREAM_WORKERS": "1"})
+    assert served.line.endswith("· narrations on Ray local (env SPEAKSTREAM_RAY_ADDRESS)")
+    items = [{"text": "# One\n\nThe first part.\n\n# Two\n\nThe second part."},
+             {"text": "Another item."}]
+    job_id = httpx.post(served.url + "/v1/narrations", json={"items": items}).json()["id"]
+    for _ in range(2400):
+        job = httpx.get(f"{served.url}/v1/narrations/{job_id}").json()
+        if job["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.1)
+    assert job["status"] == "completed", job
+    assert [(r["item"], r["status"], r["chapters"]) for r in job["items"]] == [
+        ("item_0001", "completed", 2), ("item_0002", "completed", 1)]
+    assert {f["name"] for f in job["files"]} == {n for r in job["items"] for n in r["audio_files"]}
+    for f in job["files"]:
+        audio = httpx.get(served.url + f["url"])
+        assert audio.status_code == 200 and audio.content[:4] == b"RIFF"
+    # The actors ran elsewhere than the daemon's process: the files came through the disk.
+    out = tmp_path / "speakstream-daemon" / "narrations" / job_id
+    assert (out / "results.jsonl").is_file()

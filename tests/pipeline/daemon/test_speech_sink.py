@@ -167,9 +167,9 @@ def test_without_ffmpeg_encoded_formats_are_refused_and_pcm_still_works(
 ) -> None:
     empty = tmp_path / "bin"
     empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # no ffmpeg, not even for the start-up spares
     running = start_daemon(settings(tmp_path), llm=ScriptedLLM(["x"]), engine=FakeEngine())
     try:
-        monkeypatch.setenv("PATH", str(empty))  # no ffmpeg from now on
         r = httpx.post(running.url + "/v1/audio/speech", timeout=60,
                        json={"model": "tts-1", "input": MANY, "response_format": "mp3"})
         assert r.status_code == 503

@@ -1,6 +1,6 @@
 """GET / in a real headless Chromium: streamed text with a cursor, in-order audio, Stop
-(also of audio still queued), error messages, which LLM/engine answered, and a page
-on another origin using a daemon with a token (CORS)."""
+(also of audio still queued), Pause and Resume, error messages, which LLM/engine answered,
+and a page on another origin using a daemon with a token (CORS)."""
 
 from __future__ import annotations
 
@@ -147,6 +147,48 @@ def test_stop_silences_queued_audio_after_the_answer_ended(browser, settings) ->
         assert page.evaluate("window.speakstream.playing") == 0
         assert page.is_disabled("#stop")
     finally:
+        running.stop()
+
+
+def test_pause_suspends_playback_and_the_run_then_resume_finishes_in_order(
+    browser, settings
+) -> None:
+    """Pause mid-answer: the AudioContext is suspended and the daemon's run is
+    paused (its LLM held); Resume plays on and the answer completes, every
+    segment scheduled once, in order, back to back."""
+    llm = ScriptedLLM(LONG_ANSWER, gate_after=6)
+    running = start_daemon(settings, llm=llm, engine=FakeEngine(seconds_per_char=0.05))
+    try:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(running.url + "/")
+        page.fill("#question", "Talk, then wait")
+        page.click("#send")
+        page.wait_for_function("window.speakstream.scheduled.length >= 1", timeout=60_000)
+        assert page.inner_text("#pause") == "Pause" and page.is_enabled("#pause")
+        page.click("#pause")
+        page.wait_for_function("window.speakstream.status === 'paused'", timeout=30_000)
+        assert page.evaluate("window.speakstream.audio") == "suspended"
+        assert page.inner_text("#pause") == "Resume"
+        run_id = page.evaluate("window.speakstream.runId")
+        run = httpx.get(running.url + f"/v1/runs/{run_id}").json()
+        assert run["status"] == "running" and run["health"]["paused"] is True
+        llm.gate.set()  # the LLM could go on; the paused run holds it
+        page.click("#pause")
+        page.wait_for_function("window.speakstream.status === 'done'", timeout=60_000)
+        assert page.evaluate("window.speakstream.audio") == "running"
+        assert page.inner_text("#pause") == "Pause"
+        assert page.inner_text("#text") == "".join(LONG_ANSWER)
+        scheduled = page.evaluate("window.speakstream.scheduled")
+        assert [s["index"] for s in scheduled] == list(range(len(scheduled)))
+        assert len(scheduled) >= 3
+        for a, b in itertools.pairwise(scheduled):  # back to back, no gaps
+            assert b["at"] == pytest.approx(a["at"] + a["duration"], abs=1e-6)
+        assert not llm.cancelled.is_set() and page.evaluate("window.speakstream.error") is None
+        assert errors == []
+    finally:
+        llm.gate.set()
         running.stop()
 
 
