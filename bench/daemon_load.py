@@ -19,11 +19,18 @@ or a transport failure/timeout. Peak RSS = the daemon's ``VmHWM``.
 
 Options: ``--clients N`` (default 100), ``--slow K``: K of them (the last K)
 are *slow readers* (a 4 KiB receive buffer, 512 bytes read every 50 ms, over
-raw TCP), reported apart; ``--pair`` runs the burst twice side by side, with
-no slow reader and with ``--slow`` (default 20), and reports how much the slow
-readers moved the other clients' p95 (TTFA overhead and time to ``done``).
+raw TCP), reported apart; ``--pair`` runs the burst without slow readers and
+with ``--slow`` (default 20) ``--rounds R`` times (default 3), interleaved
+(A B, B A, A B, ...: a drift in the machine's load hits both sides alike),
+and reports how much the slow readers moved the other clients' p95 (TTFA
+overhead and time to ``done``): the ratio of each round and their median.
+The daemon runs under uvicorn's defaults, as ``speakstream serve`` does:
+uvloop and httptools when they are installed.
 CPU per 1,000 tokens = the daemon's CPU seconds over the burst / the LLM
-tokens it relayed (the fake server's deltas) x 1,000.
+tokens it relayed (the fake server's deltas) x 1,000. SSE events per client:
+how many events a (fast) client received; text deltas within ``coalesce_ms``
+share one ``token`` event, so a busier daemon sends fewer, larger events. The machine's 1-minute
+load average before and after the burst is reported with the figures.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from bench.common import (
     TimedLLMServer,
     complete_at,
     llm_reply,
+    median,
     proc_status_mb,
     short_answer,
     summary,
@@ -111,6 +119,7 @@ async def _client(http: httpx.AsyncClient, url: str, n: int) -> dict[str, Any]:
 
 
 def _on_event(row: dict[str, Any], event: str, data: dict[str, Any]) -> None:
+    row["events"] = row.get("events", 0) + 1
     if event == "segment" and data["index"] == 0:
         row["segment0"] = data
         row["segment0_at"] = time.monotonic()
@@ -200,12 +209,14 @@ def run(quick: bool = False, *, clients: int | None = None, slow: int = 0) -> di
             url = f"http://127.0.0.1:{int(proc.stdout.readline())}"
             asyncio.run(_wait_ready(url))
             idle_mb = proc_status_mb("VmHWM", proc.pid)
+            load_before = os.getloadavg()[0]
             started, cpu_here, cpu_daemon = time.monotonic(), time.process_time(), _cpu_s(proc.pid)
             rows = asyncio.run(_burst(url, clients, slow))
             burst_s = time.monotonic() - started
             cpu_here = time.process_time() - cpu_here
             cpu_daemon = _cpu_s(proc.pid) - cpu_daemon
             peak_mb = proc_status_mb("VmHWM", proc.pid)
+            load = [load_before, os.getloadavg()[0]]
         finally:
             proc.send_signal(signal.SIGINT)
             try:
@@ -236,6 +247,8 @@ def run(quick: bool = False, *, clients: int | None = None, slow: int = 0) -> di
         in_daemon.append(1000 * (row["audio0"]["t"] - seg["t"] - latency))
         delivery.append(overheads[-1] - to_segment[-1] - in_daemon[-1])
     errors = [row["error"] for row in rows if row["error"] is not None]
+    events = [float(row["events"]) for row in rows
+              if row["error"] is None and not row.get("slow")]
     return {
         "clients": clients, "slow_readers": slow, "errors": len(errors),
         "error_samples": errors[:5],
@@ -246,26 +259,45 @@ def run(quick: bool = False, *, clients: int | None = None, slow: int = 0) -> di
         "done_s": summary(done_s) if done_s else None,
         "slow_done_s": summary(slow_done_s) if slow_done_s else None,
         "tokens_relayed": tokens,
+        # How long the fake server took to send each answer (its pace is 40
+        # tokens/s): done_s cannot be shorter; it stretches when the bench
+        # process itself (server thread + clients) is short of CPU.
+        "llm_send_s": summary([times[-1][0] - times[0][0]
+                               for times in by_message.values() if times]),
+        "sse_events_per_client": summary(events) if events else None,
         "cpu_s_daemon": cpu_daemon, "cpu_s_llm_server_and_clients": cpu_here,
         "daemon_cpu_s_per_1000_tokens": 1000 * cpu_daemon / tokens if tokens else None,
         "daemon_rss_idle_mb": idle_mb, "daemon_peak_rss_mb": peak_mb, "cores": os.cpu_count(),
+        "loadavg_1min_before_after": load,
     }  # fmt: skip
 
 
-def pair(clients: int = CLIENTS, slow: int = 20) -> dict[str, Any]:
-    """Side by side: the same burst without and with ``slow`` slow readers; the
-    ratios say how much the slow readers moved the other clients' p95."""
-    without = run(clients=clients, slow=0)
-    with_slow = run(clients=clients, slow=slow)
+def pair(clients: int = CLIENTS, slow: int = 20, rounds: int = 3) -> dict[str, Any]:
+    """Side by side: the same burst without and with ``slow`` slow readers,
+    ``rounds`` times interleaved; the ratios (with / without) say how much the
+    slow readers moved the other clients' p95, per round and as the median."""
 
     def p95(result: dict[str, Any], key: str) -> float:
         return float(result[key]["p95"])
 
+    pairs = []
+    for n in range(rounds):
+        if n % 2 == 0:
+            without, with_slow = run(clients=clients, slow=0), run(clients=clients, slow=slow)
+        else:
+            with_slow, without = run(clients=clients, slow=slow), run(clients=clients, slow=0)
+        pairs.append({
+            "without_slow": without, "with_slow": with_slow,
+            "ttfa_overhead_p95_ratio": p95(with_slow, "ttfa_overhead_ms")
+            / p95(without, "ttfa_overhead_ms"),
+            "done_p95_ratio": p95(with_slow, "done_s") / p95(without, "done_s"),
+        })  # fmt: skip
     return {
-        "without_slow": without, "with_slow": with_slow,
-        "ttfa_overhead_p95_ratio": p95(with_slow, "ttfa_overhead_ms")
-        / p95(without, "ttfa_overhead_ms"),
-        "done_p95_ratio": p95(with_slow, "done_s") / p95(without, "done_s"),
+        "rounds": pairs,
+        "ttfa_overhead_p95_ratios": [p["ttfa_overhead_p95_ratio"] for p in pairs],
+        "done_p95_ratios": [p["done_p95_ratio"] for p in pairs],
+        "ttfa_overhead_p95_ratio_median": median([p["ttfa_overhead_p95_ratio"] for p in pairs]),
+        "done_p95_ratio_median": median([p["done_p95_ratio"] for p in pairs]),
     }
 
 
@@ -277,7 +309,8 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
         serve(sys.argv[2])
     elif "--pair" in sys.argv:
-        print(json.dumps(pair(_option("--clients", CLIENTS), _option("--slow", 20)), indent=1))
+        print(json.dumps(pair(_option("--clients", CLIENTS), _option("--slow", 20),
+                              _option("--rounds", 3)), indent=1))
     else:
         print(json.dumps(run(quick="--quick" in sys.argv, clients=_option("--clients", 0),
                              slow=_option("--slow", 0)), indent=1))

@@ -193,6 +193,12 @@ class HTTPClient(LLMClient):
             # Reads are timed by the base (first token / idle), not by httpx.
             timeout=httpx.Timeout(None, connect=connect, pool=connect),
             headers=self._headers(),
+            # A stream holds its connection for the whole answer: httpx's default
+            # cap of 100 made the 101st concurrent answer of a daemon wait for a
+            # free connection and fail after connect_timeout (measured: half of
+            # 500 concurrent /v1/speak clients). Callers bound their own
+            # concurrency; the server bounds its own.
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
         )
         self._http_loop = loop
         return self._http
