@@ -851,7 +851,8 @@ _REPORTED: tuple[type[BaseException], ...] = (*SpeakStreamError, OSError, Unicod
 #: Errors that mean "fix the command or the configuration" (exit 2), not "the run failed".
 _USAGE_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError, llm.LLMAuthError, llm.ModelNotFoundError, llm.LLMDependencyError,
-    output.OutputExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+    output.OutputExistsError, output.OutputLockedError, FileNotFoundError, IsADirectoryError,
+    NotADirectoryError,
 )
 
 

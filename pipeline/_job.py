@@ -35,6 +35,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import re
 import sys
 from collections.abc import (
     AsyncGenerator,
@@ -350,9 +351,12 @@ async def anarrate_job(
                     yield ItemDone(item, ItemResult(**earlier), skipped=True)
                     continue
                 redone = redone or earlier is not None
+                changed = is_changed(earlier, digest)
+                if changed:  # its text or settings changed: its old audio must not stand
+                    await asyncio.to_thread(set_aside_item, job_dir, item)
                 async with contextlib.aclosing(arun_item(
                     item, pipeline_for=pipeline_for, job_dir=job_dir, voice=voice,
-                    resume=resume, stop_event=stop_event, digest=digest,
+                    resume=resume and not changed, stop_event=stop_event, digest=digest,
                 )) as events:
                     async for event in events:
                         if isinstance(event, ItemDone):
@@ -371,6 +375,28 @@ def is_unchanged(earlier: Mapping[str, Any] | None, digest: str) -> bool:
     """Whether an earlier ``completed`` results line stands for the item now:
     same digest (a line without one, from an older version, does not)."""
     return earlier is not None and bool(digest) and earlier.get("digest") == digest
+
+
+def is_changed(earlier: Mapping[str, Any] | None, digest: str) -> bool:
+    """Whether an earlier ``completed`` line is of another version of the item
+    (text, document or settings changed): both digests known and different.
+    Its files are then set aside (:func:`set_aside_item`) and the item made
+    anew, never resumed from audio of another text, voice or format."""
+    old = (earlier or {}).get("digest")
+    return bool(old) and bool(digest) and old != digest
+
+
+def set_aside_item(job_dir: Path, item: JobItem) -> None:
+    """Rename an item's earlier output out of the way (kept, never deleted): its
+    ``<id>/`` directory, or for a job of one document (id ``""``) its
+    ``chapter_NN/`` directories."""
+    if item.id:
+        if (job_dir / item.id).exists():
+            set_aside(job_dir / item.id)
+        return
+    for path in sorted(job_dir.iterdir()):
+        if path.is_dir() and re.fullmatch(r"chapter_\d+", path.name):
+            set_aside(path)
 
 
 def compact_results(job_dir: Path) -> None:
@@ -414,7 +440,7 @@ async def _item_events(
 
 
 def set_aside(run_dir: Path) -> None:
-    """Rename an unfinished prompt run out of the way (kept, never deleted)."""
+    """Rename an earlier run's directory to ``<name>.partial[-N]`` (kept, never deleted)."""
     for n in range(1, 1000):
         target = run_dir.with_name(f"{run_dir.name}.partial" + ("" if n == 1 else f"-{n}"))
         if not target.exists():

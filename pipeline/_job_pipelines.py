@@ -47,12 +47,16 @@ def engine_options(tts: str, *, cpus: int, workers: int) -> dict[str, Any]:
 
 def prompt_settings(settings: Settings, item: JobItem) -> Settings:
     """The settings of ``item``'s run: its ``llm``/``model``/``base_url`` as flags over
-    the command's flags, then the config file, environment and defaults.
+    the command's flags, then the config file, environment and defaults. A
+    model and a server URL belong to one provider: an item naming another
+    ``llm`` does not inherit the command's ``model``/``base_url`` flags.
 
     Raises:
         ConfigError: a value does not apply (e.g. ``base_url`` with ``llm = "local"``).
     """
     flags = {k: v for k, v in settings.values.items() if settings.sources.get(k) == "flag"}
+    if item.llm is not None and item.llm != settings.values["llm"]:
+        flags = {k: v for k, v in flags.items() if k not in ("model", "base_url")}
     return resolve_settings({**flags, **item.settings_flags()})
 
 

@@ -59,11 +59,13 @@ from ._job import (
     ItemResult,
     ItemTally,
     compact_results,
+    is_changed,
     is_unchanged,
     item_digest,
     job_fingerprint,
     read_results,
     set_aside,
+    set_aside_item,
 )
 from ._job_pipelines import engine_options, job_size, prompt_settings, usable_cpus
 from ._jobfile import JobItem, iter_job_items
@@ -310,6 +312,8 @@ def run_job_on_ray(
                 digest = _digest(item, fingerprint)
                 if not is_unchanged(done.get(item.id), digest):
                     redone = redone or item.id in done
+                    if is_changed(done.get(item.id), digest):  # never resumed from old audio
+                        set_aside_item(job_dir, item)
                     yield item, digest
 
         units = _units(todo(), states, order)
@@ -407,20 +411,28 @@ def _submit(actor: Any, job_dir: Path, item: JobItem, chapter: Chapter | None,
     return method.remote(str(job_dir), item, chapter)
 
 
+#: connect/disconnect are called from worker threads (the daemon's jobs, resumed
+#: together after a restart): one at a time, or two could both call ray.init.
+_CONNECTING = threading.Lock()
+
+
 def connect(address: str) -> None:
     """``ray.init`` for ``address``: ``"local"`` starts a cluster in this process,
-    anything else (``"auto"``, ``"HOST:PORT"``) joins a running one."""
-    if ray.is_initialized():
-        return
-    # address="local" always starts a new cluster; None would join one that
-    # /tmp/ray/ray_current_cluster names, even a dead one (then it hangs).
-    local: dict[str, Any] = {"include_dashboard": False} if address == "local" else {}
-    ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, **local)
+    anything else (``"auto"``, ``"HOST:PORT"``) joins a running one. Thread-safe;
+    a no-op when already connected."""
+    with _CONNECTING:
+        if ray.is_initialized():
+            return
+        # address="local" always starts a new cluster; None would join one that
+        # /tmp/ray/ray_current_cluster names, even a dead one (then it hangs).
+        local: dict[str, Any] = {"include_dashboard": False} if address == "local" else {}
+        ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, **local)
 
 
 def disconnect() -> None:
     """``ray.shutdown``: leave the cluster (one :func:`connect` started stops with it)."""
-    ray.shutdown()
+    with _CONNECTING:
+        ray.shutdown()
 
 
 def narrate_on_ray(sources: Sequence[str], settings: Settings, *, resume: bool,

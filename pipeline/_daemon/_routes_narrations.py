@@ -109,21 +109,31 @@ def _items(raw: list[Any], limit: int) -> list[JobItem]:
 
 
 def _checked_llm(state: DaemonState, item: JobItem, n: int) -> JobItem:
-    """``item`` with its LLM model checked as ``/v1/speak`` checks one: with
-    ``llm`` "local" a client may only name the daemon's own GGUF (by file name
-    or path), which the item then carries as a path.
+    """``item`` with its LLM checked as ``/v1/speak`` checks one.
+
+    ``base_url`` is refused: the daemon would send its own API keys (from its
+    environment) to whatever server a client names. With ``llm`` "local" a
+    client may only name the daemon's own GGUF (by file name or path); the
+    item then leaves ``model`` unset, so the daemon's model runs and no path
+    of its disk is stored or shown.
 
     Raises:
-        ApiError: 422 (``param`` "items") for another local model.
+        ApiError: 422 (``param`` "items") for a ``base_url`` or another local model.
     """
-    if item.prompt is None or not item.model:
+    if item.prompt is None:
+        return item
+    if item.base_url is not None:
+        raise ApiError(422, "invalid_request_error",
+                       f"items[{n}]: 'base_url' is not accepted over HTTP (the daemon's "
+                       "operator sets its LLM servers): leave it out", param="items")
+    if not item.model or (item.llm or state.source.settings.llm_provider) != "local":
         return item
     try:
-        _, config = state.source.client_key(item.llm, item.model)
+        state.source.client_key(item.llm, item.model)
     except ApiError as exc:
         raise ApiError(422, "invalid_request_error", f"items[{n}]: {exc}",
                        param="items") from exc
-    return dataclasses.replace(item, model=config.get("model", item.model))
+    return dataclasses.replace(item, model=None)
 
 
 @router.post("/v1/narrations", status_code=202, openapi_extra=_BODY_DOC)

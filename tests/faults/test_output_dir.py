@@ -43,7 +43,7 @@ def test_a_second_narrate_into_a_busy_directory_is_refused_and_the_first_finishe
             events = read_until(first, audio=1)
             for second in (args, [*args, "--resume"]):
                 code, out, err = run(tmp_path, *second)
-                assert code == 1 and out == "", err
+                assert code == 2 and out == "", err  # README: output directory in use
                 check_cli_error(err, expect="in use by another writer (process")
             gate.release_all()
             rest, err = first.communicate(timeout=120)

@@ -98,7 +98,7 @@ def test_second_writer_is_refused_and_resume_after_kill_skips_finished_work(
         assert first.poll() is None, "the job ended too early"
         for args in ((), ("--resume",)):
             code, _, err = run(tmp_path, "narrate", str(ALICE), "-o", "out", *FLAGS, *args)
-            assert code == 1
+            assert code == 2  # output directory in use
             assert len(err.strip().splitlines()) == 1 and "in use by another writer" in err
             assert f"process {first.pid}" in err
     finally:
@@ -184,6 +184,35 @@ def test_resume_redoes_a_changed_item_and_skips_an_unchanged_one(tmp_path: Path)
     assert before[0]["digest"] and before[0]["digest"] != after[0]["digest"]
 
 
+def test_resume_with_changed_settings_makes_the_audio_anew_and_keeps_the_old_aside(
+    tmp_path: Path,
+) -> None:
+    """The same document resumed in another format: no chapter may stand on the
+    earlier run's files (they are set aside, not deleted)."""
+    (tmp_path / "book.md").write_text("# One\n\nA first chapter. It is short.\n\n"
+                                      "# Two\n\nThe second one. Also short.\n", encoding="utf-8")
+    code, _, err = run(tmp_path, "narrate", "book.md", "-o", "out", "--tts", "espeak",
+                       "--format", "wav")
+    assert code == 0, err
+    old = sorted(p.relative_to(tmp_path / "out") for p in (tmp_path / "out").rglob("segment_*"))
+    assert old and all(p.suffix == ".wav" for p in old)
+    code, _, err = run(tmp_path, "narrate", "book.md", "-o", "out", "--tts", "espeak",
+                       "--format", "mp3", "--resume")
+    assert code == 0, err
+    chapters = sorted(p for p in (tmp_path / "out").iterdir() if p.name.startswith("chapter_"))
+    assert [p.name for p in chapters] == ["chapter_01", "chapter_01.partial",
+                                          "chapter_02", "chapter_02.partial"]
+    for chapter in ("chapter_01", "chapter_02"):
+        records = read_manifest(tmp_path / "out" / chapter)
+        segments = [r for r in records if r["type"] == "segment"]
+        assert segments and all(r["path"].endswith(".mp3") for r in segments)
+        assert records[-1]["status"] == "completed"
+        kept = sorted((tmp_path / "out" / f"{chapter}.partial").glob("segment_*"))
+        assert kept and all(p.suffix == ".wav" for p in kept)  # the old audio, untouched
+    (line,) = results(tmp_path / "out")
+    assert line["status"] == "completed" and all(f.endswith(".mp3") for f in line["audio_files"])
+
+
 @pytest.mark.parametrize(("tts", "cpus", "workers", "expected"), [
     ("piper", 2, 2, {"threads": 1, "parallel": 2}),
     ("piper", 4, 1, {"threads": 4, "parallel": 1}),
@@ -197,3 +226,24 @@ def test_a_job_engine_gets_its_workers_share_of_the_cpus(
     from pipeline.jobs import engine_options
 
     assert engine_options(tts, cpus=cpus, workers=workers) == expected
+
+
+def test_a_prompt_naming_another_llm_does_not_inherit_the_commands_model_or_server(
+    tmp_path: Path,
+) -> None:
+    """A model and a server URL belong to one provider (as the daemon's do)."""
+    from pipeline._job_pipelines import prompt_settings
+    from pipeline._jobfile import JobItem
+    from pipeline._settings import resolve_settings
+
+    command = resolve_settings({"llm": "ollama", "model": "llama3",
+                                "base_url": "http://127.0.0.1:11434"}, env={}, files=[])
+    same = prompt_settings(command, JobItem(id="a", prompt="Hi"))
+    assert (same.values["llm"], same.values["model"], same.values["base_url"]) == (
+        "ollama", "llama3", "http://127.0.0.1:11434")
+    other = prompt_settings(command, JobItem(id="b", prompt="Hi", llm="openai"))
+    assert other.values["llm"] == "openai"
+    assert other.values["model"] != "llama3" and other.values["base_url"] != (
+        "http://127.0.0.1:11434")
+    own = prompt_settings(command, JobItem(id="c", prompt="Hi", llm="openai", model="gpt-x"))
+    assert own.values["model"] == "gpt-x"

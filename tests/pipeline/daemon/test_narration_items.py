@@ -120,8 +120,9 @@ def test_bad_item_requests_get_the_documented_error(tmp_path: Path) -> None:
         running.stop()
 
 
-def test_a_prompt_item_cannot_make_the_daemon_load_another_local_model(tmp_path: Path) -> None:
-    """As on /v1/speak: with llm local, a model is a file on the daemon's disk."""
+def test_a_prompt_item_cannot_choose_a_local_model_or_a_server(tmp_path: Path) -> None:
+    """As on /v1/speak: with llm local, a model is a file on the daemon's disk; and
+    no item may name a server URL."""
     own = tmp_path / "own.gguf"
     running = start_daemon(DaemonSettings(output_dir=tmp_path / "out", streaming_config=FAST,
                                           llm_provider="local", llm_config={"model": str(own)}),
@@ -134,6 +135,10 @@ def test_a_prompt_item_cannot_make_the_daemon_load_another_local_model(tmp_path:
             error = r.json()["error"]
             assert error["param"] == "items" and "items[0]" in error["message"]
             assert "cannot choose" in error["message"] and str(own) not in r.text
+        # A server URL is the operator's: the daemon's API keys would go to it.
+        r = httpx.post(running.url + "/v1/narrations", json={"items": [
+            {"text": "Fine."}, {"prompt": "Hi", "llm": "openai", "base_url": "http://x.test/v1"}]})
+        assert r.status_code == 422 and "items[1]: 'base_url'" in r.json()["error"]["message"]
         assert httpx.get(running.url + "/v1/narrations").json()["total"] == 0
     finally:
         running.stop()
