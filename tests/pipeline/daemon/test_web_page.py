@@ -41,23 +41,34 @@ def browser() -> Iterator[object]:
         b.close()
 
 
+def ask(browser, url: str, question: str) -> tuple[object, list[str]]:
+    """Open the page at ``url``, ask ``question``; the page and its uncaught errors."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url + "/")
+    page.fill("#question", question)
+    page.click("#send")
+    return page, errors
+
+
+def assert_whole_answer_in_order(page) -> None:
+    """All of LONG_ANSWER shown; every segment scheduled once, in order, back to back."""
+    assert page.inner_text("#text") == "".join(LONG_ANSWER)
+    scheduled = page.evaluate("window.speakstream.scheduled")
+    assert [s["index"] for s in scheduled] == list(range(len(scheduled)))
+    assert len(scheduled) >= 3
+    for a, b in itertools.pairwise(scheduled):  # back to back, no gaps
+        assert b["at"] == pytest.approx(a["at"] + a["duration"], abs=1e-6)
+
+
 def test_page_streams_text_and_schedules_audio_in_order(browser, settings) -> None:
     running = start_daemon(settings, llm=ScriptedLLM(LONG_ANSWER), engine=FakeEngine())
     try:
         assert "text/html" in httpx.get(running.url + "/").headers["content-type"]
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(running.url + "/")
-        page.fill("#question", "Tell me about streaming speech")
-        page.click("#send")
+        page, errors = ask(browser, running.url, "Tell me about streaming speech")
         page.wait_for_function("window.speakstream.status === 'done'", timeout=60_000)
-        assert page.inner_text("#text") == "".join(LONG_ANSWER)
-        scheduled = page.evaluate("window.speakstream.scheduled")
-        assert [s["index"] for s in scheduled] == list(range(len(scheduled)))
-        assert len(scheduled) >= 3
-        for a, b in itertools.pairwise(scheduled):  # back to back, no gaps
-            assert b["at"] == pytest.approx(a["at"] + a["duration"], abs=1e-6)
+        assert_whole_answer_in_order(page)
         assert page.evaluate("window.speakstream.error") is None
         assert page.is_hidden("#cursor")
         ARTIFACTS.mkdir(exist_ok=True)
@@ -159,12 +170,7 @@ def test_pause_suspends_playback_and_the_run_then_resume_finishes_in_order(
     llm = ScriptedLLM(LONG_ANSWER, gate_after=6)
     running = start_daemon(settings, llm=llm, engine=FakeEngine(seconds_per_char=0.05))
     try:
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(running.url + "/")
-        page.fill("#question", "Talk, then wait")
-        page.click("#send")
+        page, errors = ask(browser, running.url, "Talk, then wait")
         page.wait_for_function("window.speakstream.scheduled.length >= 1", timeout=60_000)
         assert page.inner_text("#pause") == "Pause" and page.is_enabled("#pause")
         page.click("#pause")
@@ -179,12 +185,7 @@ def test_pause_suspends_playback_and_the_run_then_resume_finishes_in_order(
         page.wait_for_function("window.speakstream.status === 'done'", timeout=60_000)
         assert page.evaluate("window.speakstream.audio") == "running"
         assert page.inner_text("#pause") == "Pause"
-        assert page.inner_text("#text") == "".join(LONG_ANSWER)
-        scheduled = page.evaluate("window.speakstream.scheduled")
-        assert [s["index"] for s in scheduled] == list(range(len(scheduled)))
-        assert len(scheduled) >= 3
-        for a, b in itertools.pairwise(scheduled):  # back to back, no gaps
-            assert b["at"] == pytest.approx(a["at"] + a["duration"], abs=1e-6)
+        assert_whole_answer_in_order(page)
         assert not llm.cancelled.is_set() and page.evaluate("window.speakstream.error") is None
         assert errors == []
     finally:
