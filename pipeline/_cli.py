@@ -669,7 +669,12 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
                 async with contextlib.aclosing(events):
                     async for job_event in events:
                         if isinstance(job_event, ItemDone):
-                            failed = failed or job_event.result.status == "failed"
+                            result = job_event.result
+                            if result.status == "failed":
+                                failed = True
+                                if not args.json and result.errors:  # the reason, in one line
+                                    view.print([f"{job_event.item.id or 'item'}: failed: "
+                                                f"{result.errors[0]}"], style="red")
                             if job_event.skipped:
                                 progress.skip(size(job_event.item))
                             continue

@@ -140,6 +140,10 @@ def test_a_bad_item_fails_alone_and_the_job_goes_on(tmp_path: Path) -> None:
         code, _, err = run(tmp_path, "narrate", "jobs.jsonl", "-o", "out", *FLAGS,
                            "--llm", "ollama", "--base-url", server.url, "--model", "fake")
     assert code == 1, err  # some items failed
+    assert "Traceback" not in err
+    for n in (1, 2, 3, 4):  # each failed item is said, with its reason, in one line
+        assert any(line.startswith(f"item_000{n}: failed: ") for line in err.splitlines()), err
+    assert "item_0005: failed" not in err and "item_0006: failed" not in err
     items = results(tmp_path / "out")
     assert [(r["item"], r["status"]) for r in items] == [
         ("item_0001", "failed"), ("item_0002", "failed"), ("item_0003", "failed"),
