@@ -613,11 +613,17 @@ class NarrationView:
                 status_line(parts)
 
 
-def _json_job_event(item: JobItem, chapter: Chapter | None, event: ProgressEvent) -> None:
-    """``narrate --json``: one event of a job's run as an NDJSON line, with its
-    ``item``, ``chapter`` (number; 0 for a prompt) and ``chapter_title``."""
-    chapter = chapter or Chapter(number=0, title=item.id, text="")
-    JsonView().show(event, item=item.id, chapter=chapter.number, chapter_title=chapter.title)
+def _json_job_events(out: TextIO) -> Callable[[JobItem, Chapter | None, ProgressEvent], None]:
+    """``narrate --json``: each event of a job's runs as an NDJSON line on
+    ``out``, with its ``item``, ``chapter`` (number; 0 for a prompt) and
+    ``chapter_title``."""
+    view = JsonView(out)
+
+    def show(item: JobItem, chapter: Chapter | None, event: ProgressEvent) -> None:
+        chapter = chapter or Chapter(number=0, title=item.id, text="")
+        view.show(event, item=item.id, chapter=chapter.number, chapter_title=chapter.title)
+
+    return show
 
 
 def _cmd_narrate(args: argparse.Namespace) -> int:
@@ -629,10 +635,18 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
     # Checked before anything is created: bad input leaves no directory behind.
     stdin_text, chars = _check_inputs(args.files)
     if settings.values["ray_address"] is not None:
-        from ._ray import narrate_on_ray  # only with the `ray` extra
+        from ._ray import disconnect, narrate_on_ray  # only with the `ray` extra
 
-        return narrate_on_ray(args.files, settings, resume=args.resume, console=_stderr,
-                              on_event=_json_job_event if args.json else None)
+        on_event = _json_job_events(sys.stdout) if args.json else None
+        # Ray's driver prints its own notices (a retried task, a dead worker) on
+        # sys.stdout from a thread of its own; they go to stderr, so that
+        # stdout holds only our NDJSON. Leaving the cluster inside stops them.
+        with contextlib.redirect_stdout(sys.stderr):
+            try:
+                return narrate_on_ray(args.files, settings, resume=args.resume,
+                                      console=_stderr, on_event=on_event)
+            finally:
+                disconnect()
 
     def items() -> Iterator[JobItem]:
         for item in iter_job_items(args.files):
@@ -644,6 +658,7 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
         return chars.get(item.path or "", 0) or item_size(item)
 
     total = sum(size(item) for item in items())
+    show_json = _json_job_events(sys.stdout) if args.json else None
 
     async def main(interrupts: Interrupts) -> int:
         failed = False
@@ -680,8 +695,8 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
                             continue
                         item, event = job_event.item, job_event.event
                         chapter = job_event.chapter or Chapter(number=0, title=item.id, text="")
-                        if args.json:
-                            _json_job_event(item, job_event.chapter, event)
+                        if show_json is not None:
+                            show_json(item, job_event.chapter, event)
                         view.observe(chapter, event, key=(item.id, chapter.number))
                         if isinstance(event, RunFailed):
                             failed = True

@@ -351,6 +351,7 @@ def run_job_on_ray(
                     continue
                 record = value
                 del pending[ready[0]]
+                _wait_ended(ready[0])
                 free.append(actor)
                 if on_part is not None:
                     on_part(state.item, chapter, record)
@@ -392,6 +393,15 @@ def _take(task: Any) -> tuple[str, Any]:
         kind, value = ray.get(next(task))
         return str(kind), value
     return "result", ray.get(task)
+
+
+def _wait_ended(task: Any) -> None:
+    """Wait until a generator task that gave its record has ended on its actor,
+    so that the actor is handed on (or killed) idle, never mid-task: a kill
+    then would make Ray retry a finished task and say so."""
+    if isinstance(task, ray.ObjectRefGenerator):
+        with contextlib.suppress(ray.exceptions.RayError):  # the record is already ours
+            ray.get(task.completed())
 
 
 def _submit(actor: Any, job_dir: Path, item: JobItem, chapter: Chapter | None,

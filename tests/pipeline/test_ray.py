@@ -12,7 +12,7 @@ import json
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from pipeline._job import RESULTS_NAME, anarrate_job  # noqa: E402
 from pipeline._job_pipelines import JobPipelines  # noqa: E402
 from pipeline._jobfile import JobItem, iter_job_items  # noqa: E402
 from pipeline._pipeline import create_streaming_pipeline  # noqa: E402
-from pipeline._ray import run_job_on_ray, start_workers  # noqa: E402
+from pipeline._ray import NarrationWorker, run_job_on_ray, start_workers  # noqa: E402
 from pipeline._settings import Settings, resolve_settings  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -116,6 +116,29 @@ def test_local_cluster_gives_the_local_files(
     assert lines[0]["errors"][0].startswith("FileNotFoundError")
     assert "no-such-llm" in lines[1]["errors"][0]
     assert all(r["digest"] for r in lines[1:])
+
+    # A streamed chapter's actor is handed on (or killed) only once its task has
+    # ended, never while it is still finishing after its record: killing it then
+    # made Ray retry the task and print so on stdout, inside `narrate --json`.
+    class Lingering(NarrationWorker):  # defined here: Ray ships it to the actor by value
+        async def chapter_events(self, job_dir: str, item: JobItem,
+                                 chapter: Any) -> AsyncGenerator[tuple[str, Any], None]:
+            async for part in super().chapter_events(job_dir, item, chapter):
+                yield part
+            await asyncio.sleep(1.0)
+            (Path(job_dir) / f"ended_{chapter.number}").touch()
+
+    lingering = tmp_path / "lingering"
+    settings = job_settings(lingering)
+    actor = ray.remote(Lingering).options(num_cpus=1, max_concurrency=1).remote(
+        "espeak", settings.streaming_config())
+    try:
+        run_job_on_ray([JobItem(id="item_0001", text="# One\n\nA.\n\n# Two\n\nB.\n")],
+                       settings=settings, output_dir=lingering, workers=[actor],
+                       on_event=lambda *_: None)
+        assert sorted(p.name for p in lingering.glob("ended_*")) == ["ended_1", "ended_2"]
+    finally:
+        ray.kill(actor)
 
 
 def test_two_nodes_and_a_killed_worker_lose_and_duplicate_nothing(
