@@ -223,8 +223,51 @@ def start_workers(tts: str, streaming: StreamingConfig, *, actors_per_node: int 
     ]
 
 
+#: Units (chapters, prompts) the driver reads ahead per actor to choose the
+#: longest next (:class:`_Lookahead`): the chapter texts it holds stay bounded.
+LOOKAHEAD = 2
+
+_Unit = tuple["_ItemState", int, Chapter | None]
+
+
+class _Lookahead:
+    """Longest first over a window of the next ``size`` units.
+
+    Handing the longest unit to the next free actor is the LPT rule (Graham,
+    "Bounds on multiprocessing timing anomalies", SIAM J. Appl. Math. 17(2),
+    1969: within 4/3 of the best finish time); in job order instead, a job
+    whose last chapter is its longest keeps one actor busy alone at the end
+    (chapters of 1,425, 1,575 and 3,000 characters on 2 actors: 4,500
+    characters' time instead of 3,000). A prompt counts as longest: its
+    length is unknown and it waits for an LLM too. The window keeps the
+    driver's memory bounded; results are still written in job order.
+    """
+
+    def __init__(self, units: Iterator[_Unit], *, size: int) -> None:
+        self._units = units
+        self._size = max(1, size)
+        self._window: list[_Unit] = []
+
+    def take_longest(self) -> _Unit | None:
+        """The longest unit of the window, after filling it; None when all are taken."""
+        while len(self._window) < self._size:
+            unit = next(self._units, None)
+            if unit is None:
+                break
+            self._window.append(unit)
+        if not self._window:
+            return None
+        longest = max(range(len(self._window)), key=lambda i: _cost(self._window[i]))
+        return self._window.pop(longest)
+
+
+def _cost(unit: _Unit) -> float:
+    chapter = unit[2]
+    return float("inf") if chapter is None else len(chapter.text)
+
+
 def _units(items: Iterable[tuple[JobItem, str]], states: dict[str, _ItemState],
-           order: list[str]) -> Iterator[tuple[_ItemState, int, Chapter | None]]:
+           order: list[str]) -> Iterator[_Unit]:
     """(item state, part number, chapter or None for a prompt), lazily."""
     for item, digest in items:
         state = _ItemState(item, digest=digest)
@@ -316,15 +359,13 @@ def run_job_on_ray(
                         set_aside_item(job_dir, item)
                     yield item, digest
 
-        units = _units(todo(), states, order)
+        units = _Lookahead(_units(todo(), states, order), size=LOOKAHEAD * len(pool))
         results = ManifestWriter(results_path)
         try:
-            exhausted = False
             while True:
-                while free and not exhausted and not (stop is not None and stop.is_set()):
-                    unit = next(units, None)
+                while free and not (stop is not None and stop.is_set()):
+                    unit = units.take_longest()
                     if unit is None:
-                        exhausted = True
                         break
                     state, number, chapter = unit
                     try:

@@ -24,6 +24,7 @@ from output import read_manifest  # noqa: E402
 from pipeline._job import RESULTS_NAME, anarrate_job  # noqa: E402
 from pipeline._job_pipelines import JobPipelines  # noqa: E402
 from pipeline._jobfile import JobItem, iter_job_items  # noqa: E402
+from pipeline._narrate import Chapter  # noqa: E402
 from pipeline._pipeline import create_streaming_pipeline  # noqa: E402
 from pipeline._ray import NarrationWorker, run_job_on_ray, start_workers  # noqa: E402
 from pipeline._settings import Settings, resolve_settings  # noqa: E402
@@ -227,3 +228,29 @@ def test_cli_narrate_json_on_ray_prints_the_local_events(tmp_path: Path) -> None
     assert sorted(local) == [("item_0001", 1), ("item_0002", 1), ("item_0002", 2)]
     assert all({s[0] for s in seq} >= {"started", "segment", "audio", "completed"}
                for seq in local.values())
+
+
+def test_the_longest_unit_of_the_window_goes_first() -> None:
+    from pipeline._ray import _Lookahead
+
+    def units(*sizes: int | None) -> Iterator[Any]:
+        for n, size in enumerate(sizes):
+            chapter = None if size is None else Chapter(number=n, title=str(n), text="x" * size)
+            read.append(n)
+            yield object(), n, chapter
+
+    def order(window: int, *sizes: int | None) -> list[int]:
+        ahead = _Lookahead(units(*sizes), size=window)
+        taken = []
+        while (unit := ahead.take_longest()) is not None:
+            taken.append(unit[1])
+            assert len(read) - len(taken) <= window  # never more than the window read ahead
+        return taken
+
+    read: list[int] = []
+    # The bench's two items: chapters of 1,425 and 1,575, then one of 3,000 characters.
+    assert order(4, 1425, 1575, 3000) == [2, 1, 0]
+    read = []
+    assert order(1, 1425, 1575, 3000) == [0, 1, 2]  # a window of one: job order
+    read = []
+    assert order(2, 5, 5, None, 5) == [0, 2, 1, 3]  # a prompt first; ties in job order
