@@ -678,6 +678,7 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
                     items(), pipeline_for=pipelines.get,
                     output_dir=settings.values["output_dir"], resume=args.resume,
                     stop_event=interrupts.new_run(), lock=lock,
+                    ahead=0 if settings.values["play"] else 1,  # played: one at a time
                     fingerprint=job_fingerprint(pipe.config, tts=settings.values["tts"],
                                                 llm=settings.values),
                 )

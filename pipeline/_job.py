@@ -39,6 +39,7 @@ import re
 import sys
 from collections.abc import (
     AsyncGenerator,
+    AsyncIterator,
     Awaitable,
     Callable,
     Iterable,
@@ -59,6 +60,7 @@ from output import (
     rewrite_manifest,
 )
 
+from ._ahead import in_order
 from ._config import StreamingConfig
 from ._errors import SpeakStreamError
 from ._events import ProgressEvent, RunCompleted, RunFailed, RunStarted, TextDelta
@@ -307,8 +309,9 @@ async def anarrate_job(
     stop_event: asyncio.Event | None = None,
     lock: DirectoryLock | None = None,
     fingerprint: Mapping[str, Any] | None = None,
+    ahead: int = 1,
 ) -> AsyncGenerator[JobEvent, None]:
-    """Run a job's items one after the other; yield their events and results.
+    """Run a job's items; yield their events and results, item after item.
 
     Yields :class:`JobProgress` for each run event and :class:`ItemDone` when
     an item ends (its line is in ``results.jsonl`` by then). A bad item
@@ -317,7 +320,10 @@ async def anarrate_job(
     (``RunCancelled``, files kept) and ends the job after that item.
     ``lock``: the output directory's lock, when the caller took it already
     (it is released at the end). ``fingerprint``: the job's settings
-    (:func:`job_fingerprint`), part of each item's digest.
+    (:func:`job_fingerprint`), part of each item's digest. ``ahead``: items
+    started before their turn (their events held until then), so that the
+    cores do not idle between items; ``0`` runs them strictly one after the
+    other, as a job played aloud must (see :func:`pipeline._ahead.in_order`).
 
     Raises:
         OutputLockedError: another writer holds ``output_dir``.
@@ -339,8 +345,18 @@ async def anarrate_job(
             raise OutputExistsError(f"{job_dir} already holds a job", path=results_path)
         results = ManifestWriter(results_path)
         redone = False
-        try:
-            for item in items:
+
+        async def streams() -> AsyncIterator[AsyncGenerator[JobEvent, None]]:
+            nonlocal redone
+            iterator = iter(items)
+            while not (stop_event is not None and stop_event.is_set()):
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    return
+                except Exception as exc:  # a bad job line: raised at its turn
+                    yield _raising(exc)
+                    return
                 try:
                     digest = await asyncio.to_thread(item_digest, item, fingerprint or {})
                 except OSError:
@@ -348,27 +364,40 @@ async def anarrate_job(
                 earlier = done.get(item.id)
                 if is_unchanged(earlier, digest):
                     assert earlier is not None
-                    yield ItemDone(item, ItemResult(**earlier), skipped=True)
+                    yield _skipped(item, earlier)
                     continue
                 redone = redone or earlier is not None
                 changed = is_changed(earlier, digest)
                 if changed:  # its text or settings changed: its old audio must not stand
                     await asyncio.to_thread(set_aside_item, job_dir, item)
-                async with contextlib.aclosing(arun_item(
+                yield arun_item(
                     item, pipeline_for=pipeline_for, job_dir=job_dir, voice=voice,
                     resume=resume and not changed, stop_event=stop_event, digest=digest,
-                )) as events:
-                    async for event in events:
-                        if isinstance(event, ItemDone):
-                            await asyncio.to_thread(results.append_pieces,
-                                                    event.result.iter_json())
-                        yield event
-                if stop_event is not None and stop_event.is_set():
-                    break
+                )
+
+        try:
+            async with contextlib.aclosing(in_order(streams(), ahead=ahead)) as events:
+                async for event in events:
+                    if isinstance(event, ItemDone) and not event.skipped:
+                        await asyncio.to_thread(results.append_pieces, event.result.iter_json())
+                    yield event
+                    if (isinstance(event, ItemDone) and not event.skipped
+                            and stop_event is not None and stop_event.is_set()):
+                        break
         finally:
             results.close()
             if redone:  # one line per item again (a changed item's old line goes)
                 await asyncio.to_thread(compact_results, job_dir)
+
+
+async def _skipped(item: JobItem, earlier: dict[str, Any]) -> AsyncGenerator[JobEvent, None]:
+    """An item an earlier job completed, as it is now: one skipped ItemDone."""
+    yield ItemDone(item, ItemResult(**earlier), skipped=True)
+
+
+async def _raising(exc: Exception) -> AsyncGenerator[JobEvent, None]:
+    raise exc
+    yield  # an async generator  # pragma: no cover
 
 
 def is_unchanged(earlier: Mapping[str, Any] | None, digest: str) -> bool:

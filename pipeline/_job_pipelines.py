@@ -34,14 +34,19 @@ def usable_cpus() -> int:
 def engine_options(tts: str, *, cpus: int, workers: int) -> dict[str, Any]:
     """``tts_config`` of a batch job's engine on ``cpus`` CPUs with ``workers`` segment
     workers: each worker's native threads sized to its share (``cpus // workers``, at
-    least 1), ``workers`` segments synthesized at once. Only piper has native thread
-    pools (espeak-ng is one single-threaded process per segment): ``{}`` for the others.
+    least 1), at most ``workers`` segments synthesized at once by the whole job
+    (its runs overlap, see :func:`pipeline._ahead.in_order`). Only piper has
+    native thread pools; espeak-ng is one single-threaded process per segment;
+    ``{}`` for the others (pyttsx3 has one worker, edge-tts runs remotely).
     """
     piper = {"threads": max(1, cpus // max(1, workers)), "parallel": workers}
+    espeak = {"parallel": workers}
     if tts == "piper":
         return piper
+    if tts == "espeak":
+        return espeak
     if tts == "auto":
-        return {"piper": piper}
+        return {"piper": piper, "espeak": espeak}
     return {}
 
 

@@ -16,16 +16,18 @@ segment indices match between the runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import itertools
 import re
-from collections.abc import AsyncGenerator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from output import MANIFEST_NAME, read_manifest
 
+from ._ahead import in_order
 from ._errors import ConfigError
 from ._events import ProgressEvent, RunCompleted
 from ._pipeline import StreamingPipeline
@@ -180,24 +182,43 @@ async def anarrate(
     if first is None:
         raise ConfigError("nothing to narrate: the text is empty")
     base = Path(output_dir if output_dir is not None else pipeline.config.output_dir)
-    for chapter in itertools.chain([first], chapters):
-        if stop_event is not None and stop_event.is_set():
-            return  # stopped: the chapters left are for a resume
-        if resume:
-            done = await asyncio.to_thread(finished_chapter, base / chapter.run_id, chapter)
-            if done is not None:
-                yield chapter, done
-                continue
-        events = pipeline.astream_text_to_audio(
-            chapter.text,
-            voice=voice,
-            run_id=chapter.run_id,
-            output_dir=output_dir,
-            resume=resume,
-            stop_event=stop_event,
-        )
-        try:
-            async for event in events:
-                yield chapter, event
-        finally:
-            await events.aclose()
+
+    async def runs() -> AsyncIterator[AsyncGenerator[tuple[Chapter, ProgressEvent], None]]:
+        for chapter in itertools.chain([first], chapters):
+            if stop_event is not None and stop_event.is_set():
+                return  # stopped: the chapters left are for a resume
+            yield _chapter_run(pipeline, chapter, base, output_dir=output_dir, voice=voice,
+                               resume=resume, stop_event=stop_event)
+
+    # The next chapter runs while this one ends (its last segments no longer
+    # leave the other workers idle), unless the chapters are played aloud.
+    async with contextlib.aclosing(
+        in_order(runs(), ahead=0 if pipeline.config.play else 1)
+    ) as events:
+        async for pair in events:
+            yield pair
+
+
+async def _chapter_run(
+    pipeline: StreamingPipeline, chapter: Chapter, base: Path, *,
+    output_dir: str | Path | None, voice: str | None, resume: bool,
+    stop_event: asyncio.Event | None,
+) -> AsyncGenerator[tuple[Chapter, ProgressEvent], None]:
+    """One chapter's ``(chapter, event)`` pairs: its run, or with ``resume`` the
+    earlier run's ``RunCompleted`` when that one finished it."""
+    if resume:
+        done = await asyncio.to_thread(finished_chapter, base / chapter.run_id, chapter)
+        if done is not None:
+            yield chapter, done
+            return
+    events = pipeline.astream_text_to_audio(
+        chapter.text,
+        voice=voice,
+        run_id=chapter.run_id,
+        output_dir=output_dir,
+        resume=resume,
+        stop_event=stop_event,
+    )
+    async with contextlib.aclosing(events):
+        async for event in events:
+            yield chapter, event

@@ -12,6 +12,8 @@ the measured speech span (see :mod:`tts._words`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -37,15 +39,22 @@ class EspeakConfig:
         executable: the program to run.
         timeout_s: seconds one synthesis may take before the process is killed
             and :class:`SynthesisError` raised; > 0.
+        parallel: segments synthesized at once (processes running, 1-64);
+            ``None``: no limit (each caller bounds its own).
     """
 
     voice: str | None = None
     executable: str = "espeak-ng"
     timeout_s: float = 30.0
+    parallel: int | None = None
 
     def __post_init__(self) -> None:
         if not self.timeout_s > 0:
             raise ValueError(f"timeout_s must be > 0 seconds, got {self.timeout_s!r}")
+        if self.parallel is not None and not (
+            isinstance(self.parallel, int) and 1 <= self.parallel <= 64
+        ):
+            raise ValueError(f"parallel must be an integer in [1, 64], got {self.parallel!r}")
         if not self.executable:
             raise ValueError("executable must be a non-empty program name or path")
 
@@ -86,9 +95,12 @@ class EspeakEngine(TTSEngine):
         voice: str | None = None,
         executable: str = "espeak-ng",
         timeout_s: float = 30.0,
+        parallel: int | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self.config = EspeakConfig(voice=voice, executable=executable, timeout_s=timeout_s)
+        self.config = EspeakConfig(voice=voice, executable=executable, timeout_s=timeout_s,
+                                   parallel=parallel)
+        self._slots = asyncio.Semaphore(parallel) if parallel is not None else None
         if retry is not None:
             self.retry = retry
 
@@ -108,6 +120,13 @@ class EspeakEngine(TTSEngine):
             "--stdin",
             "--stdout",
         ]
+        async with self._slots or contextlib.nullcontext():
+            async with contextlib.aclosing(self._run(argv, text, voice)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+
+    async def _run(self, argv: list[str], text: str,
+                   voice: str | None) -> AsyncGenerator[AudioChunk, None]:
         parser = WavStreamParser()
         stdout = stream_program(
             argv,

@@ -90,9 +90,10 @@ def test_second_writer_is_refused_and_resume_after_kill_skips_finished_work(
     first = cli(tmp_path, "narrate", str(ALICE), "-o", "out", *FLAGS, "--workers", "1")
     out = tmp_path / "out"
     try:
-        # Wait until chapter 2 is being written: chapter 1 is finished by then.
+        # Wait until chapter 1 is finished and chapter 2 is being written.
         for _ in range(1200):
-            if (out / "chapter_02" / "segment_0002.wav").exists() or first.poll() is not None:
+            writing_2 = (out / "chapter_02" / "segment_0002.wav").exists()
+            if (finished(out / "chapter_01") and writing_2) or first.poll() is not None:
                 break
             time.sleep(0.1)
         assert first.poll() is None, "the job ended too early"
@@ -221,8 +222,9 @@ def test_resume_with_changed_settings_makes_the_audio_anew_and_keeps_the_old_asi
     ("piper", 2, 2, {"threads": 1, "parallel": 2}),
     ("piper", 4, 1, {"threads": 4, "parallel": 1}),
     ("piper", 1, 3, {"threads": 1, "parallel": 3}),
-    ("auto", 4, 2, {"piper": {"threads": 2, "parallel": 2}}),
-    ("espeak", 2, 2, {}),
+    ("auto", 4, 2, {"piper": {"threads": 2, "parallel": 2}, "espeak": {"parallel": 2}}),
+    ("espeak", 2, 2, {"parallel": 2}),
+    ("pyttsx3", 2, 2, {}),
 ])
 def test_a_job_engine_gets_its_workers_share_of_the_cpus(
     tts: str, cpus: int, workers: int, expected: dict[str, object]

@@ -107,6 +107,29 @@ async def test_concurrent_calls_do_not_block_each_other_or_the_loop() -> None:
     assert ticks > len(texts)  # the loop kept running while espeak-ng worked
 
 
+@pytest.mark.parametrize("parallel", [1, 2])
+async def test_parallel_bounds_the_processes_running_at_once(tmp_path, parallel) -> None:  # type: ignore[no-untyped-def]
+    # A wrapper around the real espeak-ng that records how many copies of it run at once.
+    wrapper = tmp_path / "espeak.sh"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"d={tmp_path}/running; mkdir -p $d; touch $d/$$\n"
+        f"ls $d | wc -l >> {tmp_path}/counts\n"
+        "sleep 0.2\n"  # long enough for the other calls to start if they may
+        "espeak-ng \"$@\"; code=$?\n"
+        "rm $d/$$; exit $code\n"
+    )
+    wrapper.chmod(0o755)
+    texts = [f"Sentence number {i}." for i in range(5)]
+    async with EspeakEngine(executable=str(wrapper), parallel=parallel) as engine:
+        results = await asyncio.gather(*(engine.synthesize(t) for t in texts))
+    assert [r.text for r in results] == texts
+    counts = [int(n) for n in (tmp_path / "counts").read_text().split()]
+    assert len(counts) == len(texts) and max(counts) <= parallel
+    with pytest.raises(ValueError, match="parallel"):
+        EspeakEngine(parallel=0)
+
+
 async def test_list_voices_has_english() -> None:
     async with EspeakEngine() as engine:
         voices = await engine.list_voices()
