@@ -662,6 +662,7 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
 
     async def main(interrupts: Interrupts) -> int:
         failed = False
+        failed_runs: set[str] = set()  # items whose run errors were said
         # A batch job: the engine's threads sized to each worker's share of the cores.
         sized = engine_options(settings.values["tts"], cpus=usable_cpus(),
                                workers=settings.values["workers"])
@@ -688,7 +689,9 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
                             result = job_event.result
                             if result.status == "failed":
                                 failed = True
-                                if not args.json and result.errors:  # the reason, in one line
+                                # The reason, in one line (unless a run's error said it).
+                                said = job_event.item.id in failed_runs
+                                if not args.json and result.errors and not said:
                                     view.print([f"{job_event.item.id or 'item'}: failed: "
                                                 f"{result.errors[0]}"], style="red")
                             if job_event.skipped:
@@ -701,6 +704,7 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
                         view.observe(chapter, event, key=(item.id, chapter.number))
                         if isinstance(event, RunFailed):
                             failed = True
+                            failed_runs.add(item.id)
                             if not args.json:
                                 line = f"{chapter.title}: {event.error_type}: {event.message}"
                                 view.print([line], style="red")
