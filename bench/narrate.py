@@ -76,7 +76,8 @@ async def _in_process(tts: str, cpus: int, items: list[Any]) -> float:
                                         output_dir=out + "/warm"):
                 pass  # warm-up: engine start, model load
             start = time.monotonic()
-            async for event in anarrate_job(items, pipeline_for=pipelines.get, output_dir=out):
+            async for event in anarrate_job(items, pipeline_for=pipelines.get, output_dir=out,
+                                            ahead=1):  # as `speakstream narrate` runs it
                 if isinstance(event, ItemDone):
                     assert event.result.status == "completed", event.result.errors
             return time.monotonic() - start

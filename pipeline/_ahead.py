@@ -27,8 +27,8 @@ _END = object()
 class _Pump(Generic[T]):
     """One stream pumped into an unbounded queue by its own task.
 
-    The queue holds at most one stream's events (a chapter's or an item's),
-    so the memory it takes is bounded by that stream, not by the job.
+    The queue holds the events of one stream that has not had its turn yet:
+    a chapter's or an item's (a few per segment, no audio), never the job's.
     """
 
     def __init__(self, stream: AsyncGenerator[T, None]) -> None:
@@ -54,10 +54,10 @@ class _Pump(Generic[T]):
             raise self._error
 
     async def cancel(self) -> None:
-        """Stop the stream (its generator is closed: a run keeps its files)."""
+        """Stop the stream (its generator is closed: a run keeps its files).
+        A cancellation of the caller while it waits is not swallowed."""
         self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await asyncio.wait({self._task})
 
 
 async def in_order(streams: AsyncIterator[AsyncGenerator[T, None]], *,
@@ -68,9 +68,10 @@ async def in_order(streams: AsyncIterator[AsyncGenerator[T, None]], *,
     ``streams`` is consumed lazily: a stream is created (and its side effects
     happen) when it is started, at most ``ahead`` before its turn, and once
     the stream before it has given its first event (the current run starts
-    first). A stream not started ahead is iterated directly, so its own
-    backpressure holds. An error a stream raises is raised at its turn,
-    after the events it gave before. Closing this generator cancels the
+    first; from then on the two share the engine's slots). A stream not
+    started ahead is iterated directly, so its own backpressure holds. An
+    error a stream raises, or ``streams`` raises making it, is raised at its
+    turn, after every event before it. Closing this generator cancels the
     streams running ahead (each closes as a cancelled run does: files written
     so far stay).
     """
@@ -81,7 +82,12 @@ async def in_order(streams: AsyncIterator[AsyncGenerator[T, None]], *,
     async def fill() -> None:
         nonlocal exhausted
         while len(pumps) < ahead and not exhausted:
-            stream = await anext(streams, None)
+            try:
+                stream = await anext(streams, None)
+            except Exception as exc:  # making the next stream failed: raised at its turn
+                exhausted = True
+                pumps.append(_Pump(_raising(exc)))
+                return
             if stream is None:
                 exhausted = True
             else:
@@ -112,3 +118,9 @@ async def in_order(streams: AsyncIterator[AsyncGenerator[T, None]], *,
         aclose = getattr(streams, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+async def _raising(exc: Exception) -> AsyncGenerator[Any, None]:
+    """A stream that raises ``exc`` when its turn comes."""
+    raise exc
+    yield  # pragma: no cover - makes this an async generator

@@ -705,8 +705,10 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
                         if isinstance(event, RunFailed):
                             failed = True
                             failed_runs.add(item.id)
-                            if not args.json:
-                                line = f"{chapter.title}: {event.error_type}: {event.message}"
+                            if not args.json:  # names the item (its own line is not said)
+                                named = not item.id or chapter.title == item.id
+                                where = chapter.title if named else f"{item.id} · {chapter.title}"
+                                line = f"{where}: {event.error_type}: {event.message}"
                                 view.print([line], style="red")
                         elif isinstance(event, RunCompleted) and not args.json:
                             parts = _summary_parts(event, ttft=False)

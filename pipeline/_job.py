@@ -277,6 +277,7 @@ async def arun_item(
     resume: bool = False,
     stop_event: asyncio.Event | None = None,
     digest: str = "",
+    ahead: int = 0,
 ) -> AsyncGenerator[JobEvent, None]:
     """Run one item: yields a :class:`JobProgress` per run event, then one :class:`ItemDone`.
 
@@ -289,7 +290,7 @@ async def arun_item(
     try:
         pipe = await pipeline_for(item)
         async with contextlib.aclosing(
-            _item_events(pipe, item, job_dir, voice, resume, stop_event)
+            _item_events(pipe, item, job_dir, voice, resume, stop_event, ahead)
         ) as events:
             async for chapter, event in events:
                 tally.see(event)
@@ -309,7 +310,7 @@ async def anarrate_job(
     stop_event: asyncio.Event | None = None,
     lock: DirectoryLock | None = None,
     fingerprint: Mapping[str, Any] | None = None,
-    ahead: int = 1,
+    ahead: int = 0,
 ) -> AsyncGenerator[JobEvent, None]:
     """Run a job's items; yield their events and results, item after item.
 
@@ -321,9 +322,12 @@ async def anarrate_job(
     ``lock``: the output directory's lock, when the caller took it already
     (it is released at the end). ``fingerprint``: the job's settings
     (:func:`job_fingerprint`), part of each item's digest. ``ahead``: items
-    started before their turn (their events held until then), so that the
-    cores do not idle between items; ``0`` runs them strictly one after the
-    other, as a job played aloud must (see :func:`pipeline._ahead.in_order`).
+    (and chapters within an item) started before their turn, their events
+    held until then, so that the cores do not idle between runs (see
+    :func:`pipeline._ahead.in_order`); bound the engine's ``parallel`` to keep
+    ``workers`` segments at once (:func:`engine_options`). ``0`` (the default)
+    runs them strictly one after the other, as a job played aloud must.
+    Setting ``stop_event`` also stops the runs started early.
 
     Raises:
         OutputLockedError: another writer holds ``output_dir``.
@@ -348,15 +352,9 @@ async def anarrate_job(
 
         async def streams() -> AsyncIterator[AsyncGenerator[JobEvent, None]]:
             nonlocal redone
-            iterator = iter(items)
-            while not (stop_event is not None and stop_event.is_set()):
-                try:
-                    item = next(iterator)
-                except StopIteration:
-                    return
-                except Exception as exc:  # a bad job line: raised at its turn
-                    yield _raising(exc)
-                    return
+            for item in items:  # a bad job line raises at its turn (in_order)
+                if stop_event is not None and stop_event.is_set():
+                    return  # the items left are for a resume
                 try:
                     digest = await asyncio.to_thread(item_digest, item, fingerprint or {})
                 except OSError:
@@ -373,17 +371,16 @@ async def anarrate_job(
                 yield arun_item(
                     item, pipeline_for=pipeline_for, job_dir=job_dir, voice=voice,
                     resume=resume and not changed, stop_event=stop_event, digest=digest,
+                    ahead=ahead,
                 )
 
         try:
+            # After a stop no item starts; those started end (stopped too) with their lines.
             async with contextlib.aclosing(in_order(streams(), ahead=ahead)) as events:
                 async for event in events:
                     if isinstance(event, ItemDone) and not event.skipped:
                         await asyncio.to_thread(results.append_pieces, event.result.iter_json())
                     yield event
-                    if (isinstance(event, ItemDone) and not event.skipped
-                            and stop_event is not None and stop_event.is_set()):
-                        break
         finally:
             results.close()
             if redone:  # one line per item again (a changed item's old line goes)
@@ -393,11 +390,6 @@ async def anarrate_job(
 async def _skipped(item: JobItem, earlier: dict[str, Any]) -> AsyncGenerator[JobEvent, None]:
     """An item an earlier job completed, as it is now: one skipped ItemDone."""
     yield ItemDone(item, ItemResult(**earlier), skipped=True)
-
-
-async def _raising(exc: Exception) -> AsyncGenerator[JobEvent, None]:
-    raise exc
-    yield  # an async generator  # pragma: no cover
 
 
 def is_unchanged(earlier: Mapping[str, Any] | None, digest: str) -> bool:
@@ -435,7 +427,7 @@ def compact_results(job_dir: Path) -> None:
 
 async def _item_events(
     pipe: StreamingPipeline, item: JobItem, job_dir: Path, voice: str | None, resume: bool,
-    stop_event: asyncio.Event | None,
+    stop_event: asyncio.Event | None, ahead: int,
 ) -> AsyncGenerator[tuple[Chapter | None, ProgressEvent], None]:
     if item.prompt is not None:
         run_dir = job_dir / item.id
@@ -462,7 +454,7 @@ async def _item_events(
     with opened:
         async with contextlib.aclosing(
             anarrate(pipe, source, output_dir=base, voice=voice, resume=resume,
-                     stop_event=stop_event)
+                     stop_event=stop_event, ahead=ahead)
         ) as runs:
             async for chapter, event in runs:
                 yield chapter, event

@@ -161,16 +161,21 @@ async def anarrate(
     voice: str | None = None,
     resume: bool = False,
     stop_event: asyncio.Event | None = None,
+    ahead: int = 0,
 ) -> AsyncGenerator[tuple[Chapter, ProgressEvent], None]:
-    """Narrate ``text`` chapter by chapter; yields ``(chapter, event)`` pairs.
+    """Narrate ``text`` chapter by chapter; yields ``(chapter, event)`` pairs,
+    chapter after chapter.
 
     Chapter ``c`` is written to ``<output_dir>/<c.run_id>/``; each chapter's
     event stream is a complete run (``RunStarted`` ... ``RunCompleted``).
-    Closing this iterator stops the current chapter (files written so far
-    stay, which is what ``resume`` continues from). With ``resume``, a chapter
-    an earlier job finished (see :func:`finished_chapter`) is not run again:
-    its one event is the earlier run's ``RunCompleted``. ``text`` may also be
-    chapters (from :func:`iter_chapters`), consumed one at a time.
+    ``ahead``: chapters started before their turn (their events held until
+    then, see :func:`pipeline._ahead.in_order`); ``0`` (the default) runs
+    one at a time, and a pipeline that plays aloud always does. Closing this
+    iterator stops the chapters running (files written so far stay, which is
+    what ``resume`` continues from). With ``resume``, a chapter an earlier
+    job finished (see :func:`finished_chapter`) is not run again: its one
+    event is the earlier run's ``RunCompleted``. ``text`` may also be
+    chapters (from :func:`iter_chapters`), read as they are started.
 
     Raises:
         ConfigError: ``text`` holds nothing to say (also a ``ValueError``).
@@ -190,10 +195,9 @@ async def anarrate(
             yield _chapter_run(pipeline, chapter, base, output_dir=output_dir, voice=voice,
                                resume=resume, stop_event=stop_event)
 
-    # The next chapter runs while this one ends (its last segments no longer
-    # leave the other workers idle), unless the chapters are played aloud.
+    # Played aloud, chapters never overlap.
     async with contextlib.aclosing(
-        in_order(runs(), ahead=0 if pipeline.config.play else 1)
+        in_order(runs(), ahead=0 if pipeline.config.play else ahead)
     ) as events:
         async for pair in events:
             yield pair

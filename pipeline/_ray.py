@@ -235,7 +235,8 @@ class _Lookahead:
 
     Handing the longest unit to the next free actor is the LPT rule (Graham,
     "Bounds on multiprocessing timing anomalies", SIAM J. Appl. Math. 17(2),
-    1969: within 4/3 of the best finish time); in job order instead, a job
+    1969; its 4/3 bound holds when all units are known, here within the
+    window only); in job order instead, a job
     whose last chapter is its longest keeps one actor busy alone at the end
     (chapters of 1,425, 1,575 and 3,000 characters on 2 actors: 4,500
     characters' time instead of 3,000). A prompt counts as longest: its

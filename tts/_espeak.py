@@ -100,7 +100,7 @@ class EspeakEngine(TTSEngine):
     ) -> None:
         self.config = EspeakConfig(voice=voice, executable=executable, timeout_s=timeout_s,
                                    parallel=parallel)
-        self._slots = asyncio.Semaphore(parallel) if parallel is not None else None
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         if retry is not None:
             self.retry = retry
 
@@ -120,13 +120,29 @@ class EspeakEngine(TTSEngine):
             "--stdin",
             "--stdout",
         ]
-        async with self._slots or contextlib.nullcontext():
+        async with self._slot() or contextlib.nullcontext():
             async with contextlib.aclosing(self._run(argv, text, voice)) as chunks:
                 async for chunk in chunks:
                     yield chunk
 
+    def _slot(self) -> asyncio.Semaphore | None:
+        """The running loop's semaphore of ``parallel`` slots (an engine may
+        serve one event loop after another, e.g. the sync API's)."""
+        if self.config.parallel is None:
+            return None
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(self.config.parallel))
+        return self._slots[1]
+
     async def _run(self, argv: list[str], text: str,
                    voice: str | None) -> AsyncGenerator[AudioChunk, None]:
+        """One espeak-ng process: its stdout's WAV as PCM chunks.
+
+        Raises:
+            SynthesisError: the process failed or wrote no valid WAV (see
+                :func:`tts._process.stream_program` for the others).
+        """
         parser = WavStreamParser()
         stdout = stream_program(
             argv,

@@ -34,6 +34,7 @@ when any item failed (the others ran; each item's own ``status`` says which).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -405,32 +406,33 @@ class NarrationJobs:
         chapters = 0
         async with JobPipelines(text_pipe, settings,
                                 llm_client=self.source.injected_llm) as pipelines:
-            events = anarrate_job(
+            events = anarrate_job(  # closed on cancel: no run goes on alone
                 items, pipeline_for=pipelines.get, output_dir=directory, voice=job.voice,
                 resume=resume, fingerprint=job_fingerprint(
                     config, tts=settings.values["tts"], llm=settings.values),
             )
-            async for job_event in events:
-                if isinstance(job_event, ItemDone):
-                    if job.items:
-                        await asyncio.to_thread(store.set_item, job.id, job_event.result)
-                    if job_event.skipped and job_event.item.text is not None:
-                        progress.skip(text_chars(job_event.item.text))
-                    if job_event.result.status == "failed":
-                        failed.append(job_event.result)
-                    continue
-                assert isinstance(job_event, JobProgress)
-                item, event = job_event.item, job_event.event
-                chapter = job_event.chapter or Chapter(0, item.id, "")
-                self.metrics.observe(event, endpoint="narration")
-                progress.observe(chapter, event, key=(item.id, chapter.number))
-                if isinstance(event, RunStarted):
-                    chapters += 1
-                    await asyncio.to_thread(store.update, job.id, chapters=chapters)
-                elif isinstance(event, AudioReady):
-                    name = Path(event.path).relative_to(directory).as_posix()
-                    await asyncio.to_thread(store.add_file, job.id, chapter.number, event.index,
-                                            name, event.format, event.duration_s, item=item.id)
+            async with contextlib.aclosing(events):
+                async for job_event in events:
+                    if isinstance(job_event, ItemDone):
+                        if job.items:
+                            await asyncio.to_thread(store.set_item, job.id, job_event.result)
+                        if job_event.skipped and job_event.item.text is not None:
+                            progress.skip(text_chars(job_event.item.text))
+                        if job_event.result.status == "failed":
+                            failed.append(job_event.result)
+                        continue
+                    assert isinstance(job_event, JobProgress)
+                    item, event = job_event.item, job_event.event
+                    chapter = job_event.chapter or Chapter(0, item.id, "")
+                    self.metrics.observe(event, endpoint="narration")
+                    progress.observe(chapter, event, key=(item.id, chapter.number))
+                    if isinstance(event, RunStarted):
+                        chapters += 1
+                        await asyncio.to_thread(store.update, job.id, chapters=chapters)
+                    elif isinstance(event, AudioReady):
+                        name = Path(event.path).relative_to(directory).as_posix()
+                        await asyncio.to_thread(store.add_file, job.id, chapter.number, event.index,
+                                                name, event.format, event.duration_s, item=item.id)
         return _errors(failed, len(items) if job.items else 0)
 
     async def _run_on_ray(self, job: Job, items: list[JobItem], config: StreamingConfig,

@@ -93,6 +93,23 @@ def test_an_error_is_raised_at_its_streams_turn_after_its_events() -> None:
     assert "c closed" in log.lines and "streams closed" in log.lines
 
 
+def test_an_error_making_the_next_stream_is_raised_after_the_current_ones_events() -> None:
+    async def main() -> tuple[list[str], Log]:
+        log, got = Log(), []
+
+        async def made() -> AsyncIterator[Any]:  # a bad job line after the first item
+            yield stream(log, "a", 3)
+            raise ValueError("bad line")
+
+        with pytest.raises(ValueError, match="bad line"):
+            async for e in in_order(made(), ahead=1):
+                got.append(e)
+        return got, log
+
+    got, log = asyncio.run(main())
+    assert got == ["a0", "a1", "a2"] and "a closed" in log.lines
+
+
 def test_closing_early_closes_the_streams_running_ahead() -> None:
     async def main() -> Log:
         log = Log()
@@ -145,8 +162,8 @@ def test_a_jobs_next_item_runs_while_the_current_one_ends(tmp_path: Any) -> None
                     assert isinstance(e, JobProgress)
                     seen.append((e.item.id, e.chapter and e.chapter.number, e.event.status,
                                  getattr(e.event, "index", None)))
-        if gate is not None:  # item 2's first segment began while item 1's was held
-            assert "second item" in engine.calls[1].text
+        if gate is not None:  # item 2's synthesis began while item 1's was held
+            assert "first item" not in engine.calls[1].text
         return seen
 
     async def main() -> tuple[list[Any], list[Any]]:

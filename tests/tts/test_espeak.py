@@ -130,6 +130,17 @@ async def test_parallel_bounds_the_processes_running_at_once(tmp_path, parallel)
         EspeakEngine(parallel=0)
 
 
+def test_parallel_engine_serves_one_event_loop_after_another() -> None:
+    engine = EspeakEngine(parallel=1)
+
+    async def both() -> list[str]:  # two calls: the second waits for the slot
+        done = await asyncio.gather(engine.synthesize("One."), engine.synthesize("Two."))
+        return [d.text for d in done]
+
+    assert asyncio.run(both()) == asyncio.run(both()) == ["One.", "Two."]
+    asyncio.run(engine.aclose())
+
+
 async def test_list_voices_has_english() -> None:
     async with EspeakEngine() as engine:
         voices = await engine.list_voices()
