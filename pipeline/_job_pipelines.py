@@ -36,17 +36,17 @@ def engine_options(tts: str, *, cpus: int, workers: int) -> dict[str, Any]:
     workers: each worker's native threads sized to its share (``cpus // workers``, at
     least 1), at most ``workers`` segments synthesized at once by the whole job
     (its runs overlap, see :func:`pipeline._ahead.in_order`). Only piper has
-    native thread pools; espeak-ng is one single-threaded process per segment;
-    ``{}`` for the others (pyttsx3 has one worker, edge-tts runs remotely).
+    native thread pools; espeak-ng (a process per segment) and edge-tts (a
+    request per segment) get ``parallel`` only; ``{}`` for pyttsx3 (one worker).
     """
     piper = {"threads": max(1, cpus // max(1, workers)), "parallel": workers}
-    espeak = {"parallel": workers}
+    bounded = {"parallel": workers}  # espeak-ng processes, edge-tts requests
     if tts == "piper":
         return piper
-    if tts == "espeak":
-        return espeak
+    if tts in ("espeak", "edge"):
+        return bounded
     if tts == "auto":
-        return {"piper": piper, "espeak": espeak}
+        return {"edge": bounded, "piper": piper, "espeak": bounded}
     return {}
 
 

@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 
 from ._base import TTSEngine
 from ._errors import EngineUnavailableError, SynthesisError, TTSError
+from ._slots import Slots
 from ._types import AudioChunk, RetryPolicy, SynthesizedAudio, Voice, WordBoundary
 
 #: edge's service host (the host of ``edge_tts.constants.WSS_URL``; a test checks
@@ -68,6 +69,8 @@ class EdgeConfig:
         connect_timeout_s: socket connect timeout in whole seconds, 1-300.
         receive_timeout_s: socket read timeout in whole seconds, 1-600.
         proxy: HTTP proxy URL or ``None``.
+        parallel: segments synthesized at once (requests open, 1-64); ``None``:
+            no limit (each caller bounds its own).
         attempt_timeout_s: seconds an attempt may wait for the service's next
             message (the first audio, or the next piece), > 0 (edge-tts's own
             read timeout does not cover WebSocket reads, so a silent server
@@ -81,8 +84,10 @@ class EdgeConfig:
     receive_timeout_s: int = 60
     proxy: str | None = None
     attempt_timeout_s: float = 60.0
+    parallel: int | None = None
 
     def __post_init__(self) -> None:
+        Slots(self.parallel)  # validates it
         if not isinstance(self.attempt_timeout_s, (int, float)) or not self.attempt_timeout_s > 0:
             raise ValueError(
                 f"attempt_timeout_s must be > 0 seconds, got {self.attempt_timeout_s!r}"
@@ -136,6 +141,7 @@ class EdgeEngine(TTSEngine):
         receive_timeout_s: int = 60,
         proxy: str | None = None,
         attempt_timeout_s: float = 60.0,
+        parallel: int | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         if retry is not None:  # one policy object instead of attempts/backoff_s
@@ -148,8 +154,10 @@ class EdgeEngine(TTSEngine):
             connect_timeout_s=connect_timeout_s,
             receive_timeout_s=receive_timeout_s,
             proxy=proxy,
+            parallel=parallel,
         )
         self.retry = RetryPolicy(attempts=attempts, backoff_s=backoff_s)
+        self._slots = Slots(parallel)
 
     async def _stream(
         self,
@@ -160,6 +168,22 @@ class EdgeEngine(TTSEngine):
         volume: float | None,
         pitch: float | None,
     ) -> AsyncGenerator[AudioChunk | SynthesizedAudio, None]:
+        async with self._slots():
+            request = self._request(text, voice=voice, rate=rate, volume=volume, pitch=pitch)
+            async with contextlib.aclosing(request) as pieces:
+                async for piece in pieces:
+                    yield piece
+
+    async def _request(
+        self,
+        text: str,
+        *,
+        voice: str | None,
+        rate: float | None,
+        volume: float | None,
+        pitch: float | None,
+    ) -> AsyncGenerator[AudioChunk | SynthesizedAudio, None]:
+        """One synthesis request to the service (see :meth:`_stream`)."""
         voice = voice or self.config.voice
         prosody = edge_prosody(rate=rate, volume=volume, pitch=pitch)
         aiohttp, edge_tts = _import_vendor()

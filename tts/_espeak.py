@@ -12,7 +12,6 @@ the measured speech span (see :mod:`tts._words`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 from collections.abc import AsyncGenerator
@@ -22,6 +21,7 @@ from ._audio import WavStreamParser
 from ._base import TTSEngine
 from ._errors import SynthesisError
 from ._process import run_program, stream_program
+from ._slots import Slots
 from ._types import AudioChunk, RetryPolicy, SynthesizedAudio, Voice
 
 #: espeak-ng's default speed in words per minute and the range it honours.
@@ -51,10 +51,7 @@ class EspeakConfig:
     def __post_init__(self) -> None:
         if not self.timeout_s > 0:
             raise ValueError(f"timeout_s must be > 0 seconds, got {self.timeout_s!r}")
-        if self.parallel is not None and not (
-            isinstance(self.parallel, int) and 1 <= self.parallel <= 64
-        ):
-            raise ValueError(f"parallel must be an integer in [1, 64], got {self.parallel!r}")
+        Slots(self.parallel)  # validates it
         if not self.executable:
             raise ValueError("executable must be a non-empty program name or path")
 
@@ -100,7 +97,7 @@ class EspeakEngine(TTSEngine):
     ) -> None:
         self.config = EspeakConfig(voice=voice, executable=executable, timeout_s=timeout_s,
                                    parallel=parallel)
-        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._slots = Slots(parallel)
         if retry is not None:
             self.retry = retry
 
@@ -120,20 +117,10 @@ class EspeakEngine(TTSEngine):
             "--stdin",
             "--stdout",
         ]
-        async with self._slot() or contextlib.nullcontext():
+        async with self._slots():
             async with contextlib.aclosing(self._run(argv, text, voice)) as chunks:
                 async for chunk in chunks:
                     yield chunk
-
-    def _slot(self) -> asyncio.Semaphore | None:
-        """The running loop's semaphore of ``parallel`` slots (an engine may
-        serve one event loop after another, e.g. the sync API's)."""
-        if self.config.parallel is None:
-            return None
-        loop = asyncio.get_running_loop()
-        if self._slots is None or self._slots[0] is not loop:
-            self._slots = (loop, asyncio.Semaphore(self.config.parallel))
-        return self._slots[1]
 
     async def _run(self, argv: list[str], text: str,
                    voice: str | None) -> AsyncGenerator[AudioChunk, None]:

@@ -132,6 +132,8 @@ class FakeEdgeServer:
     connections: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     release: asyncio.Event = field(default_factory=asyncio.Event)
+    open_now: int = 0  # connections open at this moment
+    open_max: int = 0  # the most ever open at once
     port: int = 0
     _runner: web.AppRunner | None = None
     _transport: asyncio.Transport | None = None
@@ -169,6 +171,14 @@ class FakeEdgeServer:
         return web.json_response(VOICES)
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        self.open_now += 1
+        self.open_max = max(self.open_max, self.open_now)
+        try:
+            return await self._session(request)
+        finally:
+            self.open_now -= 1
+
+    async def _session(self, request: web.Request) -> web.StreamResponse:
         self.connections.append({"query": dict(request.query), "headers": dict(request.headers)})
         mode = self.failures.pop(0) if self.failures else "ok"
         if mode in ("403", "500", "400"):

@@ -226,8 +226,10 @@ def test_resume_with_changed_settings_makes_the_audio_anew_and_keeps_the_old_asi
     ("piper", 2, 2, {"threads": 1, "parallel": 2}),
     ("piper", 4, 1, {"threads": 4, "parallel": 1}),
     ("piper", 1, 3, {"threads": 1, "parallel": 3}),
-    ("auto", 4, 2, {"piper": {"threads": 2, "parallel": 2}, "espeak": {"parallel": 2}}),
+    ("auto", 4, 2, {"edge": {"parallel": 2}, "piper": {"threads": 2, "parallel": 2},
+                    "espeak": {"parallel": 2}}),
     ("espeak", 2, 2, {"parallel": 2}),
+    ("edge", 2, 3, {"parallel": 3}),
     ("pyttsx3", 2, 2, {}),
 ])
 def test_a_job_engine_gets_its_workers_share_of_the_cpus(

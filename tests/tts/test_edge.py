@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import edge_tts.communicate
@@ -191,6 +192,17 @@ async def test_list_voices(server) -> None:  # type: ignore[no-untyped-def]
         ("en-US-EmmaMultilingualNeural", "en-US", "female"),
         ("de-DE-ConradNeural", "de-DE", "male"),
     ]
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+async def test_parallel_bounds_the_requests_open_at_once(server, parallel) -> None:  # type: ignore[no-untyped-def]
+    texts = [f"Sentence number {i}." for i in range(5)]
+    async with EdgeEngine(parallel=parallel) as engine:
+        done = await asyncio.gather(*(engine.synthesize(t) for t in texts))
+    assert [d.text for d in done] == texts
+    assert len(server.connections) == len(texts) and 1 <= server.open_max <= parallel
+    with pytest.raises(ValueError, match="parallel"):
+        EdgeEngine(parallel=65)
 
 
 def test_options_are_validated() -> None:
