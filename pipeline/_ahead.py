@@ -53,15 +53,15 @@ class _Pump(Generic[T]):
         if self._error is not None:
             raise self._error
 
-    async def cancel(self) -> None:
-        """Stop the stream (its generator is closed: a run keeps its files).
-        A cancellation of the caller while it waits is not swallowed."""
+    def cancel(self) -> asyncio.Task[None]:
+        """Stop the stream (its generator is closed: a run keeps its files);
+        the task to wait for."""
         self._task.cancel()
-        await asyncio.wait({self._task})
+        return self._task
 
 
 async def in_order(streams: AsyncIterator[AsyncGenerator[T, None]], *,
-                   ahead: int = 1) -> AsyncGenerator[T, None]:
+                   ahead: int = 0) -> AsyncGenerator[T, None]:
     """Yield every event of each of ``streams`` in turn, the next ``ahead``
     streams running meanwhile (``0``: one at a time, the sequential loop).
 
@@ -112,12 +112,17 @@ async def in_order(streams: AsyncIterator[AsyncGenerator[T, None]], *,
             await fill()  # a stream that gave no event
             head = None
     finally:
-        for pump in (head, *pumps):
-            if pump is not None:
-                await pump.cancel()
-        aclose = getattr(streams, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        # Every stream is told to stop before any is waited for, so a second
+        # cancellation of the caller while it waits leaves none running on.
+        # (It is not swallowed: asyncio.wait does not raise the tasks' own.)
+        stopping = {pump.cancel() for pump in (head, *pumps) if pump is not None}
+        try:
+            if stopping:
+                await asyncio.wait(stopping)
+        finally:
+            aclose = getattr(streams, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 async def _raising(exc: Exception) -> AsyncGenerator[Any, None]:

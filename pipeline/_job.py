@@ -284,7 +284,8 @@ async def arun_item(
     Never raises for a bad item (:data:`ITEM_ERRORS`: a missing document,
     not UTF-8, an unknown LLM, an LLM error...): the error goes into the
     result (``status: "failed"``, ``errors``) with whatever ran before it.
-    ``job_dir`` is absolute; see :func:`anarrate_job` for the layout.
+    ``job_dir`` is absolute; see :func:`anarrate_job` for the layout and
+    ``ahead`` (here: chapters of the item started before their turn).
     """
     tally = ItemTally(item, job_dir, digest)
     try:

@@ -26,6 +26,9 @@ Failures, mapped once here:
   retries it while no audio has been handed out;
 * an invalid voice name/other 4xx, an unexpected or unknown response ->
   :class:`SynthesisError` at once (``retryable=False``).
+
+``parallel`` bounds the requests open at once (a batch job's overlapping
+runs share it); a request waiting for a slot has not started its attempt.
 """
 
 from __future__ import annotations

@@ -175,3 +175,35 @@ def test_a_jobs_next_item_runs_while_the_current_one_ends(tmp_path: Any) -> None
 
     assert overlapped == one_by_one
     assert [e[1] for e in overlapped if e[0] == "done"] == ["item_0001", "item_0002"]
+
+
+def test_a_second_cancellation_while_closing_leaves_no_stream_running() -> None:
+    async def main() -> Log:
+        log = Log()
+        ready = asyncio.Event()
+
+        async def consume() -> None:
+            # b and c would run forever after their first event unless stopped.
+            made = streams(log, stream(log, "a", 3, wait_for="c"),
+                           stream(log, "b", 2, wait_for="never"),
+                           stream(log, "c", 2, wait_for="never"))
+            async for e in in_order(made, ahead=2):
+                if e == "a1":  # a gives a1 only once c runs ahead (b does too)
+                    ready.set()
+                    await asyncio.Event().wait()  # until cancelled
+
+        consumer = asyncio.create_task(consume())
+        await ready.wait()
+        consumer.cancel()
+        await asyncio.sleep(0)  # it is closing: waiting for the streams ahead to stop
+        consumer.cancel()  # a second cancellation (another Ctrl-C) meanwhile
+        await asyncio.wait({consumer})
+        running = [t for t in asyncio.all_tasks() if "_pump" in repr(t.get_coro())]
+        # Each stream ahead was told to stop, though the caller no longer waits for it.
+        assert all(t.cancelling() for t in running), running
+        if running:
+            await asyncio.wait(running)
+        return log
+
+    log = asyncio.run(main())
+    assert {"a closed", "b closed", "c closed", "streams closed"} <= set(log.lines)
