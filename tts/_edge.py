@@ -171,24 +171,16 @@ class EdgeEngine(TTSEngine):
         volume: float | None,
         pitch: float | None,
     ) -> AsyncGenerator[AudioChunk | SynthesizedAudio, None]:
+        prosody = edge_prosody(rate=rate, volume=volume, pitch=pitch)
         async with self._slots():
-            request = self._request(text, voice=voice, rate=rate, volume=volume, pitch=pitch)
+            request = self._request(text, voice or self.config.voice, prosody)
             async with contextlib.aclosing(request) as pieces:
                 async for piece in pieces:
                     yield piece
 
-    async def _request(
-        self,
-        text: str,
-        *,
-        voice: str | None,
-        rate: float | None,
-        volume: float | None,
-        pitch: float | None,
-    ) -> AsyncGenerator[AudioChunk | SynthesizedAudio, None]:
+    async def _request(self, text: str, voice: str, prosody: dict[str, str],
+                       ) -> AsyncGenerator[AudioChunk | SynthesizedAudio, None]:
         """One synthesis request to the service (see :meth:`_stream`)."""
-        voice = voice or self.config.voice
-        prosody = edge_prosody(rate=rate, volume=volume, pitch=pitch)
         aiohttp, edge_tts = _import_vendor()
         exceptions = edge_tts.exceptions
         try:
