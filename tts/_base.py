@@ -42,6 +42,7 @@ from types import TracebackType
 
 from ._audio import AudioInfo, PcmWav, mp3_info, normalize_wav, pcm_to_wav
 from ._errors import SynthesisError, TTSError
+from ._slots import Slots
 from ._text import sanitize_text
 from ._types import AudioChunk, RetryPolicy, SynthesizedAudio, Voice, WordBoundary
 from ._words import estimate_words
@@ -89,6 +90,9 @@ class TTSEngine:
     name: str = "engine"
     retry: RetryPolicy = RetryPolicy()
     remote: bool = False
+    #: At most ``parallel`` syntheses at once (each attempt holds a slot);
+    #: engines with a ``parallel`` option set their own.
+    slots: Slots = Slots(None)
 
     _closed: bool = False
 
@@ -303,12 +307,13 @@ class SynthesisStream:
                 volume=request.volume, pitch=request.pitch,
             )
             try:
-                async for item in inner:
-                    chunk = assembler.add(item)
-                    if chunk is not None:
-                        if self.first_chunk_s is None:
-                            self.first_chunk_s = time.monotonic() - started
-                        yield chunk
+                async with engine.slots():  # released before a retry's back-off
+                    async for item in inner:
+                        chunk = assembler.add(item)
+                        if chunk is not None:
+                            if self.first_chunk_s is None:
+                                self.first_chunk_s = time.monotonic() - started
+                            yield chunk
                 self._audio = assembler.finish()
                 return
             except TTSError as exc:

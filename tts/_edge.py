@@ -160,7 +160,7 @@ class EdgeEngine(TTSEngine):
             parallel=parallel,
         )
         self.retry = RetryPolicy(attempts=attempts, backoff_s=backoff_s)
-        self._slots = Slots(parallel)
+        self.slots = Slots(parallel)
 
     async def _stream(
         self,
@@ -171,16 +171,8 @@ class EdgeEngine(TTSEngine):
         volume: float | None,
         pitch: float | None,
     ) -> AsyncGenerator[AudioChunk | SynthesizedAudio, None]:
+        voice = voice or self.config.voice
         prosody = edge_prosody(rate=rate, volume=volume, pitch=pitch)
-        async with self._slots():
-            request = self._request(text, voice or self.config.voice, prosody)
-            async with contextlib.aclosing(request) as pieces:
-                async for piece in pieces:
-                    yield piece
-
-    async def _request(self, text: str, voice: str, prosody: dict[str, str],
-                       ) -> AsyncGenerator[AudioChunk | SynthesizedAudio, None]:
-        """One synthesis request to the service (see :meth:`_stream`)."""
         aiohttp, edge_tts = _import_vendor()
         exceptions = edge_tts.exceptions
         try:

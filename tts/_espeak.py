@@ -12,7 +12,6 @@ the measured speech span (see :mod:`tts._words`).
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -97,7 +96,7 @@ class EspeakEngine(TTSEngine):
     ) -> None:
         self.config = EspeakConfig(voice=voice, executable=executable, timeout_s=timeout_s,
                                    parallel=parallel)
-        self._slots = Slots(parallel)
+        self.slots = Slots(parallel)
         if retry is not None:
             self.retry = retry
 
@@ -117,19 +116,6 @@ class EspeakEngine(TTSEngine):
             "--stdin",
             "--stdout",
         ]
-        async with self._slots():
-            async with contextlib.aclosing(self._run(argv, text, voice)) as chunks:
-                async for chunk in chunks:
-                    yield chunk
-
-    async def _run(self, argv: list[str], text: str,
-                   voice: str | None) -> AsyncGenerator[AudioChunk, None]:
-        """One espeak-ng process: its stdout's WAV as PCM chunks.
-
-        Raises:
-            SynthesisError: the process failed or wrote no valid WAV (see
-                :func:`tts._process.stream_program` for the others).
-        """
         parser = WavStreamParser()
         stdout = stream_program(
             argv,
