@@ -503,11 +503,8 @@ def narrate_on_ray(sources: Sequence[str], settings: Settings, *, resume: bool,
     progress = Progress(TextColumn("{task.description}"), BarColumn(),
                         TextColumn("{task.completed:,.0f} chars"), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=console, disable=on_event is not None)
-    failed = False
 
     def on_part(item: JobItem, chapter: Chapter | None, record: dict[str, Any]) -> None:
-        nonlocal failed
-        failed = failed or record["status"] != "completed"
         size = len(chapter.text) if chapter is not None else 0
         progress.update(task, advance=size,
                         description=(chapter.title if chapter else item.id)[:30])
@@ -517,7 +514,13 @@ def narrate_on_ray(sources: Sequence[str], settings: Settings, *, resume: bool,
         results = run_job_on_ray(iter_job_items(sources), settings=settings,
                                  output_dir=settings.values["output_dir"], resume=resume,
                                  on_part=on_part, on_event=on_event)
+    # From the results, not the parts: an item that fails in the driver (a
+    # missing or non-UTF-8 document) has no part.
+    failed = [r for r in results if r.status != "completed"]
     if on_event is None:
+        for result in failed:  # the reason, in one line each (as without --ray)
+            reason = f": {result.errors[0]}" if result.errors else ""
+            console.print(f"{result.item or 'item'}: {result.status}{reason}", style="red")
         console.print(f"{len(results)} item(s) narrated, results in "
                       f"{Path(settings.values['output_dir']) / RESULTS_NAME}", style="dim")
     return 1 if failed else 0

@@ -199,6 +199,14 @@ def test_cli_narrate_ray_local(tmp_path: Path) -> None:
     assert [(r["item"], r["status"], r["chapters"]) for r in lines] == [
         ("item_0001", "completed", 1), ("item_0002", "completed", 2)]
     assert "2 item(s) narrated" in err
+    # An item that fails in the driver (its document is missing) fails the job: exit 1, one line.
+    (tmp_path / "jobs.jsonl").write_text('{"text": "Fine."}\n{"path": "missing.md"}\n')
+    code, _, err = run(tmp_path, "narrate", "jobs.jsonl", "-o", "out3", "--tts", "espeak",
+                       "--ray", "local", timeout=300)
+    assert code == 1, err
+    assert [line for line in err.splitlines() if "failed" in line] == [
+        next(line for line in err.splitlines() if line.startswith("item_0002: failed: "))]
+    assert "missing.md" in err and "Traceback" not in err
     code, _, err = run(tmp_path, "narrate", "-", "-o", "out2", "--ray", "local", input="Hi.")
     assert code == 1 and "stdin" in err and len(err.strip().splitlines()) == 1
 
