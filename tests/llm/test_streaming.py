@@ -119,7 +119,7 @@ async def test_silent_server_hits_first_token_timeout(
     server: FakeLLMServer, make_client: MakeClient
 ) -> None:
     server.push(Reply(tokens=TOKENS, stall_after=0))
-    async with make_client("ollama", first_token_timeout=0.3, idle_timeout=30) as client:
+    async with make_client("ollama", first_token_timeout=2.0, idle_timeout=30) as client:
         with pytest.raises(llm.LLMTimeoutError) as info:
             async for _ in client.astream_chat(USER):
                 pass
