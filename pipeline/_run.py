@@ -614,24 +614,28 @@ class StreamRun:
             flow.put(chunk)
 
         try:
-            stream = self._engine.stream(
-                segment.text, voice=self._voice, rate=cfg.rate, volume=cfg.volume,
-                pitch=cfg.pitch,
-            )
-            async with contextlib.aclosing(stream):
-                async for chunk in stream:
-                    if not chunks_wanted:
-                        continue
-                    if chunk.format == "pcm":
-                        put(chunk)
-                        continue
-                    if decoder is None:  # an encoded stream (edge-tts MP3): PCM as it comes
-                        decoder = _decoder_for(chunk, put)
-                        await decoder.start()
-                    await decoder.feed(chunk.data)
-            if decoder is not None:
-                await decoder.finish()
-            audio = stream.audio
+            if not chunks_wanted:  # files only: the engine's cheapest whole-audio path
+                audio = await self._engine.synthesize(
+                    segment.text, voice=self._voice, rate=cfg.rate, volume=cfg.volume,
+                    pitch=cfg.pitch,
+                )
+            else:
+                stream = self._engine.stream(
+                    segment.text, voice=self._voice, rate=cfg.rate, volume=cfg.volume,
+                    pitch=cfg.pitch,
+                )
+                async with contextlib.aclosing(stream):
+                    async for chunk in stream:
+                        if chunk.format == "pcm":
+                            put(chunk)
+                            continue
+                        if decoder is None:  # an encoded stream (edge-tts MP3): PCM as it comes
+                            decoder = _decoder_for(chunk, put)
+                            await decoder.start()
+                        await decoder.feed(chunk.data)
+                if decoder is not None:
+                    await decoder.finish()
+                audio = stream.audio
         except Exception as exc:  # any engine failure costs one segment only
             if not isinstance(exc, TTSError):
                 logger.error("segment %d: the %s engine failed unexpectedly", segment.index,

@@ -8,8 +8,9 @@ engine, and an engine implements one hook.
   that yields :class:`AudioChunk` objects as the engine makes them (piper: one
   per sentence; espeak-ng: pieces of its stdout; edge-tts: MP3 frames as they
   arrive) and, once exhausted, holds the whole :class:`SynthesizedAudio`.
-* :meth:`TTSEngine.synthesize` is built on it (drain the stream, return its
-  audio): one code path.
+* :meth:`TTSEngine.synthesize` returns the whole audio: the same retry,
+  slots and checks, through the engine's whole-audio hook when it has one
+  (no chunks are made that nobody takes), else by draining the stream.
 
 Shared work in the base class: argument validation, the text-sanitising step
 (:func:`tts.sanitize_text`: control characters never reach an engine), the
@@ -18,7 +19,7 @@ the first chunk), the empty-audio check, assembling chunks into one
 ``SynthesizedAudio`` (16-bit PCM chunks become a WAV; word timings are
 estimated when the engine reports none), and the single-use lifecycle.
 
-Hooks (an engine overrides exactly one):
+Hooks (an engine overrides at least one):
 
 * ``_stream(text, *, voice, rate, volume, pitch)``: an async generator yielding
   ``AudioChunk`` objects (``format`` ``"pcm"`` or ``"mp3"``); a chunk with
@@ -27,7 +28,9 @@ Hooks (an engine overrides exactly one):
   assembling one; :class:`FallbackEngine` passes its inner engine's on).
 * ``_synthesize(text, *, voice, rate, volume, pitch)``: the whole audio at once
   (pyttsx3, which writes a file; test engines). The default ``_stream`` turns
-  it into one chunk.
+  it into one chunk. A progressive engine may implement it too, as a cheaper
+  path for :meth:`TTSEngine.synthesize` (espeak-ng: the program's output read
+  once in a worker thread, not piece by piece on the event loop).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class _Request:
     rate: float | None
     volume: float | None
     pitch: float | None
+    whole: bool = False  # the caller takes only the whole audio (synthesize)
 
 
 class TTSEngine:
@@ -118,6 +122,19 @@ class TTSEngine:
                 the argument).
             RuntimeError: the engine was closed.
         """
+        return SynthesisStream(self, self._request(text, voice, rate, volume, pitch))
+
+    def _request(
+        self,
+        text: str,
+        voice: str | None,
+        rate: float | None,
+        volume: float | None,
+        pitch: float | None,
+        *,
+        whole: bool = False,
+    ) -> _Request:
+        """The checked request (raises what :meth:`stream` documents)."""
         if self._closed:
             raise RuntimeError(f"{type(self).__name__} is closed")
         if not isinstance(text, str):
@@ -128,7 +145,7 @@ class TTSEngine:
         _check_range("rate", rate, 0.25, 4.0)
         _check_range("volume", volume, 0.0, 1.0)
         _check_range("pitch", pitch, 0.5, 2.0)
-        return SynthesisStream(self, _Request(spoken, voice, rate, volume, pitch))
+        return _Request(spoken, voice, rate, volume, pitch, whole)
 
     async def synthesize(
         self,
@@ -141,7 +158,9 @@ class TTSEngine:
     ) -> SynthesizedAudio:
         """Synthesize ``text`` (one segment) and return its whole audio.
 
-        The same code path as :meth:`stream` (the stream is drained).
+        The same checks, retry policy and slots as :meth:`stream`; the engine's
+        ``_synthesize`` hook makes the audio when the engine has one, so no
+        chunks are made for nobody (see the module docstring).
         ``SynthesizedAudio.text`` is the sanitised text, i.e. what was spoken.
 
         Raises:
@@ -151,7 +170,8 @@ class TTSEngine:
                 non-empty text (after the retry policy).
             RuntimeError: the engine was closed.
         """
-        return await self.stream(text, voice=voice, rate=rate, volume=volume, pitch=pitch).collect()
+        request = self._request(text, voice, rate, volume, pitch, whole=True)
+        return await SynthesisStream(self, request).collect()
 
     # -- hooks ---------------------------------------------------------------
 
@@ -302,10 +322,7 @@ class SynthesisStream:
         while True:
             self.attempts += 1
             assembler = _Assembler(engine, request)
-            inner = engine._stream(
-                request.text, voice=request.voice, rate=request.rate,
-                volume=request.volume, pitch=request.pitch,
-            )
+            inner = _hook(engine, request)
             try:
                 async with engine.slots():  # released before a retry's back-off
                     async for item in inner:
@@ -330,6 +347,28 @@ class SynthesisStream:
             finally:
                 await inner.aclose()
             await asyncio.sleep(policy.delay_s(self.attempts + 1))
+
+
+async def _whole(
+    engine: TTSEngine, request: _Request
+) -> AsyncGenerator[AudioChunk | SynthesizedAudio, None]:
+    yield await engine._synthesize(
+        request.text, voice=request.voice, rate=request.rate, volume=request.volume,
+        pitch=request.pitch,
+    )
+
+
+def _hook(
+    engine: TTSEngine, request: _Request
+) -> AsyncGenerator[AudioChunk | SynthesizedAudio, None]:
+    """The engine hook that serves ``request``: ``_synthesize`` for a whole-audio
+    request when the engine has one, else ``_stream``."""
+    if request.whole and type(engine)._synthesize is not TTSEngine._synthesize:
+        return _whole(engine, request)
+    return engine._stream(
+        request.text, voice=request.voice, rate=request.rate, volume=request.volume,
+        pitch=request.pitch,
+    )
 
 
 class _Assembler:
@@ -405,16 +444,8 @@ class _Assembler:
         self._parts = []
         words = tuple(self._words)
         if first.format == "pcm":
-            wav = pcm_to_wav(data, sample_rate=first.sample_rate, channels=first.channels)
-            frames = len(data) // (2 * first.channels)
-            info = AudioInfo(first.sample_rate, first.channels, frames / first.sample_rate)
-            if not words:
-                words = estimate_words(text, PcmWav(wav, data, 2, info))
-            return SynthesizedAudio(
-                data=wav, format="wav", sample_rate=info.sample_rate, channels=info.channels,
-                duration_s=info.duration_s, words=words, engine=first.engine,
-                voice=first.voice, text=text,
-            )
+            return pcm_audio(data, first.sample_rate, first.channels, text=text, words=words,
+                             engine=first.engine, voice=first.voice)
         try:
             info = mp3_info(data)
         except ValueError as exc:
@@ -427,6 +458,33 @@ class _Assembler:
             duration_s=info.duration_s, words=words, engine=first.engine, voice=first.voice,
             text=text,
         )
+
+
+def pcm_audio(
+    pcm: bytes,
+    sample_rate: int,
+    channels: int,
+    *,
+    text: str,
+    words: tuple[WordBoundary, ...] = (),
+    engine: str = "",
+    voice: str | None = None,
+) -> SynthesizedAudio:
+    """16-bit little-endian ``pcm`` as one WAV ``SynthesizedAudio`` of ``text``.
+
+    ``sample_rate`` in Hz; word timings are estimated when ``words`` is empty
+    (:func:`tts._words.estimate_words`). The one way a PCM segment becomes
+    whole audio, whether it came in chunks or at once.
+    """
+    wav = pcm_to_wav(pcm, sample_rate=sample_rate, channels=channels)
+    frames = len(pcm) // (2 * channels)
+    info = AudioInfo(sample_rate, channels, frames / sample_rate)
+    if not words:
+        words = estimate_words(text, PcmWav(wav, pcm, 2, info))
+    return SynthesizedAudio(
+        data=wav, format="wav", sample_rate=info.sample_rate, channels=info.channels,
+        duration_s=info.duration_s, words=words, engine=engine, voice=voice, text=text,
+    )
 
 
 def _chunk_of(audio: SynthesizedAudio) -> AudioChunk | None:

@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from ._audio import WavStreamParser
-from ._base import TTSEngine
+from ._base import TTSEngine, pcm_audio
 from ._errors import SynthesisError
 from ._process import run_program, stream_program
 from ._slots import Slots
@@ -80,7 +80,9 @@ class EspeakEngine(TTSEngine):
 
     Streams 16-bit mono PCM at 22050 Hz as espeak-ng writes it; the whole
     audio is a WAV with ``duration_s`` from the sample count and ``words``
-    estimated (see module docstring).
+    estimated (see module docstring). :meth:`synthesize` (no chunks wanted,
+    e.g. narration to files) reads the program's output in one piece in a
+    worker thread: about half the event loop's CPU per segment.
     """
 
     name = "espeak"
@@ -100,6 +102,15 @@ class EspeakEngine(TTSEngine):
         if retry is not None:
             self.retry = retry
 
+    def _argv(self, voice: str | None, rate: float | None, volume: float | None,
+              pitch: float | None) -> list[str]:
+        return [
+            self.config.executable,
+            *espeak_arguments(voice=voice, rate=rate, volume=volume, pitch=pitch),
+            "--stdin",
+            "--stdout",
+        ]
+
     async def _stream(
         self,
         text: str,
@@ -110,15 +121,9 @@ class EspeakEngine(TTSEngine):
         pitch: float | None,
     ) -> AsyncGenerator[AudioChunk | SynthesizedAudio, None]:
         voice = voice or self.config.voice
-        argv = [
-            self.config.executable,
-            *espeak_arguments(voice=voice, rate=rate, volume=volume, pitch=pitch),
-            "--stdin",
-            "--stdout",
-        ]
         parser = WavStreamParser()
         stdout = stream_program(
-            argv,
+            self._argv(voice, rate, volume, pitch),
             stdin=text.encode("utf-8"),
             timeout_s=self.config.timeout_s,
             engine=self.name,
@@ -137,6 +142,41 @@ class EspeakEngine(TTSEngine):
             ) from exc
         finally:
             await stdout.aclose()
+
+    async def _synthesize(
+        self,
+        text: str,
+        *,
+        voice: str | None,
+        rate: float | None,
+        volume: float | None,
+        pitch: float | None,
+    ) -> SynthesizedAudio:
+        """The whole segment at once (:meth:`synthesize`: nobody takes chunks).
+
+        The same program and audio as :meth:`_stream`, its output read in one
+        piece by a worker thread (:func:`tts._process.run_program`).
+        """
+        voice = voice or self.config.voice
+        data = await run_program(
+            self._argv(voice, rate, volume, pitch), stdin=text.encode("utf-8"),
+            timeout_s=self.config.timeout_s, engine=self.name, text=text,
+        )
+        parser = WavStreamParser()
+        try:
+            pcm = parser.feed(data)
+            parser.close()
+        except ValueError as exc:
+            raise SynthesisError(
+                f"{self.name} wrote no valid WAV: {exc}", engine=self.name, text=text
+            ) from exc
+        if not pcm:
+            raise SynthesisError(
+                f"{self.name} returned no audio for {len(text)} characters of text",
+                engine=self.name, text=text,
+            )
+        return pcm_audio(pcm, parser.sample_rate, parser.channels, text=text,
+                         engine=self.name, voice=voice)
 
     async def list_voices(self) -> list[Voice]:
         """Voices from ``espeak-ng --voices``; ``id`` is the language column (``-v`` value)."""

@@ -12,7 +12,9 @@ Policy, for each segment (it only falls back: retries are each engine's own
 3. the first engine that speaks wins; its chunks are passed on as they come and
    ``SynthesizedAudio.engine`` / ``AudioChunk.engine`` name it. A failure after
    its first chunk is raised, not hidden by another engine's take on the same
-   text (the first part was already handed out). If every engine fails:
+   text (the first part was already handed out; with :meth:`~TTSEngine.synthesize`
+   nothing is handed out before the whole audio, so any failure falls back).
+   If every engine fails:
    :class:`EngineUnavailableError` when all were unavailable, else
    :class:`AllEnginesFailedError` carrying every failure.
 
@@ -35,7 +37,7 @@ import contextlib
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import replace
 
-from ._base import TTSEngine
+from ._base import SynthesisStream, TTSEngine
 from ._errors import AllEnginesFailedError, EngineUnavailableError, TTSError
 from ._types import AudioChunk, RetryPolicy, SynthesizedAudio, Voice
 
@@ -78,18 +80,52 @@ class FallbackEngine(TTSEngine):
         volume: float | None,
         pitch: float | None,
     ) -> AsyncGenerator[AudioChunk | SynthesizedAudio, None]:
+        chain = self._chain(text, voice=voice, rate=rate, volume=volume, pitch=pitch, whole=False)
+        async with contextlib.aclosing(chain):
+            async for item in chain:
+                yield item
+
+    async def _synthesize(
+        self,
+        text: str,
+        *,
+        voice: str | None,
+        rate: float | None,
+        volume: float | None,
+        pitch: float | None,
+    ) -> SynthesizedAudio:
+        chain = self._chain(text, voice=voice, rate=rate, volume=volume, pitch=pitch, whole=True)
+        async with contextlib.aclosing(chain):
+            async for item in chain:
+                assert isinstance(item, SynthesizedAudio)
+                return item
+        raise AssertionError("the chain ends by raising or with the audio")
+
+    async def _chain(
+        self,
+        text: str,
+        *,
+        voice: str | None,
+        rate: float | None,
+        volume: float | None,
+        pitch: float | None,
+        whole: bool,
+    ) -> AsyncGenerator[AudioChunk | SynthesizedAudio, None]:
+        """Each candidate in turn: its chunks (``whole``: none) then its whole audio."""
         failures: list[tuple[str, TTSError]] = []
         candidates = await self._candidates(voice)
         for index, engine in enumerate(self.engines):
             if index in self._unavailable or index not in candidates:
                 continue
             own = self._voice_ids.get(index, {}).get(voice.lower()) if voice else None
-            stream = engine.stream(text, voice=own or voice, rate=rate, volume=volume,
-                                   pitch=pitch)
+            stream = SynthesisStream(engine, engine._request(
+                text, own or voice, rate, volume, pitch, whole=whole))
             spoke = False
             try:
                 async with contextlib.aclosing(stream):
                     async for chunk in stream:
+                        if whole:
+                            continue  # nothing is handed out: a failure may still fall back
                         spoke = True
                         yield chunk if chunk.engine else replace(chunk, engine=engine.name)
             except EngineUnavailableError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 
 import pytest
@@ -24,6 +25,49 @@ async def test_synthesizes_a_real_wav_whose_duration_is_measured(probe) -> None:
     assert audio.duration_s == pytest.approx(judged["duration_s"], abs=1e-3)
     assert audio.duration_s > 1.0
     assert audio.engine == "espeak" and audio.text == TEXT
+
+
+async def test_whole_and_streamed_audio_are_the_same() -> None:
+    """synthesize() reads espeak-ng's output at once (a worker thread); stream()
+    reads it piece by piece: the same program, so the same audio and words."""
+    async with EspeakEngine() as engine:
+        whole = await engine.synthesize(TEXT, rate=1.2)
+        stream = engine.stream(TEXT, rate=1.2)
+        pieces = [chunk async for chunk in stream]
+    streamed = stream.audio
+    assert len(pieces) > 1  # it did stream
+    assert whole.data == streamed.data and whole.words == streamed.words
+    assert (whole.duration_s, whole.sample_rate, whole.voice) == (
+        streamed.duration_s, streamed.sample_rate, streamed.voice)
+
+
+async def test_cancelling_synthesize_kills_the_program(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pid_file = tmp_path / "pid"
+    hang = tmp_path / "hang.sh"
+    hang.write_text(f"#!/bin/sh\necho $$ > {pid_file}.tmp; mv {pid_file}.tmp {pid_file}\n"
+                    "exec sleep 60\n")
+    hang.chmod(0o755)
+    async with EspeakEngine(executable=str(hang), timeout_s=120) as engine:
+        task = asyncio.create_task(engine.synthesize("Hello."))
+        while not pid_file.exists():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    pid = int(pid_file.read_text())
+    for _ in range(1000):  # the worker thread reaps it once killed
+        if not os.path.exists(f"/proc/{pid}") or " Z " in _stat(pid):
+            break
+        await asyncio.sleep(0.01)
+    assert not os.path.exists(f"/proc/{pid}") or " Z " in _stat(pid)
+
+
+def _stat(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read()
+    except OSError:
+        return " Z "
 
 
 async def test_word_timings_are_ordered_and_inside_the_audio() -> None:
@@ -73,20 +117,39 @@ async def test_missing_executable_is_engine_unavailable() -> None:
     assert isinstance(info.value.__cause__, FileNotFoundError)
 
 
-async def test_hung_process_times_out_into_a_retryable_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def _whole(engine: EspeakEngine, text: str) -> object:
+    return await engine.synthesize(text)
+
+
+async def _streamed(engine: EspeakEngine, text: str) -> object:
+    return await engine.stream(text).collect()
+
+
+@pytest.mark.parametrize("run", [_whole, _streamed], ids=["synthesize", "stream"])
+async def test_hung_process_times_out_into_a_retryable_error(tmp_path, run) -> None:  # type: ignore[no-untyped-def]
     hang = tmp_path / "hang.sh"
     hang.write_text("#!/bin/sh\nexec sleep 60\n")
     hang.chmod(0o755)
     once = RetryPolicy(attempts=1)  # the engine's own error, before the base class retries
     async with EspeakEngine(executable=str(hang), timeout_s=0.5, retry=once) as engine:
         with pytest.raises(SynthesisError) as info:
-            await engine.synthesize("Hello.")
+            await run(engine, "Hello.")
     assert info.value.retryable and isinstance(info.value.__cause__, TimeoutError)
     retried = RetryPolicy(attempts=2, backoff_s=0)
     async with EspeakEngine(executable=str(hang), timeout_s=0.3, retry=retried) as engine:
         with pytest.raises(SynthesisError, match="failed 2 times") as info:
-            await engine.synthesize("Hello.")
+            await run(engine, "Hello.")
     assert not info.value.retryable and isinstance(info.value.__cause__, TimeoutError)
+
+
+@pytest.mark.parametrize("run", [_whole, _streamed], ids=["synthesize", "stream"])
+async def test_a_failing_program_is_a_synthesis_error_with_its_stderr(tmp_path, run) -> None:  # type: ignore[no-untyped-def]
+    failing = tmp_path / "fail.sh"
+    failing.write_text("#!/bin/sh\necho 'no voice here' >&2\nexit 3\n")
+    failing.chmod(0o755)
+    async with EspeakEngine(executable=str(failing)) as engine:
+        with pytest.raises(SynthesisError, match="status 3: no voice here"):
+            await run(engine, "Hello.")
 
 
 async def test_concurrent_calls_do_not_block_each_other_or_the_loop() -> None:

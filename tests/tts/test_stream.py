@@ -118,7 +118,7 @@ async def test_fallback_never_falls_back_after_the_first_chunk() -> None:
     second = FakeEngine(name="second")
     async with FallbackEngine([broken, second]) as chain:
         with pytest.raises(SynthesisError, match="cut"):
-            await chain.synthesize("Hello there.")
+            await chunks_of(chain, "Hello there.")
     assert second.calls == []  # the first part was already handed out
 
     early = StreamingFakeEngine(name="first", fail_on={0: SynthesisError("x", engine="first")})
@@ -126,6 +126,16 @@ async def test_fallback_never_falls_back_after_the_first_chunk() -> None:
         chunks, stream = await chunks_of(chain, "Hello there.")
     assert {c.engine for c in chunks} == {"second"}
     assert stream.audio.engine == "second"  # type: ignore[attr-defined]
+
+
+async def test_synthesize_falls_back_after_a_mid_stream_failure() -> None:
+    """synthesize() hands nothing out before the whole audio, so a failure midway
+    through the first engine's stream still falls back: no segment is lost."""
+    broken = StreamingFakeEngine(name="first", fail_mid={0: SynthesisError("cut", engine="first")})
+    second = FakeEngine(name="second")
+    async with FallbackEngine([broken, second]) as chain:
+        audio = await chain.synthesize("Hello there.")
+    assert audio.engine == "second" and len(broken.calls) == 1 and second.calls
 
 
 async def test_a_stream_is_single_use_and_arguments_are_checked_at_once() -> None:
