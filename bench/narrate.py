@@ -7,8 +7,8 @@
   ``N`` cores (1 or 2) before anything starts, so every thread and child
   process it makes (espeak-ng, onnxruntime's threads, the Ray cluster's GCS,
   raylet and actors) runs on those cores. A job of equal text items cut from
-  the corpus (``ITEM_CHARS`` each; 12 for espeak-ng, 2 for piper, which is
-  slower) narrated to WAV:
+  the corpus (``ITEM_CHARS`` each; ``JOBS``: 12 for espeak-ng, 2 for piper,
+  which is slower) narrated to WAV:
   - in-process (:func:`pipeline._job.anarrate_job`): items one after the
     other, ``workers=N`` segments synthesized at once, piper with
     ``N // N = 1`` intra-op thread per segment;
@@ -16,8 +16,11 @@
     :func:`pipeline._ray.run_job_on_ray`): ``N`` warm actors of one CPU each
     (``workers=1`` inside), items as tasks. Actors are started and warmed
     (piper's model loaded) before the clock starts.
-  ``speedup`` = wall(1 CPU) / wall(2 CPUs). The machine is shared, so the
-  runs alternate (1, 2, 1, 2) and the shorter wall of each is kept; the
+  ``speedup`` = wall(1 CPU) / wall(2 CPUs). The machine is shared (a VM
+  whose CPU time is at times stolen), so the runs alternate (1, 2, 1, 2;
+  ``JOBS`` rounds: 5 for espeak-ng's job of seconds, 2 for piper's) and the
+  shortest wall of each side is kept; ``speedup_per_round`` gives each
+  round's own ratio too; the
   1-minute load average is recorded next to the figures, and so is
   ``cpu_ceiling``: the CPU seconds two busy processes pinned to 2 cores get
   over those one process pinned to 1 core gets in the same wall time (2.0 on
@@ -44,7 +47,9 @@ from typing import Any
 from bench.common import proc_status_mb
 
 ITEM_CHARS = 3000
-ROUNDS = 2
+#: Per engine: items in the job, and rounds (1, 2 alternating) per place. espeak-ng's
+#: job takes seconds, so a stolen slice of CPU moves it by 10-15 %: more rounds.
+JOBS = {"espeak": (12, 5), "piper": (2, 2)}
 
 
 def _items(count: int) -> list[Any]:
@@ -136,15 +141,15 @@ def _cpu_ceiling(seconds: float = 3.0) -> float:
 
 def _throughput(quick: bool) -> dict[str, Any]:
     rows: dict[str, Any] = {}
-    engines = {"espeak": 4 if quick else 12, "piper": 2}
-    for tts, count in engines.items():
+    for tts, (count, rounds) in JOBS.items():
+        count = min(count, 4) if quick else count
         walls: dict[str, dict[int, list[float]]] = {"in_process": {1: [], 2: []},
                                                     "ray": {1: [], 2: []}}  # fmt: skip
         loads = []
         ceilings = [_cpu_ceiling()]
         try:
             for where in walls:
-                for _ in range(1 if quick else ROUNDS):
+                for _ in range(1 if quick else rounds):
                     for cpus in (1, 2):
                         walls[where][cpus].append(_measure(where, tts, cpus, count))
                         loads.append(os.getloadavg()[0])
@@ -157,6 +162,8 @@ def _throughput(quick: bool) -> dict[str, Any]:
             "wall_s_in_process": best["in_process"], "wall_s_ray": best["ray"],
             "speedup_in_process": best["in_process"][1] / best["in_process"][2],
             "speedup_ray": best["ray"][1] / best["ray"][2],
+            "speedup_per_round": {w: [one / two for one, two in zip(per[1], per[2], strict=True)]
+                                  for w, per in walls.items()},
             "load_avg_1m": [min(loads), max(loads)],
             "cpu_ceiling": [*ceilings, _cpu_ceiling()],  # before and after the runs
         }  # fmt: skip
