@@ -6,8 +6,9 @@ with the others::
 
     reader ──text_q──▶ cutter ──jobs_q (bounded)──▶ N synthesis workers
     (LLM deltas,        (SentenceBuffer: push,        (engine.stream: chunks as the
-     TextDelta)          poll at next_deadline,        engine makes them; segment i
-                         flush at the end)             may finish before i-1)
+     TextDelta)          poll at next_deadline,        engine makes them, or, when no
+                         flush at the end)             sink takes chunks, synthesize;
+                                                       segment i may finish before i-1)
                                                             │ flows_q: one flow per segment
                                                             ▼
         sinks ◀── in-order stage: reorder buffer keyed by index. The lowest

@@ -2,7 +2,7 @@
 
 Shaped after livekit-agents ``tts.TTS`` / ``ChunkedStream`` and Pipecat's
 ``TTSService.run_tts``: the base class does the shared work once for every
-engine, and an engine implements one hook.
+engine, and an engine implements a hook (see "Hooks" below).
 
 * :meth:`TTSEngine.stream` is the primary call: a :class:`SynthesisStream`
   that yields :class:`AudioChunk` objects as the engine makes them (piper: one
@@ -15,11 +15,12 @@ engine, and an engine implements one hook.
 Shared work in the base class: argument validation, the text-sanitising step
 (:func:`tts.sanitize_text`: control characters never reach an engine), the
 retry policy (:class:`RetryPolicy`: retryable failures are retried only before
-the first chunk), the empty-audio check, assembling chunks into one
+the first chunk is handed out; :meth:`TTSEngine.synthesize` hands nothing out
+before the whole audio), the empty-audio check, assembling chunks into one
 ``SynthesizedAudio`` (16-bit PCM chunks become a WAV; word timings are
 estimated when the engine reports none), and the single-use lifecycle.
 
-Hooks (an engine overrides at least one):
+Hooks (an engine overrides one, or both):
 
 * ``_stream(text, *, voice, rate, volume, pitch)``: an async generator yielding
   ``AudioChunk`` objects (``format`` ``"pcm"`` or ``"mp3"``); a chunk with
@@ -30,7 +31,8 @@ Hooks (an engine overrides at least one):
   (pyttsx3, which writes a file; test engines). The default ``_stream`` turns
   it into one chunk. A progressive engine may implement it too, as a cheaper
   path for :meth:`TTSEngine.synthesize` (espeak-ng: the program's output read
-  once in a worker thread, not piece by piece on the event loop).
+  once in a worker thread, not piece by piece on the event loop). It is used
+  when defined by the class that defines ``_stream`` or a subclass of it.
 """
 
 from __future__ import annotations
@@ -256,9 +258,11 @@ class SynthesisStream:
 
     Retries (the engine's :class:`RetryPolicy`) happen only before the first
     chunk is yielded; afterwards a failure is raised (the audio already handed
-    out cannot be taken back). Once retried attempts are exhausted the error
-    is a :class:`SynthesisError` with ``retryable=False`` ("failed N times;
-    last error: ..."), so callers do not multiply the attempts.
+    out cannot be taken back). :meth:`TTSEngine.synthesize` yields nothing
+    before the whole audio, so it retries a retryable failure at any point.
+    Once retried attempts are exhausted the error is a :class:`SynthesisError`
+    with ``retryable=False`` ("failed N times; last error: ..."), so callers
+    do not multiply the attempts.
 
     Close it when stopping early (``async with contextlib.aclosing(stream)``
     or :meth:`aclose`): the engine's work (subprocess, request) is stopped.
@@ -334,7 +338,8 @@ class SynthesisStream:
                 self._audio = assembler.finish()
                 return
             except TTSError as exc:
-                if assembler.yielded or not exc.retryable:
+                # Nothing handed out yet (a whole-audio request hands out nothing): retry.
+                if (assembler.yielded and not request.whole) or not exc.retryable:
                     raise
                 if self.attempts >= policy.attempts:
                     if self.attempts == 1:
@@ -362,13 +367,25 @@ def _hook(
     engine: TTSEngine, request: _Request
 ) -> AsyncGenerator[AudioChunk | SynthesizedAudio, None]:
     """The engine hook that serves ``request``: ``_synthesize`` for a whole-audio
-    request when the engine has one, else ``_stream``."""
-    if request.whole and type(engine)._synthesize is not TTSEngine._synthesize:
+    request when the engine has its own (see :func:`_has_whole_hook`), else ``_stream``."""
+    if request.whole and _has_whole_hook(type(engine)):
         return _whole(engine, request)
     return engine._stream(
         request.text, voice=request.voice, rate=request.rate, volume=request.volume,
         pitch=request.pitch,
     )
+
+
+def _has_whole_hook(cls: type[TTSEngine]) -> bool:
+    """Whether ``cls``'s ``_synthesize`` is its own whole-audio path: defined by
+    the class that defines its ``_stream``, or by a subclass of it. A subclass
+    that overrides only ``_stream`` (a test engine streaming a parent's audio)
+    is served by that ``_stream``."""
+    def owner(name: str) -> type:
+        return next(k for k in cls.__mro__ if name in vars(k))
+
+    whole, stream = owner("_synthesize"), owner("_stream")
+    return whole is not TTSEngine and issubclass(whole, stream)
 
 
 class _Assembler:
@@ -472,10 +489,16 @@ def pcm_audio(
 ) -> SynthesizedAudio:
     """16-bit little-endian ``pcm`` as one WAV ``SynthesizedAudio`` of ``text``.
 
-    ``sample_rate`` in Hz; word timings are estimated when ``words`` is empty
-    (:func:`tts._words.estimate_words`). The one way a PCM segment becomes
-    whole audio, whether it came in chunks or at once.
+    ``sample_rate`` in Hz; a trailing partial frame is dropped; word timings
+    are estimated when ``words`` is empty (:func:`tts._words.estimate_words`).
+    The one way a PCM segment becomes whole audio, whether it came in chunks
+    or at once.
+
+    Raises:
+        ValueError: ``sample_rate`` or ``channels`` is not > 0.
     """
+    if sample_rate <= 0 or channels <= 0:
+        raise ValueError(f"sample_rate and channels must be > 0, got {sample_rate}, {channels}")
     wav = pcm_to_wav(pcm, sample_rate=sample_rate, channels=channels)
     frames = len(pcm) // (2 * channels)
     info = AudioInfo(sample_rate, channels, frames / sample_rate)

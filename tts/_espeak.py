@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncGenerator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ._audio import WavStreamParser
@@ -76,13 +77,15 @@ def espeak_arguments(
 
 
 class EspeakEngine(TTSEngine):
-    """``espeak-ng`` as a subprocess per segment (asyncio, never blocks the loop).
+    """``espeak-ng`` as a subprocess per segment (never blocks the event loop).
 
     Streams 16-bit mono PCM at 22050 Hz as espeak-ng writes it; the whole
     audio is a WAV with ``duration_s`` from the sample count and ``words``
     estimated (see module docstring). :meth:`synthesize` (no chunks wanted,
     e.g. narration to files) reads the program's output in one piece in a
-    worker thread: about half the event loop's CPU per segment.
+    worker thread of the engine's own (``parallel`` of them; ``None``: the
+    standard pool size, ``min(32, cores + 4)``): about half the event loop's
+    CPU per segment.
     """
 
     name = "espeak"
@@ -99,8 +102,15 @@ class EspeakEngine(TTSEngine):
         self.config = EspeakConfig(voice=voice, executable=executable, timeout_s=timeout_s,
                                    parallel=parallel)
         self.slots = Slots(parallel)
+        # synthesize()'s waits: threads of the engine's own, never the loop's default
+        # pool (the daemon sizes that one for disk writes), one per slot.
+        self._threads = ThreadPoolExecutor(parallel, thread_name_prefix="speakstream-espeak")
         if retry is not None:
             self.retry = retry
+
+    async def aclose(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        await super().aclose()
 
     def _argv(self, voice: str | None, rate: float | None, volume: float | None,
               pitch: float | None) -> list[str]:
@@ -160,7 +170,7 @@ class EspeakEngine(TTSEngine):
         voice = voice or self.config.voice
         data = await run_program(
             self._argv(voice, rate, volume, pitch), stdin=text.encode("utf-8"),
-            timeout_s=self.config.timeout_s, engine=self.name, text=text,
+            timeout_s=self.config.timeout_s, engine=self.name, text=text, executor=self._threads,
         )
         parser = WavStreamParser()
         try:

@@ -1,9 +1,14 @@
-"""Run a helper program (espeak-ng, ffmpeg) with asyncio, mapping its failures once."""
+"""Run a helper program (espeak-ng, ffmpeg) without blocking the event loop, mapping its
+failures once: :func:`stream_program` streams its output (asyncio pipes),
+:func:`run_program` returns it whole (a worker thread)."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import os
+import signal
 import subprocess
 import threading
 from collections.abc import AsyncGenerator
@@ -18,8 +23,9 @@ async def stream_program(
 ) -> AsyncGenerator[bytes, None]:
     """Run ``argv`` with ``stdin`` and yield its stdout as it comes (pieces of bytes).
 
-    ``timeout_s`` bounds the whole run (seconds). Closing the generator early
-    kills the program. Stdin is written by a separate task, so a program that
+    ``timeout_s`` bounds the whole run (seconds). Closing the generator early,
+    or the timeout, kills the program's process group (its own), so a wrapper
+    script's children go too. Stdin is written by a separate task, so a program that
     writes before it has read everything never deadlocks against us.
 
     Raises:
@@ -33,6 +39,7 @@ async def stream_program(
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            process_group=0,  # killed as a group: a wrapper's children too
         )
     except (FileNotFoundError, PermissionError) as exc:
         raise EngineUnavailableError(f"cannot run {argv[0]!r}: {exc}", engine=engine) from exc
@@ -73,8 +80,8 @@ async def stream_program(
             )
     finally:
         if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
         for task in (writer, stderr):
             if not task.done():
@@ -84,15 +91,24 @@ async def stream_program(
 
 
 async def run_program(
-    argv: list[str], *, stdin: bytes, timeout_s: float, engine: str, text: str
+    argv: list[str],
+    *,
+    stdin: bytes,
+    timeout_s: float,
+    engine: str,
+    text: str,
+    executor: concurrent.futures.Executor | None = None,
 ) -> bytes:
     """Run ``argv`` with ``stdin``; return its whole stdout (bytes).
 
-    For callers that want the output only once the program is done: it runs
-    in a worker thread (``subprocess.Popen.communicate``), so the event loop
-    wakes once per run instead of once per pipe read (a narration segment
-    through espeak-ng: ~30 reads). ``timeout_s`` bounds the run (seconds);
-    cancelling the awaiting task kills the program.
+    For callers that want the output only once the program is done: a worker
+    thread of ``executor`` (``None``: the event loop's default) waits on it
+    (``subprocess.Popen.communicate``), so the event loop wakes once per run
+    instead of once per pipe read (a narration segment through espeak-ng:
+    ~30 reads). The program runs in a process group of its own; when
+    ``timeout_s`` (seconds, counted from the program's start) passes, or the
+    awaiting task is cancelled, the whole group is killed (a wrapper script's
+    children too) and reaped.
 
     Raises:
         EngineUnavailableError: the program is missing or not executable.
@@ -103,22 +119,26 @@ async def run_program(
     cancelled = threading.Event()
 
     def run() -> tuple[int, bytes, bytes]:
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        started.append(proc)
-        if cancelled.is_set():  # cancelled while the program was starting
-            proc.kill()
-        try:
-            out, err = proc.communicate(stdin, timeout=timeout_s)
-        except subprocess.TimeoutExpired as exc:
-            proc.kill()
-            proc.communicate()
-            raise TimeoutError(str(exc)) from exc
-        return proc.returncode, out, err
+        with subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            process_group=0,
+        ) as proc:  # on leaving: pipes closed, the program reaped
+            started.append(proc)
+            try:
+                if cancelled.is_set():  # cancelled while the program was starting
+                    _kill_group(proc)
+                out, err = proc.communicate(stdin, timeout=timeout_s)
+            except subprocess.TimeoutExpired as exc:
+                _kill_group(proc)
+                proc.communicate()
+                raise TimeoutError(str(exc)) from exc
+            except BaseException:
+                _kill_group(proc)
+                raise
+            return proc.returncode, out, err
 
     try:
-        returncode, out, err = await asyncio.to_thread(run)
+        returncode, out, err = await asyncio.get_running_loop().run_in_executor(executor, run)
     except (FileNotFoundError, PermissionError) as exc:
         raise EngineUnavailableError(f"cannot run {argv[0]!r}: {exc}", engine=engine) from exc
     except TimeoutError as exc:
@@ -129,8 +149,7 @@ async def run_program(
     except asyncio.CancelledError:
         cancelled.set()
         for proc in started:  # the thread's communicate() then returns at once
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+            _kill_group(proc)
         raise
     if returncode != 0:
         message = err.decode("utf-8", "replace").strip()
@@ -138,6 +157,13 @@ async def run_program(
             f"{argv[0]} exited with status {returncode}: {message}", engine=engine, text=text,
         )
     return out
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL ``proc``'s process group (its own: ``process_group=0``) unless reaped."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 async def aiff_to_wav(data: bytes, *, engine: str, text: str, timeout_s: float = 30.0) -> bytes:

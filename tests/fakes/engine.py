@@ -151,18 +151,6 @@ class FakeEngine(TTSEngine):
         volume: float | None,
         pitch: float | None,
     ) -> SynthesizedAudio:
-        return await self._make(text, voice=voice, rate=rate, volume=volume, pitch=pitch)
-
-    async def _make(
-        self,
-        text: str,
-        *,
-        voice: str | None,
-        rate: float | None,
-        volume: float | None,
-        pitch: float | None,
-    ) -> SynthesizedAudio:
-        """One call: recorded, its latency, gate and failure applied, its tone made."""
         index = len(self.calls)
         call = FakeCall(index, text, voice, rate, volume, pitch, start=time.monotonic())
         self.calls.append(call)
@@ -229,12 +217,8 @@ class StreamingFakeEngine(FakeEngine):
     * ``fail_mid``: ``{call_index: exception}``: raised after the first chunk
       of that call (a failure after audio was handed out).
 
-    The whole audio equals the FakeEngine's (same tone, same words). Like
-    piper and edge-tts it has no whole-audio hook: ``synthesize()`` drains
-    its stream too, so ``hold`` and ``fail_mid`` apply to every call.
+    The whole audio equals the FakeEngine's (same tone, same words).
     """
-
-    _synthesize = TTSEngine._synthesize  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -263,7 +247,7 @@ class StreamingFakeEngine(FakeEngine):
         pitch: float | None,
     ) -> AsyncIterator[AudioChunk | SynthesizedAudio]:
         index = len(self.calls)
-        audio = await self._make(text, voice=voice, rate=rate, volume=volume, pitch=pitch)
+        audio = await self._synthesize(text, voice=voice, rate=rate, volume=volume, pitch=pitch)
         pcm = audio.data[44:]  # tone_wav writes a canonical 44-byte header
         frames = len(pcm) // 2
         bounds = [2 * (frames * k // self.pieces) for k in range(self.pieces + 1)]

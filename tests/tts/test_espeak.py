@@ -8,12 +8,43 @@ import shutil
 
 import pytest
 
-from tts import EngineUnavailableError, EspeakEngine, RetryPolicy, SynthesisError
+from tts import (
+    EngineUnavailableError,
+    EspeakEngine,
+    RetryPolicy,
+    SynthesisError,
+    SynthesizedAudio,
+)
 from tts._espeak import espeak_arguments, parse_voice_table
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 
 TEXT = "Hello there. This is speakstream."
+
+
+async def _whole(engine: EspeakEngine, text: str, **kw: object) -> SynthesizedAudio:
+    return await engine.synthesize(text, **kw)  # type: ignore[arg-type]
+
+
+async def _streamed(engine: EspeakEngine, text: str, **kw: object) -> SynthesizedAudio:
+    return await engine.stream(text, **kw).collect()  # type: ignore[arg-type]
+
+
+#: synthesize() runs espeak-ng in a worker thread, stream() on asyncio pipes: both.
+both_paths = pytest.mark.parametrize("run", [_whole, _streamed], ids=["synthesize", "stream"])
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended and been reaped."""
+    return not os.path.exists(f"/proc/{pid}")
+
+
+async def _until_gone(pid: int) -> bool:
+    for _ in range(1000):  # at most ~10 s: a killed process is reaped at once
+        if _gone(pid):
+            return True
+        await asyncio.sleep(0.01)
+    return False
 
 
 async def test_synthesizes_a_real_wav_whose_duration_is_measured(probe) -> None:  # type: ignore[no-untyped-def]
@@ -49,25 +80,27 @@ async def test_cancelling_synthesize_kills_the_program(tmp_path) -> None:  # typ
     hang.chmod(0o755)
     async with EspeakEngine(executable=str(hang), timeout_s=120) as engine:
         task = asyncio.create_task(engine.synthesize("Hello."))
-        while not pid_file.exists():
+        for _ in range(1000):
+            if pid_file.exists():
+                break
             await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    pid = int(pid_file.read_text())
-    for _ in range(1000):  # the worker thread reaps it once killed
-        if not os.path.exists(f"/proc/{pid}") or " Z " in _stat(pid):
-            break
-        await asyncio.sleep(0.01)
-    assert not os.path.exists(f"/proc/{pid}") or " Z " in _stat(pid)
+    assert await _until_gone(int(pid_file.read_text()))  # killed and reaped
 
 
-def _stat(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as file:
-            return file.read()
-    except OSError:
-        return " Z "
+@both_paths
+async def test_a_timeout_kills_a_wrappers_children_too(tmp_path, run) -> None:  # type: ignore[no-untyped-def]
+    pid_file = tmp_path / "child"
+    wrapper = tmp_path / "wrapper.sh"  # does not exec: its child holds stdout open
+    wrapper.write_text(f"#!/bin/sh\nsleep 60 &\necho $! > {pid_file}\nwait\n")
+    wrapper.chmod(0o755)
+    once = RetryPolicy(attempts=1)
+    async with EspeakEngine(executable=str(wrapper), timeout_s=0.5, retry=once) as engine:
+        with pytest.raises(SynthesisError, match=r"longer than 0\.5 s"):
+            await run(engine, "Hello.")
+    assert await _until_gone(int(pid_file.read_text()))
 
 
 async def test_word_timings_are_ordered_and_inside_the_audio() -> None:
@@ -87,9 +120,10 @@ async def test_rate_changes_the_audio_length() -> None:
     assert slow.duration_s > 2 * fast.duration_s
 
 
-async def test_text_starting_with_a_dash_is_spoken_not_parsed_as_option() -> None:
+@both_paths
+async def test_text_starting_with_a_dash_is_spoken_not_parsed_as_option(run) -> None:  # type: ignore[no-untyped-def]
     async with EspeakEngine() as engine:
-        audio = await engine.synthesize("-v is not an option here")
+        audio = await run(engine, "-v is not an option here")
     assert audio.duration_s > 0.5
 
 
@@ -102,30 +136,24 @@ def test_prosody_mapping() -> None:
     assert espeak_arguments(voice=None, rate=None, volume=None, pitch=None) == []
 
 
-async def test_unknown_voice_is_a_synthesis_error_naming_the_text() -> None:
+@both_paths
+async def test_unknown_voice_is_a_synthesis_error_naming_the_text(run) -> None:  # type: ignore[no-untyped-def]
     async with EspeakEngine() as engine:
         with pytest.raises(SynthesisError) as info:
-            await engine.synthesize("Hello.", voice="nosuchvoice")
+            await run(engine, "Hello.", voice="nosuchvoice")
     assert info.value.engine == "espeak" and info.value.text == "Hello."
     assert "does not exist" in str(info.value)
 
 
-async def test_missing_executable_is_engine_unavailable() -> None:
+@both_paths
+async def test_missing_executable_is_engine_unavailable(run) -> None:  # type: ignore[no-untyped-def]
     async with EspeakEngine(executable="/nonexistent/espeak-ng") as engine:
         with pytest.raises(EngineUnavailableError) as info:
-            await engine.synthesize("Hello.")
+            await run(engine, "Hello.")
     assert isinstance(info.value.__cause__, FileNotFoundError)
 
 
-async def _whole(engine: EspeakEngine, text: str) -> object:
-    return await engine.synthesize(text)
-
-
-async def _streamed(engine: EspeakEngine, text: str) -> object:
-    return await engine.stream(text).collect()
-
-
-@pytest.mark.parametrize("run", [_whole, _streamed], ids=["synthesize", "stream"])
+@both_paths
 async def test_hung_process_times_out_into_a_retryable_error(tmp_path, run) -> None:  # type: ignore[no-untyped-def]
     hang = tmp_path / "hang.sh"
     hang.write_text("#!/bin/sh\nexec sleep 60\n")
@@ -142,7 +170,7 @@ async def test_hung_process_times_out_into_a_retryable_error(tmp_path, run) -> N
     assert not info.value.retryable and isinstance(info.value.__cause__, TimeoutError)
 
 
-@pytest.mark.parametrize("run", [_whole, _streamed], ids=["synthesize", "stream"])
+@both_paths
 async def test_a_failing_program_is_a_synthesis_error_with_its_stderr(tmp_path, run) -> None:  # type: ignore[no-untyped-def]
     failing = tmp_path / "fail.sh"
     failing.write_text("#!/bin/sh\necho 'no voice here' >&2\nexit 3\n")
@@ -152,7 +180,8 @@ async def test_a_failing_program_is_a_synthesis_error_with_its_stderr(tmp_path, 
             await run(engine, "Hello.")
 
 
-async def test_concurrent_calls_do_not_block_each_other_or_the_loop() -> None:
+@both_paths
+async def test_concurrent_calls_do_not_block_each_other_or_the_loop(run) -> None:  # type: ignore[no-untyped-def]
     texts = [f"Sentence number {i}." for i in range(6)]
     ticks = 0
 
@@ -164,7 +193,7 @@ async def test_concurrent_calls_do_not_block_each_other_or_the_loop() -> None:
 
     tick_task = asyncio.create_task(ticker())
     async with EspeakEngine() as engine:
-        results = await asyncio.gather(*(engine.synthesize(t) for t in texts))
+        results = await asyncio.gather(*(run(engine, t) for t in texts))
     tick_task.cancel()
     assert [r.text for r in results] == texts
     assert ticks > len(texts)  # the loop kept running while espeak-ng worked

@@ -24,80 +24,95 @@ from tts import (
 SEGMENTS = ["One.", "Two.", "Three.", "Four."]
 
 
-async def test_first_engine_fails_on_segment_2_next_engine_used_order_kept() -> None:
+async def _whole(engine: TTSEngine, text: str, **kw: object) -> SynthesizedAudio:
+    return await engine.synthesize(text, **kw)  # type: ignore[arg-type]
+
+
+async def _streamed(engine: TTSEngine, text: str, **kw: object) -> SynthesizedAudio:
+    return await engine.stream(text, **kw).collect()  # type: ignore[arg-type]
+
+
+#: Both ways through the chain: synthesize() (whole requests down the chain) and
+#: a drained stream (what playback and the speech route use).
+@pytest.fixture(params=[_whole, _streamed], ids=["synthesize", "stream"])
+def speak(request: pytest.FixtureRequest) -> object:
+    return request.param
+
+
+async def test_first_engine_fails_on_segment_2_next_engine_used_order_kept(speak) -> None:  # type: ignore[no-untyped-def]
     first = FakeEngine(name="first", fail_on={1: SynthesisError("boom", engine="first")})
     second = FakeEngine(name="second")
     async with FallbackEngine([first, second]) as chain:
-        results = [await chain.synthesize(s) for s in SEGMENTS]
+        results = [await speak(chain, s) for s in SEGMENTS]
     assert [r.text for r in results] == SEGMENTS
     assert [r.engine for r in results] == ["first", "second", "first", "first"]
     assert [c.text for c in second.calls] == ["Two."]  # not retried: the error was permanent
     assert [c.text for c in first.calls] == SEGMENTS
 
 
-async def test_retryable_failure_is_retried_on_the_same_engine() -> None:
+async def test_retryable_failure_is_retried_on_the_same_engine(speak) -> None:  # type: ignore[no-untyped-def]
     first = FakeEngine(name="first", fail_on={0: SynthesisError("flaky", retryable=True)},
                        retry=RetryPolicy(attempts=2, backoff_s=0))
     second = FakeEngine(name="second")
     async with FallbackEngine([first, second]) as chain:
-        audio = await chain.synthesize("Hello.")
+        audio = await speak(chain, "Hello.")
     assert audio.engine == "first" and [c.outcome for c in first.calls] == ["error", "ok"]
     assert second.calls == []
 
 
-async def test_retries_exhausted_then_next_engine() -> None:
+async def test_retries_exhausted_then_next_engine(speak) -> None:  # type: ignore[no-untyped-def]
     always = FakeEngine(name="first", fail_on={lambda t: True: SynthesisError("x", retryable=True)},
                         retry=RetryPolicy(attempts=3, backoff_s=0))
     second = FakeEngine(name="second")
     async with FallbackEngine([always, second]) as chain:
-        audio = await chain.synthesize("Hello.")
+        audio = await speak(chain, "Hello.")
     assert audio.engine == "second" and len(always.calls) == 3
 
 
-async def test_unavailable_engine_costs_one_attempt_per_run() -> None:
+async def test_unavailable_engine_costs_one_attempt_per_run(speak) -> None:  # type: ignore[no-untyped-def]
     offline = FakeEngine(name="edge", fail_on={lambda t: True: EngineUnavailableError("offline")})
     local = FakeEngine(name="espeak")
     async with FallbackEngine([offline, local]) as chain:
-        results = [await chain.synthesize(s) for s in SEGMENTS]
+        results = [await speak(chain, s) for s in SEGMENTS]
         assert list(chain.unavailable) == ["edge"]
     assert len(offline.calls) == 1
     assert [r.engine for r in results] == ["espeak"] * 4
 
 
-async def test_every_engine_failing_raises_with_all_failures() -> None:
+async def test_every_engine_failing_raises_with_all_failures(speak) -> None:  # type: ignore[no-untyped-def]
     a = FakeEngine(name="a", fail_on={0: SynthesisError("a broke", engine="a")})
     b = FakeEngine(name="b", fail_on={0: EngineUnavailableError("b missing", engine="b")})
     async with FallbackEngine([a, b]) as chain:
         with pytest.raises(AllEnginesFailedError) as info:
-            await chain.synthesize("Hello.")
+            await speak(chain, "Hello.")
     assert [name for name, _ in info.value.failures] == ["a", "b"]
     assert info.value.text == "Hello." and isinstance(info.value.__cause__, EngineUnavailableError)
     assert isinstance(info.value, SynthesisError)
 
 
-async def test_all_unavailable_is_engine_unavailable() -> None:
+async def test_all_unavailable_is_engine_unavailable(speak) -> None:  # type: ignore[no-untyped-def]
     a = FakeEngine(name="a", fail_on={0: EngineUnavailableError("a missing")})
     async with FallbackEngine([a]) as chain:
         with pytest.raises(EngineUnavailableError):
-            await chain.synthesize("Hello.")
+            await speak(chain, "Hello.")
         with pytest.raises(EngineUnavailableError, match="ruled out earlier"):
-            await chain.synthesize("Again.")
+            await speak(chain, "Again.")
     assert len(a.calls) == 1
 
 
-async def test_non_tts_errors_are_not_hidden() -> None:
+async def test_non_tts_errors_are_not_hidden(speak) -> None:  # type: ignore[no-untyped-def]
     a = FakeEngine(name="a", fail_on={0: KeyError("bug")})
     b = FakeEngine(name="b")
     async with FallbackEngine([a, b]) as chain:
         with pytest.raises(KeyError):
-            await chain.synthesize("Hello.")
+            await speak(chain, "Hello.")
     assert b.calls == []
 
 
-async def test_aclose_closes_every_engine_and_prosody_passes_through() -> None:
+async def test_aclose_closes_every_engine_and_prosody_passes_through(speak) -> None:  # type: ignore[no-untyped-def]
     a, b = FakeEngine(name="a"), FakeEngine(name="b")
     chain = FallbackEngine([a, b])
-    await chain.synthesize("Hello.", rate=1.5, volume=0.5, pitch=1.1, voice="v")
+    await speak(chain, "Hello.", rate=1.5, volume=0.5, pitch=1.1, voice="v")
     call = a.calls[0]
     assert (call.rate, call.volume, call.pitch, call.voice) == (1.5, 0.5, 1.1, "v")
     await chain.aclose()

@@ -138,6 +138,22 @@ async def test_synthesize_falls_back_after_a_mid_stream_failure() -> None:
     assert audio.engine == "second" and len(broken.calls) == 1 and second.calls
 
 
+async def test_synthesize_retries_a_failure_after_chunks_nobody_was_handed() -> None:
+    """A stream cannot retry once a chunk is out; synthesize() hands nothing out
+    before the whole audio, so the same mid-segment failure is retried."""
+    def engine() -> StreamingFakeEngine:
+        return StreamingFakeEngine(fail_mid={0: SynthesisError("dropped", retryable=True)},
+                                   retry=RetryPolicy(attempts=3, backoff_s=0))
+
+    streamed = engine()
+    with pytest.raises(SynthesisError, match="dropped"):
+        await chunks_of(streamed, "Hello there.")
+    whole = engine()
+    audio = await whole.synthesize("Hello there.")
+    assert len(whole.calls) == 2 and audio.duration_s > 0  # the second attempt spoke
+    assert len(streamed.calls) == 1
+
+
 async def test_a_stream_is_single_use_and_arguments_are_checked_at_once() -> None:
     engine = FakeEngine()
     stream = engine.stream("Hello.")
