@@ -39,7 +39,7 @@ async def stream_program(
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            process_group=0,  # killed as a group: a wrapper's children too
+            start_new_session=True,  # a group of its own, killed as one (uvloop too)
         )
     except (FileNotFoundError, PermissionError) as exc:
         raise EngineUnavailableError(f"cannot run {argv[0]!r}: {exc}", engine=engine) from exc
@@ -121,7 +121,7 @@ async def run_program(
     def run() -> tuple[int, bytes, bytes]:
         with subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            process_group=0,
+            start_new_session=True,
         ) as proc:  # on leaving: pipes closed, the program reaped
             started.append(proc)
             try:
@@ -160,7 +160,7 @@ async def run_program(
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL ``proc``'s process group (its own: ``process_group=0``) unless reaped."""
+    """SIGKILL ``proc``'s process group (its own: ``start_new_session``) unless reaped."""
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
