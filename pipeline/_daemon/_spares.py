@@ -123,8 +123,10 @@ class SpareEncoders:
 
     @property
     def pids(self) -> dict[Key, int]:
-        """Process ids of the spares ready now, by key (for monitoring and tests)."""
-        return {key: pipe.pid for key, pipe in self._spares.items() if pipe.pid is not None}
+        """Process ids of the spares ready now, by key (for monitoring and tests); a
+        spare seen to have died is not ready."""
+        return {key: pipe.pid for key, pipe in self._spares.items()
+                if pipe.pid is not None and pipe.running}  # fmt: skip
 
     async def aclose(self) -> None:
         """Stop starting spares, kill and reap every spare. Idempotent."""

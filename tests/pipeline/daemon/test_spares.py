@@ -151,12 +151,14 @@ async def test_a_spare_that_died_while_waiting_is_replaced_by_a_new_process() ->
     spares = SpareEncoders()
     try:
         await spares.start()
-        dead = spares.pids[("mp3", *MONO)]
+        key = ("mp3", *MONO)
+        dead = spares.pids[key]
         os.kill(dead, 9)
-        for _ in range(200):
-            if not alive(dead):
+        for _ in range(1000):  # until the daemon's loop has seen it die (its child watcher)
+            if spares.pids.get(key) != dead:
                 break
             await asyncio.sleep(0.01)
+        assert not alive(dead) and key not in spares.pids
         used, data = await encode(spares, "mp3", tone(0.3))
         assert used != dead
         assert decoded_seconds(data) == pytest.approx(0.3, abs=0.1)
