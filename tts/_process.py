@@ -42,7 +42,7 @@ async def stream_program(
             start_new_session=True,  # a group of its own, killed as one (uvloop too)
         )
     except (FileNotFoundError, PermissionError) as exc:
-        raise EngineUnavailableError(f"cannot run {argv[0]!r}: {exc}", engine=engine) from exc
+        raise _unavailable(argv, exc, engine) from exc
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
@@ -69,19 +69,12 @@ async def stream_program(
                 await proc.wait()
                 message = (await stderr).decode("utf-8", "replace").strip()
         except TimeoutError as exc:
-            raise SynthesisError(
-                f"{argv[0]} took longer than {timeout_s} s", engine=engine, text=text,
-                retryable=True,
-            ) from exc
+            raise _timed_out(argv, timeout_s, engine, text) from exc
         if proc.returncode != 0:
-            raise SynthesisError(
-                f"{argv[0]} exited with status {proc.returncode}: {message}",
-                engine=engine, text=text,
-            )
+            raise _exited(argv, proc.returncode, message, engine, text)
     finally:
         if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            _kill_group(proc.pid)
             await proc.wait()
         for task in (writer, stderr):
             if not task.done():
@@ -126,44 +119,59 @@ async def run_program(
             started.append(proc)
             try:
                 if cancelled.is_set():  # cancelled while the program was starting
-                    _kill_group(proc)
+                    _kill_group(proc.pid)
                 out, err = proc.communicate(stdin, timeout=timeout_s)
             except subprocess.TimeoutExpired as exc:
-                _kill_group(proc)
+                _kill_group(proc.pid)
                 proc.communicate()
                 raise TimeoutError(str(exc)) from exc
             except BaseException:
-                _kill_group(proc)
+                if proc.returncode is None:
+                    _kill_group(proc.pid)
                 raise
             return proc.returncode, out, err
 
     try:
         returncode, out, err = await asyncio.get_running_loop().run_in_executor(executor, run)
     except (FileNotFoundError, PermissionError) as exc:
-        raise EngineUnavailableError(f"cannot run {argv[0]!r}: {exc}", engine=engine) from exc
+        raise _unavailable(argv, exc, engine) from exc
     except TimeoutError as exc:
-        raise SynthesisError(
-            f"{argv[0]} took longer than {timeout_s} s", engine=engine, text=text,
-            retryable=True,
-        ) from exc
+        raise _timed_out(argv, timeout_s, engine, text) from exc
     except asyncio.CancelledError:
         cancelled.set()
         for proc in started:  # the thread's communicate() then returns at once
-            _kill_group(proc)
+            if proc.returncode is None:  # not reaped yet: its pid is still its own
+                _kill_group(proc.pid)
         raise
     if returncode != 0:
-        message = err.decode("utf-8", "replace").strip()
-        raise SynthesisError(
-            f"{argv[0]} exited with status {returncode}: {message}", engine=engine, text=text,
-        )
+        raise _exited(argv, returncode, err.decode("utf-8", "replace").strip(), engine, text)
     return out
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL ``proc``'s process group (its own: ``start_new_session``) unless reaped."""
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+# -- the failures, mapped once for both ways of running a program --------------
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL the process group of ``pid`` (its own: ``start_new_session``)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _unavailable(argv: list[str], exc: OSError, engine: str) -> EngineUnavailableError:
+    return EngineUnavailableError(f"cannot run {argv[0]!r}: {exc}", engine=engine)
+
+
+def _timed_out(argv: list[str], timeout_s: float, engine: str, text: str) -> SynthesisError:
+    return SynthesisError(
+        f"{argv[0]} took longer than {timeout_s} s", engine=engine, text=text, retryable=True
+    )
+
+
+def _exited(
+    argv: list[str], status: int | None, stderr: str, engine: str, text: str
+) -> SynthesisError:
+    return SynthesisError(f"{argv[0]} exited with status {status}: {stderr}", engine=engine,
+                          text=text)
 
 
 async def aiff_to_wav(data: bytes, *, engine: str, text: str, timeout_s: float = 30.0) -> bytes:
