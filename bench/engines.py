@@ -1,6 +1,6 @@
 """Scenario 6: real engines: real-time factor per segment and 1 vs 2 worker narration.
 
-Chapter I of Alice in Wonderland (``../shared/corpus``) is narrated through
+Chapter I of Alice in Wonderland (the repository's copy, ``tests/data``) is narrated through
 ``StreamingPipeline.astream_text_to_audio`` (default segmentation, WAV files)
 with ``tts.EspeakEngine`` (an espeak-ng subprocess per segment) and
 ``tts.Pyttsx3Engine`` (pyttsx3 in its worker process) when importable.
