@@ -199,6 +199,8 @@ _LIST_MARKER_WORD = re.compile(rf"[{_BULLETS}]?(?:\d{{1,3}}|[a-zA-Z]|[ivxIVX]{{1
 _MARKER_AT = re.compile(
     rf"(?P<bullet>[{_BULLETS}])?(?:[ \t]*(?P<ord>\d{{1,3}}|[A-Za-z])(?P<punct>\.\)|[.)])(?=[ \t]))?"
 )
+#: What may still grow into a bullet's ordinal (``_MARKER_AT``'s tail), cut short.
+_MARKER_TAIL = re.compile(r"[ \t]*(?:(?:\d{1,3}|[A-Za-z])(?:\.\)?|\))?)?")
 _BLOCK_START = re.compile(r"(?:#{1,6}\s|[-*+•]\s|(?:\d{1,3}|[a-zA-Z])[.)]\s|>|```|~~~|\|)")
 _BLOCK_LINE = re.compile(r"[ \t]*(?:#{1,6}\s|[-*+•]\s|\d{1,3}[.)]\s|```|~~~)")
 _LEADING_MARKS = re.compile(
@@ -594,6 +596,9 @@ class BoundaryScanner:
         if mk.group("ord") is None:
             if mk.group("bullet") is None:
                 return _NO
+            growing = _MARKER_TAIL.fullmatch(window, mk.end()) and len(window) - at < LOOKAHEAD
+            if growing and not final:
+                return None  # "•  3" may still become "•  3. ": wait for its marker
             bullet = mk.group("bullet")
             lo = max(0, at - LOOKBACK)
             line = window.rfind("\n", lo, at) + 1
