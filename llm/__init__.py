@@ -1,4 +1,4 @@
-"""Streaming LLM clients over httpx (and an embedded llama.cpp model).
+"""Streaming LLM clients over aiohttp (and an embedded llama.cpp model).
 
 See :func:`create_client`. A stream is an :class:`LLMStream` of text deltas
 whose ``finish_reason`` says, once exhausted, whether the answer is complete;

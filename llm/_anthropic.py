@@ -96,7 +96,7 @@ class AnthropicClient(HTTPClient):
     ) -> AsyncGenerator[str | Thinking, None]:
         async with self._post_stream("/v1/messages", self._body(request)) as response:
             parser = AnthropicParser(report)
-            async for item in self._parse(self._events(response), parser):
+            async for item in self._parse(response, parser, sse=True):
                 yield item
 
 

@@ -23,7 +23,7 @@ Every error carries ``provider``, ``status_code`` (``None`` when not HTTP),
 ``retryable``, ``retry_after`` (seconds the server asked to wait, from
 ``Retry-After``, else ``None``) and ``partial_text``: all text already yielded
 to the caller before the failure (``""`` when it failed before the first
-token). httpx and llama-cpp exceptions are translated once, at the edge, with
+token). aiohttp and llama-cpp exceptions are translated once, at the edge, with
 ``raise ... from exc``.
 
 A stream that ENDS normally is no error, even when the answer was cut off

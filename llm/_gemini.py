@@ -107,7 +107,7 @@ class GeminiClient(HTTPClient):
         path = f"/models/{quote(self.model, safe='')}:streamGenerateContent"
         async with self._post_stream(path, self._body(request), params={"alt": "sse"}) as response:
             parser = GeminiParser(report)
-            async for item in self._parse(self._events(response), parser):
+            async for item in self._parse(response, parser, sse=True):
                 yield item
 
 

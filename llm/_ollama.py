@@ -110,7 +110,7 @@ class OllamaClient(HTTPClient):
         path, body = self._body(request)
         async with self._post_stream(path, body) as response:
             parser = OllamaParser(report, generate=request.kind == "generate")
-            async for item in self._parse(self._lines(response), parser):
+            async for item in self._parse(response, parser, sse=False):
                 yield item
 
 

@@ -106,7 +106,7 @@ class OpenAIClient(HTTPClient):
     ) -> AsyncGenerator[str | Thinking, None]:
         async with self._post_stream("/chat/completions", self._body(request)) as response:
             parser = OpenAIParser(report)
-            async for item in self._parse(self._events(response), parser):
+            async for item in self._parse(response, parser, sse=True):
                 yield item
 
 

@@ -6,8 +6,8 @@ starting with ``:`` are comments (keep-alives), ``field: value`` lines set
 ``event``/``data``/``id``/``retry`` (one leading space of the value is
 dropped), several ``data`` lines are joined with ``\\n``.
 
-Incremental UTF-8 decoding across network chunks is done by
-``httpx.Response.aiter_text``; :class:`LineSplitter` cuts lines on ``\\r\\n``,
+Incremental UTF-8 decoding across network chunks is done by the caller
+(``llm._http``); :class:`LineSplitter` cuts lines on ``\\r\\n``,
 ``\\r`` or ``\\n`` ONLY, as the SSE spec says (``aiter_lines`` follows
 ``str.splitlines`` and also cuts on U+0085, U+2028 and U+2029, which JSON
 strings may contain raw: that would break a record in two).

@@ -8,7 +8,7 @@ import asyncio
 from tests.fakes.llm_server import FakeLLMServer, Gate, Reply
 from tests.llm.conftest import MakeClient
 
-STREAMS = 120  # more than httpx's default cap of 100 connections per client
+STREAMS = 120  # more than the default cap of 100 connections per client (httpx's, aiohttp's)
 
 
 class Barrier(Gate):

@@ -263,8 +263,8 @@ async def test_base_url_without_http_scheme_fails_at_once_without_retries() -> N
     assert client.last_stats is not None and client.last_stats.attempts == 1
 
 
-async def test_undecodable_body_is_an_llm_stream_error_not_a_raw_httpx_error() -> None:
-    """A body that claims gzip but is not: httpx.DecodingError is translated at the edge."""
+async def test_undecodable_body_is_an_llm_stream_error_not_a_raw_client_error() -> None:
+    """A body that claims gzip but is not: the client's decoding error is translated at the edge."""
     import asyncio
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -309,12 +309,12 @@ async def test_undecodable_body_is_an_llm_stream_error_not_a_raw_httpx_error() -
     ],
 )
 def test_retry_after_header_values(headers: dict[str, str], expected: float | None) -> None:
-    import httpx
+    from multidict import CIMultiDict
 
     from llm._http import retry_after_seconds
 
     now = 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
-    assert retry_after_seconds(httpx.Headers(headers), now=now) == expected
+    assert retry_after_seconds(CIMultiDict(headers), now=now) == expected
 
 
 def test_retry_delay_takes_the_longer_of_backoff_and_retry_after() -> None:
