@@ -114,6 +114,7 @@ from ._tally import RunTally
 logger = logging.getLogger("speakstream.pipeline")
 
 _EOF: Any = object()  # end-of-stream sentinel on every queue
+_TICK: Any = object()  # on text_q: the sentence buffer's deadline has come
 
 #: Events not yet taken by the consumer before the reader stops taking deltas.
 EVENT_BACKLOG = 256
@@ -494,7 +495,12 @@ class StreamRun:
             self._text_q.put_nowait(_EOF)
 
     async def _cut(self) -> None:
-        """text_q -> SentenceBuffer -> jobs_q; wakes on new text or the buffer deadline."""
+        """text_q -> SentenceBuffer -> jobs_q; wakes on new text or the buffer deadline.
+
+        The deadline wakes the cutter through the queue: one timer handle is
+        armed per deadline (a ``_TICK`` put on text_q when it fires), not one
+        timeout per delta, and it is re-armed only when the deadline moves.
+        """
         cfg = self._config
         buffer = SentenceBuffer(
             sentence_buffer_size=cfg.sentence_buffer_size,
@@ -504,39 +510,45 @@ class StreamRun:
             max_segment_length=cfg.max_segment_length,
             clock=time.monotonic,
         )
-        while True:
-            deadline = buffer.next_deadline()
-            wait = None if deadline is None else deadline - time.monotonic()
-            if wait is not None and wait <= 0:
-                await self._dispatch(buffer.poll())
-                continue
-            if not self._text_q.empty():
-                # Already queued: no timer armed (the deadline has not passed,
-                # so it is the item the timed wait below would return).
-                item = self._text_q.get_nowait()
-            elif wait is None:
-                item = await self._text_q.get()
-            else:
-                try:
-                    async with asyncio.timeout(wait):
-                        item = await self._text_q.get()
-                except TimeoutError:
+        loop = asyncio.get_running_loop()
+        timer: asyncio.TimerHandle | None = None
+        armed_for: float | None = None  # the deadline the timer is armed for
+        try:
+            while True:
+                deadline = buffer.next_deadline()
+                if deadline is not None and deadline <= time.monotonic():
                     await self._dispatch(buffer.poll())
                     continue
-            # A burst of deltas already queued (one network read often holds
-            # several tokens) is pushed as one text: one scan instead of one per
-            # delta, and the same segments (the buffer is chunk-invariant).
-            texts: list[str] = []
-            while item is not _EOF:
-                texts.append(item)
-                if self._text_q.empty():
+                if deadline != armed_for:
+                    if timer is not None:
+                        timer.cancel()
+                    timer = None if deadline is None else loop.call_later(
+                        deadline - time.monotonic(), self._text_q.put_nowait, _TICK)
+                    armed_for = deadline
+                item = await self._text_q.get()
+                if item is _TICK:
+                    armed_for = None  # spent (the loop's clock may fire it a little early)
+                    continue
+                # A burst of deltas already queued (one network read often holds
+                # several tokens) is pushed as one text: one scan instead of one per
+                # delta, and the same segments (the buffer is chunk-invariant).
+                texts: list[str] = []
+                while item is not _EOF:
+                    if item is _TICK:
+                        armed_for = None  # a timer fired: arm again for the deadline
+                    else:
+                        texts.append(item)
+                    if self._text_q.empty():
+                        break
+                    item = self._text_q.get_nowait()
+                if texts:
+                    await self._dispatch(buffer.push("".join(texts)))
+                if item is _EOF:
+                    await self._dispatch(buffer.flush())
                     break
-                item = self._text_q.get_nowait()
-            if texts:
-                await self._dispatch(buffer.push("".join(texts)))
-            if item is _EOF:
-                await self._dispatch(buffer.flush())
-                break
+        finally:
+            if timer is not None:
+                timer.cancel()
         self._total = self._tally.segments_total
         for _ in range(cfg.workers):
             await self._jobs_q.put(_EOF)

@@ -195,6 +195,37 @@ async def test_first_audio_is_written_while_the_source_is_still_talking(tmp_path
     assert seen[-1].complete_text.endswith("Until the end.")
 
 
+async def test_the_deadline_releases_text_while_the_source_stalls_again_and_again(
+    tmp_path: Path,
+) -> None:
+    """``max_buffer_time`` cuts while no delta arrives: the cutter's timer fires,
+    and is armed again for the next stall (each stall ends only once the text
+    before it was released, so a timer that never fires ends in the guard)."""
+    released = [asyncio.Event(), asyncio.Event()]
+
+    async def source() -> AsyncIterator[str]:
+        yield "no sentence end in these words "
+        await released[0].wait()
+        yield "and none in these either "
+        await released[1].wait()
+        yield "then the end."
+
+    seen: list[ProgressEvent] = []
+    async with make(tmp_path, max_buffer_time=0.05, min_chunk_length=0) as pipe:
+        async with asyncio.timeout(GUARD):
+            async for event in pipe.astream_text_to_audio(source()):
+                seen.append(event)
+                if isinstance(event, SegmentQueued) and event.index < 2:
+                    released[event.index].set()
+    segments = of(seen, SegmentQueued)
+    assert [s.reason for s in segments[:2]] == ["max_buffer_time", "max_buffer_time"]
+    assert segments[0].text == "no sentence end in these words "
+    assert segments[1].text == "and none in these either "
+    assert "".join(s.text for s in segments) == (
+        "no sentence end in these words and none in these either then the end."
+    )
+
+
 async def test_source_failure_mid_stream_keeps_partial_audio(tmp_path: Path) -> None:
     async def source() -> AsyncIterator[str]:
         for chunk in words("First sentence is complete here. Second one is half"):
