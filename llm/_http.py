@@ -47,6 +47,7 @@ import email.utils
 import json
 import re
 import time
+import urllib.request
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -160,6 +161,24 @@ def names_a_model(body: str, model: str, path: str) -> bool:
     return "model" in lowered or (bool(model) and model.lower() in lowered)
 
 
+def env_proxy(url: str) -> str | None:
+    """The HTTP proxy the environment names for ``url``, or ``None``.
+
+    ``http_proxy`` / ``https_proxy`` / ``all_proxy`` (either case) by the URL's
+    scheme, unless ``no_proxy`` names its host (:func:`urllib.request.getproxies`
+    and :func:`urllib.request.proxy_bypass`, the rules httpx and requests
+    follow too). Only ``http://`` and ``https://`` proxies are used. Read once
+    per session: aiohttp's own ``trust_env`` reads the environment again, in a
+    worker thread, for every request.
+    """
+    parts = urlsplit(url)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    return proxy if proxy and proxy.startswith(("http://", "https://")) else None
+
+
 def with_path(base_url: str, path: str) -> str:
     """``base_url`` with its path replaced by ``path`` (no query, no fragment)."""
     parts = urlsplit(base_url)
@@ -215,7 +234,7 @@ class HTTPClient(LLMClient):
             # (measured: half of 500 concurrent /v1/speak clients). Callers bound
             # their own concurrency; the server bounds its own.
             connector=aiohttp.TCPConnector(limit=0),
-            trust_env=True,  # HTTP(S)_PROXY / NO_PROXY, as httpx did
+            proxy=env_proxy(self.base_url),
         )
         self._http_loop = loop
         return self._http
