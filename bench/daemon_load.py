@@ -2,7 +2,9 @@
 
 Processes: this one runs a :class:`~bench.common.TimedLLMServer` (Ollama
 NDJSON, TTFT 200 ms, 40 tokens/s, :func:`~bench.common.short_answer`) and the
-httpx clients; a child process (``python -m bench.daemon_load serve URL``) runs
+aiohttp clients (a lean load generator: the clients share the 2 cores
+with the daemon, and httpx's per-line reading cost them about three times
+the CPU); a child process (``python -m bench.daemon_load serve URL``) runs
 ``pipeline.daemon.create_app`` under uvicorn on 127.0.0.1 (a free port) with the
 ``ollama`` provider pointed at the fake server and a fast
 :class:`tests.fakes.engine.FakeEngine` (30 ms + 1 ms/char, short tones).
@@ -36,6 +38,7 @@ load average before and after the burst is reported with the figures.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import json
 import os
@@ -48,6 +51,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 
 from bench.common import (
@@ -60,6 +64,7 @@ from bench.common import (
     summary,
 )
 from bench.ttfa import engine_latency, fast_engine
+from llm import SSEDecoder
 
 CLIENTS = 100
 REQUEST_TIMEOUT_S = 60.0
@@ -90,26 +95,20 @@ def serve(llm_url: str) -> None:
         uvicorn.Server(config).run(sockets=[sock])
 
 
-async def _client(http: httpx.AsyncClient, url: str, n: int) -> dict[str, Any]:
+async def _client(http: aiohttp.ClientSession, url: str, n: int) -> dict[str, Any]:
     message = f"Client {n}: how does a bicycle stay up?"
     row: dict[str, Any] = {"client": n, "message": message, "error": None,
                            "started_at": time.monotonic()}
     try:
-        async with http.stream("POST", url + "/v1/speak", json={"message": message}) as response:
-            if response.status_code != 200:
-                row["error"] = f"HTTP {response.status_code}"
+        async with http.post(url + "/v1/speak", json={"message": message}) as response:
+            if response.status != 200:
+                row["error"] = f"HTTP {response.status}"
                 return row
-            event, data = "message", list[str]()
-            async for line in response.aiter_lines():
-                if line == "":
-                    if data:
-                        _on_event(row, event, json.loads("\n".join(data)))
-                    event, data = "message", []
-                elif line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line.startswith("data:"):
-                    data.append(line[5:].lstrip(" "))
-    except httpx.HTTPError as exc:
+            decoder, utf8 = SSEDecoder(), codecs.getincrementaldecoder("utf-8")()
+            async for data in response.content.iter_any():
+                for event in decoder.feed(utf8.decode(data)):
+                    _on_event(row, event.event, json.loads(event.data))
+    except (aiohttp.ClientError, TimeoutError) as exc:
         row["error"] = f"{type(exc).__name__}: {exc}"
     if row["error"] is None and "audio_at" not in row:
         row["error"] = "no audio"
@@ -142,10 +141,11 @@ def _cpu_s(pid: int) -> float:
 
 
 async def _burst(url: str, clients: int, slow: int = 0) -> list[dict[str, Any]]:
-    limits = httpx.Limits(max_connections=clients + 10, max_keepalive_connections=clients + 10)
-    timeout = httpx.Timeout(REQUEST_TIMEOUT_S * max(1.0, clients / 100))
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as http:
-        await http.get(url + "/healthz")
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S * max(1.0, clients / 100))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                     timeout=timeout) as http:
+        async with http.get(url + "/healthz") as response:
+            await response.read()
         # 120 s for 100 clients, more for bigger bursts (500: 600 s).
         async with asyncio.timeout(BURST_TIMEOUT_S * max(1.0, clients / 100)):
             return list(await asyncio.gather(*(
