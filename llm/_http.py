@@ -307,8 +307,10 @@ class HTTPClient(LLMClient):
                 retryable=False,
             ) from exc
         except aiohttp.ClientError as exc:
+            via = (f" through the proxy {env_proxy(self.base_url)}"
+                   if isinstance(exc, aiohttp.ClientProxyConnectionError) else "")
             raise LLMConnectionError(
-                f"{self.provider}: cannot reach {self.base_url}: {exc!r}",
+                f"{self.provider}: cannot reach {self.base_url}{via}: {_describe(exc)}",
                 provider=self.provider,
                 retryable=True,
             ) from exc
@@ -381,7 +383,8 @@ class HTTPClient(LLMClient):
                     return
         except aiohttp.ClientError as exc:  # transport, or a body that fails to decode
             raise LLMStreamError(
-                f"{self.provider}: connection lost or body undecodable mid-stream: {exc!r}",
+                f"{self.provider}: connection lost or body undecodable mid-stream: "
+                f"{_describe(exc)}",
                 provider=self.provider,
                 retryable=True,
             ) from exc
@@ -395,6 +398,11 @@ class HTTPClient(LLMClient):
                 provider=self.provider,
                 retryable=True,
             )
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` of an aiohttp error (its repr holds the whole connection key)."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _charset(response: aiohttp.ClientResponse) -> str:
