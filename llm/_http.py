@@ -22,6 +22,8 @@ http/https), ``InvalidURL``
 ``ClientConnectorError``, any      ``LLMConnectionError``, retryable
 other ``ClientError`` before the
 response head
+``ValueError`` (a header value     ``LLMConnectionError``, not retryable
+aiohttp refuses: CR/LF in a key)
 401 / 403                          ``LLMAuthError``
 404 whose body names a model       ``ModelNotFoundError``
 other 404                          ``LLMResponseError`` naming the URL, with a
@@ -31,7 +33,10 @@ other 404                          ``LLMResponseError`` naming the URL, with a
 other status >= 400                ``LLMResponseError``
 200 with an HTML page              ``LLMResponseError`` (not an API: base URL?)
 any ``ClientError`` mid-body        ``LLMStreamError``, retryable (the base
-(connection dropped, bad gzip)     retries only if no text was yielded yet)
+(connection dropped, bad gzip)     retries only if no text was yielded yet);
+                                   bad chunk framing mid-body is not reported
+                                   by aiohttp 3.14's parser: the idle timeout
+                                   ends such a stream
 =================================  =============================================
 
 ``Retry-After`` (RFC 9110 section 10.2.3: delay-seconds or an HTTP-date) and
@@ -44,8 +49,11 @@ from __future__ import annotations
 import asyncio
 import codecs
 import email.utils
+import functools
 import json
+import os
 import re
+import ssl
 import time
 import urllib.request
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
@@ -54,6 +62,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+import certifi
 
 from ._base import LLMClient
 from ._errors import (
@@ -172,11 +181,31 @@ def env_proxy(url: str) -> str | None:
     worker thread, for every request.
     """
     parts = urlsplit(url)
-    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+    if not parts.hostname:
+        return None
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    if urllib.request.proxy_bypass(host):  # NO_PROXY entries with or without a port
         return None
     proxies = urllib.request.getproxies()
     proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if proxy and "://" not in proxy:
+        proxy = "http://" + proxy  # "proxy:3128", as httpx and requests read it
     return proxy if proxy and proxy.startswith(("http://", "https://")) else None
+
+
+def _tls(url: str) -> ssl.SSLContext | bool:
+    """The TLS context for an ``https://`` server: certifi's CA bundle (what httpx
+    trusted), unless ``SSL_CERT_FILE``/``SSL_CERT_DIR`` name the system's own."""
+    if not url.startswith("https://"):
+        return True  # aiohttp's default (no TLS is set up for plain http)
+    return _certifi_context()
+
+
+@functools.cache
+def _certifi_context() -> ssl.SSLContext:
+    if os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def with_path(base_url: str, path: str) -> str:
@@ -233,7 +262,7 @@ class HTTPClient(LLMClient):
             # daemon wait for a free connection and fail after connect_timeout
             # (measured: half of 500 concurrent /v1/speak clients). Callers bound
             # their own concurrency; the server bounds its own.
-            connector=aiohttp.TCPConnector(limit=0),
+            connector=aiohttp.TCPConnector(limit=0, ssl=_tls(self.base_url)),
             proxy=env_proxy(self.base_url),
         )
         self._http_loop = loop
@@ -299,10 +328,19 @@ class HTTPClient(LLMClient):
                 retryable=True,
             ) from exc
         except (aiohttp.NonHttpUrlClientError, aiohttp.InvalidURL) as exc:  # a setting: no retry
-            problem = ("must start with http:// or https://"
-                       if isinstance(exc, aiohttp.NonHttpUrlClientError) else "is not a valid URL")
+            proxy = env_proxy(self.base_url)
+            if isinstance(exc, aiohttp.NonHttpUrlClientError):
+                problem = f"base_url {self.base_url!r} must start with http:// or https://"
+            elif proxy is not None:
+                problem = f"base_url {self.base_url!r} or the proxy {proxy!r} is not a valid URL"
+            else:
+                problem = f"base_url {self.base_url!r} is not a valid URL"
             raise LLMConnectionError(
-                f"{self.provider}: base_url {self.base_url!r} {problem}",
+                f"{self.provider}: {problem}", provider=self.provider, retryable=False
+            ) from exc
+        except ValueError as exc:  # a header aiohttp refuses (a key ending in a newline)
+            raise LLMConnectionError(
+                f"{self.provider}: the request cannot be sent: {exc} (check the API key)",
                 provider=self.provider,
                 retryable=False,
             ) from exc

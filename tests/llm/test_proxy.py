@@ -86,3 +86,28 @@ async def test_no_proxy_naming_the_host_goes_direct(
     assert text == "direct"
     assert seen == []
     assert len(server.requests) == 1
+
+
+async def test_no_proxy_with_the_servers_port_goes_direct(
+    server: FakeLLMServer, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.push(Reply(tokens=["direct"]))
+    seen: list[str] = []
+    async with forward_proxy(seen) as proxy_url:
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        monkeypatch.setenv("NO_PROXY", server.url.removeprefix("http://"))  # 127.0.0.1:port
+        async with make_client("ollama") as client:
+            text = "".join([d async for d in client.astream_generate("hi")])
+    assert text == "direct" and seen == []
+
+
+async def test_a_proxy_without_a_scheme_is_read_as_http(
+    server: FakeLLMServer, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.push(Reply(tokens=["proxied"]))
+    seen: list[str] = []
+    async with forward_proxy(seen) as proxy_url:
+        monkeypatch.setenv("http_proxy", proxy_url.removeprefix("http://"))  # "127.0.0.1:port"
+        async with make_client("ollama") as client:
+            text = "".join([d async for d in client.astream_generate("hi")])
+    assert text == "proxied" and len(seen) == 1

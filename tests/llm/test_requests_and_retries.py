@@ -263,6 +263,20 @@ async def test_base_url_without_http_scheme_fails_at_once_without_retries() -> N
     assert client.last_stats is not None and client.last_stats.attempts == 1
 
 
+async def test_an_api_key_ending_in_a_newline_is_one_clear_error_without_retries(
+    server: FakeLLMServer,
+) -> None:
+    """aiohttp refuses a header with CR/LF (a ValueError): translated at the edge."""
+    async with llm.create_client(
+        "openai", model="m", base_url=server.url, api_key="sk-test\n", max_retries=2,
+        retry_backoff=0,
+    ) as client:
+        with pytest.raises(llm.LLMConnectionError, match="API key") as info:
+            await _drain(client)
+    assert not info.value.retryable
+    assert server.requests == []
+
+
 async def test_undecodable_body_is_an_llm_stream_error_not_a_raw_client_error() -> None:
     """A body that claims gzip but is not: the client's decoding error is translated at the edge."""
     import asyncio
@@ -309,12 +323,12 @@ async def test_undecodable_body_is_an_llm_stream_error_not_a_raw_client_error() 
     ],
 )
 def test_retry_after_header_values(headers: dict[str, str], expected: float | None) -> None:
-    from multidict import CIMultiDict
+    import httpx  # a case-insensitive mapping of headers, as a response's are
 
     from llm._http import retry_after_seconds
 
     now = 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
-    assert retry_after_seconds(CIMultiDict(headers), now=now) == expected
+    assert retry_after_seconds(httpx.Headers(headers), now=now) == expected
 
 
 def test_retry_delay_takes_the_longer_of_backoff_and_retry_after() -> None:
