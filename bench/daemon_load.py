@@ -141,7 +141,10 @@ def _cpu_s(pid: int) -> float:
 
 
 async def _burst(url: str, clients: int, slow: int = 0) -> list[dict[str, Any]]:
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S * max(1.0, clients / 100))
+    # Each read (and the connect) bounded, as httpx's Timeout did; the whole
+    # burst by BURST_TIMEOUT_S below.
+    read_s = REQUEST_TIMEOUT_S * max(1.0, clients / 100)
+    timeout = aiohttp.ClientTimeout(total=None, connect=read_s, sock_read=read_s)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
                                      timeout=timeout) as http:
         async with http.get(url + "/healthz") as response:
