@@ -84,7 +84,7 @@ def serve(llm_url: str) -> None:
         llm_config={"base_url": llm_url, "model": "fake"},
         streaming_config=StreamingConfig(output_dir=out),
     )  # fmt: skip
-    app = create_app(settings, tts_engine=fast_engine())
+    app = create_app(settings, tts_engine=fast_engine(), freeze_gc=True)  # as `serve` does
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -24,12 +24,13 @@ def create_app(
     tts_engine: TTSEngine | None = None,
     announce: Callable[[str], Any] | None = None,
     address: str = "",
+    freeze_gc: bool = False,
 ) -> FastAPI:
     """Build the daemon's FastAPI app; see :func:`pipeline._daemon._app.create_app`."""
     from ._app import create_app as _create_app
 
     return _create_app(settings, llm_client=llm_client, tts_engine=tts_engine,
-                       announce=announce, address=address)
+                       announce=announce, address=address, freeze_gc=freeze_gc)
 
 
 def serve(settings: DaemonSettings) -> None:

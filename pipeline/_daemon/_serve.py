@@ -140,7 +140,8 @@ async def aserve(
         host, port = settings.host, settings.port
     address = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
     config = uvicorn.Config(
-        create_app(settings, announce=announce, address=address), host=settings.host,
+        create_app(settings, announce=announce, address=address, freeze_gc=True),
+        host=settings.host,
         port=settings.port, log_level="info", ws_ping_interval=settings.ws_ping_s,
         lifespan="on",
     )
