@@ -59,55 +59,47 @@ def _no_proxy_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name.upper(), raising=False)
 
 
+async def _answer_via_env(
+    server: FakeLLMServer, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str], tokens: list[str],
+) -> tuple[str, list[str]]:
+    """The answer to one request with ``env`` set (``{proxy}`` stands for the
+    running proxy's host:port), and the request lines the proxy saw."""
+    server.push(Reply(tokens=tokens))
+    seen: list[str] = []
+    async with forward_proxy(seen) as proxy_url:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value.format(proxy=proxy_url.removeprefix("http://"),
+                                                  server=server.url.removeprefix("http://")))
+        async with make_client("ollama") as client:
+            text = "".join([d async for d in client.astream_generate("hi")])
+    assert len(server.requests) == 1
+    return text, seen
+
+
 async def test_the_llm_request_goes_through_the_environments_http_proxy(
     server: FakeLLMServer, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server.push(Reply(tokens=["through ", "the proxy"]))
-    seen: list[str] = []
-    async with forward_proxy(seen) as proxy_url:
-        monkeypatch.setenv("HTTP_PROXY", proxy_url)
-        async with make_client("ollama") as client:
-            text = "".join([d async for d in client.astream_generate("hi")])
+    text, seen = await _answer_via_env(server, make_client, monkeypatch,
+                                       {"HTTP_PROXY": "http://{proxy}"}, ["through ", "the proxy"])
     assert text == "through the proxy"
     assert seen == [f"POST {server.url}/api/generate HTTP/1.1"]
-    assert len(server.requests) == 1
 
 
+@pytest.mark.parametrize("no_proxy", ["localhost,127.0.0.1", "{server}"])  # host; host:port
 async def test_no_proxy_naming_the_host_goes_direct(
-    server: FakeLLMServer, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+    server: FakeLLMServer, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch,
+    no_proxy: str,
 ) -> None:
-    server.push(Reply(tokens=["direct"]))
-    seen: list[str] = []
-    async with forward_proxy(seen) as proxy_url:
-        monkeypatch.setenv("HTTP_PROXY", proxy_url)
-        monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
-        async with make_client("ollama") as client:
-            text = "".join([d async for d in client.astream_generate("hi")])
-    assert text == "direct"
-    assert seen == []
-    assert len(server.requests) == 1
-
-
-async def test_no_proxy_with_the_servers_port_goes_direct(
-    server: FakeLLMServer, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    server.push(Reply(tokens=["direct"]))
-    seen: list[str] = []
-    async with forward_proxy(seen) as proxy_url:
-        monkeypatch.setenv("HTTP_PROXY", proxy_url)
-        monkeypatch.setenv("NO_PROXY", server.url.removeprefix("http://"))  # 127.0.0.1:port
-        async with make_client("ollama") as client:
-            text = "".join([d async for d in client.astream_generate("hi")])
+    text, seen = await _answer_via_env(server, make_client, monkeypatch,
+                                       {"HTTP_PROXY": "http://{proxy}", "NO_PROXY": no_proxy},
+                                       ["direct"])
     assert text == "direct" and seen == []
 
 
 async def test_a_proxy_without_a_scheme_is_read_as_http(
     server: FakeLLMServer, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server.push(Reply(tokens=["proxied"]))
-    seen: list[str] = []
-    async with forward_proxy(seen) as proxy_url:
-        monkeypatch.setenv("http_proxy", proxy_url.removeprefix("http://"))  # "127.0.0.1:port"
-        async with make_client("ollama") as client:
-            text = "".join([d async for d in client.astream_generate("hi")])
+    text, seen = await _answer_via_env(server, make_client, monkeypatch,
+                                       {"http_proxy": "{proxy}"}, ["proxied"])
     assert text == "proxied" and len(seen) == 1
