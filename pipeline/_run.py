@@ -526,16 +526,13 @@ class StreamRun:
                         deadline - time.monotonic(), self._text_q.put_nowait, _TICK)
                     armed_for = deadline
                 item = await self._text_q.get()
-                if item is _TICK:
-                    armed_for = None  # spent (the loop's clock may fire it a little early)
-                    continue
                 # A burst of deltas already queued (one network read often holds
                 # several tokens) is pushed as one text: one scan instead of one per
                 # delta, and the same segments (the buffer is chunk-invariant).
                 texts: list[str] = []
                 while item is not _EOF:
-                    if item is _TICK:
-                        armed_for = None  # a timer fired: arm again for the deadline
+                    if item is _TICK:  # spent: arm again (the loop may fire it a bit early)
+                        armed_for = None
                     else:
                         texts.append(item)
                     if self._text_q.empty():

@@ -596,8 +596,9 @@ class BoundaryScanner:
         if mk.group("ord") is None:
             if mk.group("bullet") is None:
                 return _NO
-            growing = _MARKER_TAIL.fullmatch(window, mk.end()) and len(window) - at < LOOKAHEAD
-            if growing and not final:
+            if not final and len(window) - at < LOOKAHEAD and _MARKER_TAIL.fullmatch(
+                window, mk.end()
+            ):
                 return None  # "•  3" may still become "•  3. ": wait for its marker
             bullet = mk.group("bullet")
             lo = max(0, at - LOOKBACK)
