@@ -19,6 +19,7 @@ from ._runs import RunRegistry
 from ._settings import DaemonSettings
 from ._source import ClientLease, PipelineSource
 from ._spares import SpareEncoders
+from ._warm import start_threads, warm_up
 
 logger = logging.getLogger("speakstream.daemon")
 
@@ -110,10 +111,13 @@ class DaemonState:
         unfinished jobs, and say what the daemon serves (warming the default engine up).
 
         The running loop's default executor becomes a pool of
-        :data:`IO_THREADS` threads (the loop shuts it down when it closes)."""
-        asyncio.get_running_loop().set_default_executor(
-            ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="speakstream-io")
-        )
+        :data:`IO_THREADS` threads, all started now (the loop shuts it down
+        when it closes); what the first request would import is imported now
+        (see :mod:`._warm`)."""
+        pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="speakstream-io")
+        asyncio.get_running_loop().set_default_executor(pool)
+        await start_threads(pool, IO_THREADS)
+        await warm_up()
         self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
         await self.encoders.start()
         store = await asyncio.to_thread(JobStore, self.settings.database)
