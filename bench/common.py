@@ -233,6 +233,12 @@ async def engine_ttfa(engine: Any, text: str) -> float:
     raise RuntimeError("the engine gave no audio")
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_status_mb(field: str, pid: int | str = "self") -> float:
     """A memory figure of ``/proc/PID/status`` in MB (``"VmRSS"``, ``"VmHWM"``: peak RSS;
     ``ru_maxrss`` would include a parent's peak before the exec); NaN when absent."""

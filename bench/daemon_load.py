@@ -48,7 +48,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -60,6 +59,7 @@ from bench.common import (
     llm_reply,
     median,
     proc_status_mb,
+    process_cpu_s,
     short_answer,
     summary,
 )
@@ -132,12 +132,6 @@ def _on_event(row: dict[str, Any], event: str, data: dict[str, Any]) -> None:
         row["done_at"] = time.monotonic()
         if data.get("error") and row["error"] is None:
             row["error"] = data["error"]
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _burst(url: str, clients: int, slow: int = 0) -> list[dict[str, Any]]:
@@ -213,11 +207,12 @@ def run(quick: bool = False, *, clients: int | None = None, slow: int = 0) -> di
             asyncio.run(_wait_ready(url))
             idle_mb = proc_status_mb("VmHWM", proc.pid)
             load_before = os.getloadavg()[0]
-            started, cpu_here, cpu_daemon = time.monotonic(), time.process_time(), _cpu_s(proc.pid)
+            started, cpu_here = time.monotonic(), time.process_time()
+            cpu_daemon = process_cpu_s(proc.pid)
             rows = asyncio.run(_burst(url, clients, slow))
             burst_s = time.monotonic() - started
             cpu_here = time.process_time() - cpu_here
-            cpu_daemon = _cpu_s(proc.pid) - cpu_daemon
+            cpu_daemon = process_cpu_s(proc.pid) - cpu_daemon
             peak_mb = proc_status_mb("VmHWM", proc.pid)
             load = [load_before, os.getloadavg()[0]]
         finally:

@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import alice_chapter_1, engine_ttfa, median
+from bench.common import alice_chapter_1, engine_ttfa, median, process_cpu_s
 
 RUNS = 7
 INPUT_CHARS = 3000
@@ -108,13 +108,6 @@ def _speech_ttfb(http: httpx.Client, url: str, text: str, fmt: str) -> tuple[flo
     raise RuntimeError("empty body")
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (and its threads) so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _settle(http: httpx.Client, url: str, run_id: str, pid: int) -> None:
     """Wait (bounded) until the cancelled run has ended and the daemon is idle
     (an engine finishes the sentence it is on: ONNX cannot be interrupted), so
@@ -125,9 +118,9 @@ def _settle(http: httpx.Client, url: str, run_id: str, pid: int) -> None:
             break
         time.sleep(0.05)
     while time.monotonic() < deadline:
-        before = _cpu_s(pid)
+        before = process_cpu_s(pid)
         time.sleep(0.2)
-        if _cpu_s(pid) - before < 0.02:  # < 10 % of one core: idle
+        if process_cpu_s(pid) - before < 0.02:  # < 10 % of one core: idle
             return
 
 

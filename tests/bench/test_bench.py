@@ -118,3 +118,15 @@ def test_peers_stream_replays_the_answer_losslessly() -> None:
     stream.tokens = stream.tokens[:3]
     assert "".join(stream.sync()) == "".join(tokenize(short_answer())[:3])
     assert stream.complete_at(1) == stream.sent[0][0]
+
+
+def test_the_relay_floor_delivers_every_token_and_the_disk_floor_times_every_write() -> None:
+    from bench.common import short_answer
+    from bench.daemon_floor import disk_floor, relay_floor
+
+    relay = relay_floor(clients=3)
+    assert relay["tokens_relayed"] == 3 * len(tokenize(short_answer()))
+    assert relay["token_delivery_ms"]["n"] == relay["tokens_relayed"]  # each one arrived
+    assert relay["cpu_s_per_1000_tokens"] > 0
+    disk = disk_floor(writes=3)
+    assert disk["write_done_ms"]["n"] == 3 and disk["write_done_ms"]["min"] > 0

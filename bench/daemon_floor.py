@@ -1,0 +1,208 @@
+"""Scenario 7's floors: what a burst of 100 clients costs with nothing of ours in the way.
+
+Two limits of this machine, to read ``bench/daemon_load.py``'s figures against:
+
+- *relay*: the same :class:`~bench.common.TimedLLMServer` (Ollama NDJSON, TTFT
+  200 ms, 40 tokens/s, :func:`~bench.common.short_answer`) and the same
+  100 aiohttp SSE clients, but the server is a bare relay: a plain ASGI app
+  under uvicorn (as ``speakstream serve`` runs: uvloop and httptools when
+  installed, a child process: ``python -m bench.daemon_floor relay URL``)
+  that opens each answer's LLM stream with aiohttp, splits lines,
+  ``json.loads`` each and writes one SSE ``token`` event per network chunk.
+  No sentence buffer, no synthesis, no files, no FastAPI. Reported: the
+  relay's CPU seconds per 1,000 tokens (as ``daemon_load`` reports the
+  daemon's) and each token's delivery latency (the fake server sent it ->
+  a client parsed its event; ``time.monotonic`` is system-wide).
+- *disk*: segment 0 of ``CLIENTS`` runs written at once as the daemon writes
+  it: one :class:`output.SegmentWriter` per run directory (the file written
+  and fsynced under a temporary name, linked into place, its manifest line
+  appended and fsynced), each on a thread of its own (as parallel as the
+  disk allows; the daemon has 64 I/O threads), a short tone like the fast
+  fake engine's (0.05 s, 22,050 Hz). Reported: each write's time from
+  the common start to its return, in ms; its p99 is how soon the last of a
+  burst's first files can be durable, before any ``audio`` event that
+  promises one.
+
+Run it with ``python -m bench.daemon_floor`` (prints JSON).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import json
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.common import TimedLLMServer, llm_reply, process_cpu_s, short_answer, summary
+from bench.daemon_load import CLIENTS
+from llm import SSEDecoder
+from output import SegmentWriter
+from tests.fakes.engine import tone_wav
+from tts import SynthesizedAudio
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Relay:
+    """The bare relay ASGI app (see the module docstring); ``llm_url``: the fake server."""
+
+    def __init__(self, llm_url: str) -> None:
+        self.llm_url = llm_url
+        self.http: aiohttp.ClientSession | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+                await send({"type": "lifespan.startup.complete"})
+            assert self.http is not None
+            await self.http.close()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})  # fmt: skip
+        if scope["path"] == "/v1/speak":
+            await self._relay(json.loads(body)["message"], send)
+        await send({"type": "http.response.body", "body": b"event: done\ndata: {}\n\n"})
+
+    async def _relay(self, message: str, send: Send) -> None:
+        assert self.http is not None
+        request = {"model": "fake", "stream": True,
+                   "messages": [{"role": "user", "content": message}]}  # fmt: skip
+        seq, rest = 0, b""
+        async with self.http.post(self.llm_url + "/api/chat", json=request) as response:
+            async for data in response.content.iter_any():
+                *lines, rest = (rest + data).split(b"\n")
+                events = []
+                for line in lines:
+                    text = json.loads(line)["message"]["content"] if line.strip() else ""
+                    if text:
+                        seq += 1
+                        events.append(f"id: {seq}\nevent: token\ndata: "
+                                      f"{json.dumps({'text': text})}\n\n")  # fmt: skip
+                if events:
+                    await send({"type": "http.response.body", "more_body": True,
+                                "body": "".join(events).encode()})  # fmt: skip
+
+
+def relay(llm_url: str) -> None:
+    """Child process: the bare relay on a free loopback port (printed on stdout)."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(512)
+    print(sock.getsockname()[1], flush=True)
+    config = uvicorn.Config(Relay(llm_url), log_level="warning", lifespan="on", backlog=512)
+    with contextlib.suppress(KeyboardInterrupt):  # SIGINT from the parent: a clean stop
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+async def _client(http: aiohttp.ClientSession, url: str, message: str) -> list[float]:
+    """When each ``token`` event arrived (``time.monotonic``)."""
+    arrived: list[float] = []
+    decoder, utf8 = SSEDecoder(), codecs.getincrementaldecoder("utf-8")()
+    async with http.post(url + "/v1/speak", json={"message": message}) as response:
+        response.raise_for_status()
+        async for data in response.content.iter_any():
+            for event in decoder.feed(utf8.decode(data)):
+                if event.event == "token":
+                    arrived.append(time.monotonic())
+    return arrived
+
+
+async def _ready(url: str) -> None:
+    """One request answered: the child's start-up is over (its socket listened
+    before the port was printed, so the request waits for it, never fails)."""
+    async with aiohttp.ClientSession() as http, http.post(url + "/ready", data=b"") as response:
+        await response.read()
+
+
+async def _burst(url: str, clients: int) -> dict[str, list[float]]:
+    messages = [f"Client {n}: how does a bicycle stay up?" for n in range(clients)]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        arrivals = await asyncio.gather(*(_client(http, url, m) for m in messages))
+    return dict(zip(messages, arrivals, strict=True))
+
+
+def relay_floor(clients: int = CLIENTS) -> dict[str, Any]:
+    """One burst of ``clients`` against the bare relay (see the module docstring)."""
+    reply = llm_reply(short_answer(), ttft_s=0.2, tokens_per_s=40.0)
+    with TimedLLMServer(reply) as server:
+        with subprocess.Popen([sys.executable, "-m", "bench.daemon_floor", "relay", server.url],
+                              stdout=subprocess.PIPE, text=True) as proc:  # fmt: skip
+            try:
+                assert proc.stdout is not None
+                url = f"http://127.0.0.1:{int(proc.stdout.readline())}"
+                asyncio.run(_ready(url))
+                cpu = process_cpu_s(proc.pid)
+                arrivals = asyncio.run(_burst(url, clients))
+                cpu = process_cpu_s(proc.pid) - cpu
+            finally:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        latency, tokens = [], 0
+        for rec in server.requests:
+            messages = (rec.json or {}).get("messages") or [{}]
+            sent = server.token_times(rec)
+            received = arrivals.get(messages[-1].get("content"), [])
+            tokens += len(sent)
+            # The relay writes every delta it reads: the k-th event is the k-th token.
+            latency += [1000 * (got - at) for (at, _), got in zip(sent, received, strict=False)]
+    return {"clients": clients, "tokens_relayed": tokens, "cpu_s": cpu,
+            "cpu_s_per_1000_tokens": 1000 * cpu / tokens if tokens else None,
+            "token_delivery_ms": summary(latency) if latency else None}  # fmt: skip
+
+
+def disk_floor(writes: int = CLIENTS) -> dict[str, Any]:
+    """``writes`` runs' segment 0 written at once (see the module docstring)."""
+    audio = SynthesizedAudio(data=tone_wav(0.05, sample_rate=22050), format="wav",
+                             sample_rate=22050, channels=1, duration_s=0.05, engine="fake",
+                             text="Bicycles stay up because they steer.")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="speakstream-bench-disk-") as base:
+        writers = [SegmentWriter(Path(base) / f"run{n}", run_subdir=False)
+                   for n in range(writes)]  # fmt: skip
+
+        def write(writer: SegmentWriter) -> float:
+            writer.write(0, audio, text=audio.text or "")
+            return time.monotonic()
+
+        with ThreadPoolExecutor(writes) as pool:
+            list(pool.map(time.sleep, [0.01] * writes))  # the threads started beforehand
+            started = time.monotonic()
+            finished = list(pool.map(write, writers))
+        for writer in writers:
+            writer.close()
+    return {"writes": writes,
+            "write_done_ms": summary([1000 * (at - started) for at in finished])}  # fmt: skip
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["relay"]:
+        relay(sys.argv[2])
+    else:
+        print(json.dumps({"relay": relay_floor(), "disk": disk_floor()}, indent=1))
