@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import llm
@@ -19,7 +18,7 @@ from ._runs import RunRegistry
 from ._settings import DaemonSettings
 from ._source import ClientLease, PipelineSource
 from ._spares import SpareEncoders
-from ._warm import start_threads, warm_up
+from ._warm import started_pool, warm_up
 
 logger = logging.getLogger("speakstream.daemon")
 
@@ -114,9 +113,8 @@ class DaemonState:
         :data:`IO_THREADS` threads, all started now (the loop shuts it down
         when it closes); what the first request would import is imported now
         (see :mod:`._warm`)."""
-        pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="speakstream-io")
+        pool = await started_pool(IO_THREADS, "speakstream-io")
         asyncio.get_running_loop().set_default_executor(pool)
-        await start_threads(pool, IO_THREADS)
         await warm_up()
         self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
         await self.encoders.start()

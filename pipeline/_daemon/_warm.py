@@ -24,17 +24,29 @@ from .._sentence_buffer import split_sentences
 _START_TIMEOUT_S = 30.0
 
 
-async def start_threads(pool: ThreadPoolExecutor, count: int) -> None:
-    """Start ``count`` threads of ``pool`` now (``ThreadPoolExecutor`` starts one
-    per submit while none is idle, so each of ``count`` tasks waits for the
-    others: no thread is idle before all ``count`` run).
+async def started_pool(count: int, name: str) -> ThreadPoolExecutor:
+    """A ``ThreadPoolExecutor`` of ``count`` threads (named ``name_<n>``), all
+    started before it is returned (``ThreadPoolExecutor`` starts one thread
+    per submit while none is idle, so each of ``count`` tasks waits at a
+    barrier for the others: no thread is idle before all ``count`` run).
+
+    If the start fails or is cancelled, the barrier is broken (every started
+    thread returns at once) and the pool is shut down before the error
+    propagates.
 
     Raises:
-        threading.BrokenBarrierError: they did not all start within 30 s.
+        threading.BrokenBarrierError: the threads did not all start within 30 s.
     """
+    pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix=name)
     barrier = threading.Barrier(count, timeout=_START_TIMEOUT_S)
-    futures = [asyncio.wrap_future(pool.submit(barrier.wait)) for _ in range(count)]
-    await asyncio.gather(*futures)
+    try:
+        await asyncio.gather(*(asyncio.wrap_future(pool.submit(barrier.wait))
+                               for _ in range(count)))  # fmt: skip
+    except BaseException:
+        barrier.abort()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    return pool
 
 
 async def warm_up() -> None:

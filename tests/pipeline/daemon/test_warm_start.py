@@ -7,11 +7,16 @@ import anyio's backend itself)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+import pytest
+
+from pipeline._daemon import _warm
 from pipeline._daemon._state import IO_THREADS
 
 _CHILD = """
@@ -55,3 +60,27 @@ def test_a_fresh_daemon_starts_its_io_threads_and_imports_before_the_first_reque
     assert report["before"] == {"anyio._backends._asyncio": False, "punkt": False}
     assert report["after"] == {"anyio._backends._asyncio": True, "punkt": True}
     assert report["io_threads"] == IO_THREADS
+
+
+async def test_a_cancelled_start_releases_the_threads_it_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cancelled while its threads wait for each other (here for a party that
+    never comes), the start breaks their barrier: they end now, not after the
+    barrier's 30 s timeout, and the daemon's shutdown does not wait for them."""
+    barrier = threading.Barrier
+    monkeypatch.setattr(_warm.threading, "Barrier",
+                        lambda parties, timeout: barrier(parties + 1, timeout=timeout))
+    start = asyncio.create_task(_warm.started_pool(3, "warm-test"))
+
+    def waiting() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith("warm-test")]
+
+    while len(waiting()) < 3:
+        await asyncio.sleep(0.01)
+    start.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await start
+    for thread in waiting():
+        thread.join(10)  # a bound, far below the barrier's 30 s
+        assert not thread.is_alive()
