@@ -18,9 +18,13 @@ import contextlib
 import os
 import platform
 import re
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +235,42 @@ async def engine_ttfa(engine: Any, text: str) -> float:
         async for _ in stream:
             return time.perf_counter() - start
     raise RuntimeError("the engine gave no audio")
+
+
+def serve_on_free_port(app: Any, **uvicorn_options: Any) -> None:
+    """Run ASGI ``app`` under uvicorn on a free loopback port until SIGINT
+    (a child process's main: the port is printed on stdout first). The socket
+    listens before the port is printed, so a client may connect at once; uvicorn
+    uses its defaults (uvloop and httptools when installed), a backlog of 512."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(512)
+    print(sock.getsockname()[1], flush=True)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", backlog=512,
+                            **uvicorn_options)  # fmt: skip
+    with contextlib.suppress(KeyboardInterrupt):  # SIGINT from the parent: a clean stop
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+@contextlib.contextmanager
+def child_server(module: str, *args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``python -m <module> <args>`` from the repository root, whose first line on
+    stdout is its port (see :func:`serve_on_free_port`): yields its URL and the
+    process; on exit SIGINT, then a kill if it has not ended within 30 s."""
+    with subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT,
+                          stdout=subprocess.PIPE, text=True) as proc:  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            yield f"http://127.0.0.1:{int(proc.stdout.readline())}", proc
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def process_cpu_s(pid: int) -> float:

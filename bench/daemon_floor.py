@@ -3,25 +3,29 @@
 Two limits of this machine, to read ``bench/daemon_load.py``'s figures against:
 
 - *relay*: the same :class:`~bench.common.TimedLLMServer` (Ollama NDJSON, TTFT
-  200 ms, 40 tokens/s, :func:`~bench.common.short_answer`) and the same
-  100 aiohttp SSE clients, but the server is a bare relay: a plain ASGI app
+  200 ms, 40 tokens/s, :func:`~bench.common.short_answer`) and 100 aiohttp
+  SSE clients (lighter than ``daemon_load``'s: they only time each ``token``
+  event), but the server is a bare relay: a plain ASGI app
   under uvicorn (as ``speakstream serve`` runs: uvloop and httptools when
   installed, a child process: ``python -m bench.daemon_floor relay URL``)
   that opens each answer's LLM stream with aiohttp, splits lines,
   ``json.loads`` each and writes one SSE ``token`` event per network chunk.
-  No sentence buffer, no synthesis, no files, no FastAPI. Reported: the
-  relay's CPU seconds per 1,000 tokens (as ``daemon_load`` reports the
-  daemon's) and each token's delivery latency (the fake server sent it ->
+  No sentence buffer, no synthesis, no files, no FastAPI. One answer is
+  relayed before the burst (start-up and first use not counted). Reported:
+  the relay's CPU seconds per 1,000 tokens (as ``daemon_load`` reports the
+  daemon's, whose figure also holds synthesis, files and fsyncs) and each
+  token's delivery latency (the fake server sent it ->
   a client parsed its event; ``time.monotonic`` is system-wide).
 - *disk*: segment 0 of ``CLIENTS`` runs written at once as the daemon writes
   it: one :class:`output.SegmentWriter` per run directory (the file written
   and fsynced under a temporary name, linked into place, its manifest line
-  appended and fsynced), each on a thread of its own (as parallel as the
-  disk allows; the daemon has 64 I/O threads), a short tone like the fast
-  fake engine's (0.05 s, 22,050 Hz). Reported: each write's time from
-  the common start to its return, in ms; its p99 is how soon the last of a
-  burst's first files can be durable, before any ``audio`` event that
-  promises one.
+  appended and fsynced), a short tone like the fast fake engine's (0.05 s,
+  22,050 Hz), on thread pools of :data:`POOLS` sizes (the disk's journal
+  serialises fsyncs: more threads are not faster), each pool's threads
+  started beforehand. Reported: each write's time from the common start to
+  its return, in ms, per pool size; ``last_write_ms``, the best pool's
+  maximum, is how soon the last of a burst's first files can be durable,
+  before any ``audio`` event that promises one.
 
 Run it with ``python -m bench.daemon_floor`` (prints JSON).
 """
@@ -30,31 +34,38 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import contextlib
 import json
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from starlette.types import Receive, Scope, Send
 
-from bench.common import TimedLLMServer, llm_reply, process_cpu_s, short_answer, summary
+from bench.common import (
+    TimedLLMServer,
+    child_server,
+    llm_reply,
+    process_cpu_s,
+    serve_on_free_port,
+    short_answer,
+    summary,
+)
 from bench.daemon_load import CLIENTS
 from llm import SSEDecoder
 from output import SegmentWriter
 from tests.fakes.engine import tone_wav
 from tts import SynthesizedAudio
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+#: Thread pool sizes the disk floor tries (the daemon's has 64 threads).
+POOLS = (4, 16, 64, 100)
+
+#: The message of the request made before the burst (its tokens are not counted).
+WARM_UP = "warm up"
 
 
 class Relay:
@@ -107,16 +118,7 @@ class Relay:
 
 def relay(llm_url: str) -> None:
     """Child process: the bare relay on a free loopback port (printed on stdout)."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(512)
-    print(sock.getsockname()[1], flush=True)
-    config = uvicorn.Config(Relay(llm_url), log_level="warning", lifespan="on", backlog=512)
-    with contextlib.suppress(KeyboardInterrupt):  # SIGINT from the parent: a clean stop
-        uvicorn.Server(config).run(sockets=[sock])
+    serve_on_free_port(Relay(llm_url))
 
 
 async def _client(http: aiohttp.ClientSession, url: str, message: str) -> list[float]:
@@ -132,11 +134,11 @@ async def _client(http: aiohttp.ClientSession, url: str, message: str) -> list[f
     return arrived
 
 
-async def _ready(url: str) -> None:
-    """One request answered: the child's start-up is over (its socket listened
-    before the port was printed, so the request waits for it, never fails)."""
-    async with aiohttp.ClientSession() as http, http.post(url + "/ready", data=b"") as response:
-        await response.read()
+async def _warm_up(url: str) -> None:
+    """One answer relayed before the burst: the child's start-up and first use
+    (its first LLM connection, imports) are not counted."""
+    async with aiohttp.ClientSession() as http:
+        await _client(http, url, WARM_UP)
 
 
 async def _burst(url: str, clients: int) -> dict[str, list[float]]:
@@ -150,24 +152,16 @@ def relay_floor(clients: int = CLIENTS) -> dict[str, Any]:
     """One burst of ``clients`` against the bare relay (see the module docstring)."""
     reply = llm_reply(short_answer(), ttft_s=0.2, tokens_per_s=40.0)
     with TimedLLMServer(reply) as server:
-        with subprocess.Popen([sys.executable, "-m", "bench.daemon_floor", "relay", server.url],
-                              stdout=subprocess.PIPE, text=True) as proc:  # fmt: skip
-            try:
-                assert proc.stdout is not None
-                url = f"http://127.0.0.1:{int(proc.stdout.readline())}"
-                asyncio.run(_ready(url))
-                cpu = process_cpu_s(proc.pid)
-                arrivals = asyncio.run(_burst(url, clients))
-                cpu = process_cpu_s(proc.pid) - cpu
-            finally:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        with child_server("bench.daemon_floor", "relay", server.url) as (url, proc):
+            asyncio.run(_warm_up(url))
+            cpu = process_cpu_s(proc.pid)
+            arrivals = asyncio.run(_burst(url, clients))
+            cpu = process_cpu_s(proc.pid) - cpu
         latency, tokens = [], 0
         for rec in server.requests:
             messages = (rec.json or {}).get("messages") or [{}]
+            if messages[-1].get("content") == WARM_UP:
+                continue
             sent = server.token_times(rec)
             received = arrivals.get(messages[-1].get("content"), [])
             tokens += len(sent)
@@ -178,27 +172,34 @@ def relay_floor(clients: int = CLIENTS) -> dict[str, Any]:
             "token_delivery_ms": summary(latency) if latency else None}  # fmt: skip
 
 
-def disk_floor(writes: int = CLIENTS) -> dict[str, Any]:
-    """``writes`` runs' segment 0 written at once (see the module docstring)."""
+def disk_floor(writes: int = CLIENTS, threads: tuple[int, ...] = POOLS) -> dict[str, Any]:
+    """``writes`` runs' segment 0 written at once, on a pool of each size in
+    ``threads`` (see the module docstring); ``last_write_ms``: the best pool's."""
     audio = SynthesizedAudio(data=tone_wav(0.05, sample_rate=22050), format="wav",
                              sample_rate=22050, channels=1, duration_s=0.05, engine="fake",
                              text="Bicycles stay up because they steer.")  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="speakstream-bench-disk-") as base:
-        writers = [SegmentWriter(Path(base) / f"run{n}", run_subdir=False)
-                   for n in range(writes)]  # fmt: skip
+    pools = {}
+    for size in threads:
+        with tempfile.TemporaryDirectory(prefix="speakstream-bench-disk-") as base:
+            writers = [SegmentWriter(Path(base) / f"run{n}", run_subdir=False)
+                       for n in range(writes)]  # fmt: skip
 
-        def write(writer: SegmentWriter) -> float:
-            writer.write(0, audio, text=audio.text or "")
-            return time.monotonic()
+            def write(writer: SegmentWriter) -> float:
+                writer.write(0, audio, text=audio.text or "")
+                return time.monotonic()
 
-        with ThreadPoolExecutor(writes) as pool:
-            list(pool.map(time.sleep, [0.01] * writes))  # the threads started beforehand
-            started = time.monotonic()
-            finished = list(pool.map(write, writers))
-        for writer in writers:
-            writer.close()
-    return {"writes": writes,
-            "write_done_ms": summary([1000 * (at - started) for at in finished])}  # fmt: skip
+            with ThreadPoolExecutor(size) as pool:
+                # Every thread started first: each waits at the barrier until all run.
+                barrier = threading.Barrier(size, timeout=30)
+                for waited in [pool.submit(barrier.wait) for _ in range(size)]:
+                    waited.result()
+                started = time.monotonic()
+                finished = list(pool.map(write, writers))
+            for writer in writers:
+                writer.close()
+        pools[str(size)] = summary([1000 * (at - started) for at in finished])
+    return {"writes": writes, "write_done_ms_by_threads": pools,
+            "last_write_ms": min(p["max"] for p in pools.values())}  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -42,9 +42,7 @@ import codecs
 import contextlib
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,11 +53,13 @@ import httpx
 
 from bench.common import (
     TimedLLMServer,
+    child_server,
     complete_at,
     llm_reply,
     median,
     proc_status_mb,
     process_cpu_s,
+    serve_on_free_port,
     short_answer,
     summary,
 )
@@ -73,8 +73,6 @@ BURST_TIMEOUT_S = 120.0
 
 def serve(llm_url: str) -> None:
     """Child process: the daemon app on a free loopback port (printed on stdout)."""
-    import uvicorn
-
     from pipeline import StreamingConfig
     from pipeline.daemon import DaemonSettings, create_app
 
@@ -84,15 +82,7 @@ def serve(llm_url: str) -> None:
         llm_config={"base_url": llm_url, "model": "fake"},
         streaming_config=StreamingConfig(output_dir=out),
     )  # fmt: skip
-    app = create_app(settings, tts_engine=fast_engine(), freeze_gc=True)  # as `serve` does
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(512)
-    print(sock.getsockname()[1], flush=True)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", backlog=512)
-    with contextlib.suppress(KeyboardInterrupt):  # SIGINT from the parent: a clean stop
-        uvicorn.Server(config).run(sockets=[sock])
+    serve_on_free_port(create_app(settings, tts_engine=fast_engine(), freeze_gc=True))
 
 
 async def _client(http: aiohttp.ClientSession, url: str, n: int) -> dict[str, Any]:
@@ -199,11 +189,7 @@ def run(quick: bool = False, *, clients: int | None = None, slow: int = 0) -> di
     clients = clients or (20 if quick else CLIENTS)
     reply = llm_reply(short_answer(), ttft_s=0.2, tokens_per_s=40.0)
     with TimedLLMServer(reply) as server:
-        proc = subprocess.Popen([sys.executable, "-m", "bench.daemon_load", "serve", server.url],
-                                stdout=subprocess.PIPE, text=True)  # fmt: skip
-        try:
-            assert proc.stdout is not None
-            url = f"http://127.0.0.1:{int(proc.stdout.readline())}"
+        with child_server("bench.daemon_load", "serve", server.url) as (url, proc):
             asyncio.run(_wait_ready(url))
             idle_mb = proc_status_mb("VmHWM", proc.pid)
             load_before = os.getloadavg()[0]
@@ -215,13 +201,6 @@ def run(quick: bool = False, *, clients: int | None = None, slow: int = 0) -> di
             cpu_daemon = process_cpu_s(proc.pid) - cpu_daemon
             peak_mb = proc_status_mb("VmHWM", proc.pid)
             load = [load_before, os.getloadavg()[0]]
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
         by_message = {}
         for rec in server.requests:
             messages = (rec.json or {}).get("messages") or [{}]
@@ -278,7 +257,7 @@ def pair(clients: int = CLIENTS, slow: int = 20, rounds: int = 3) -> dict[str, A
     def p95(result: dict[str, Any], key: str) -> float:
         return float(result[key]["p95"])
 
-    pairs = []
+    pairs: list[dict[str, Any]] = []
     for n in range(rounds):
         if n % 2 == 0:
             without, with_slow = run(clients=clients, slow=0), run(clients=clients, slow=slow)
