@@ -68,19 +68,23 @@ async def test_a_cancelled_start_releases_the_threads_it_started(
     """Cancelled while its threads wait for each other (here for a party that
     never comes), the start breaks their barrier: they end now, not after the
     barrier's 30 s timeout, and the daemon's shutdown does not wait for them."""
-    barrier = threading.Barrier
-    monkeypatch.setattr(_warm.threading, "Barrier",
-                        lambda parties, timeout: barrier(parties + 1, timeout=timeout))
+    loop, all_started = asyncio.get_running_loop(), asyncio.Event()
+
+    class NeverFull(threading.Barrier):
+        def __init__(self, parties: int, timeout: float) -> None:
+            super().__init__(parties + 1, timeout=timeout)
+
+        def wait(self, timeout: float | None = None) -> int:
+            if self.n_waiting + 2 == self.parties:  # the last thread the pool starts
+                loop.call_soon_threadsafe(all_started.set)
+            return super().wait(timeout)
+
+    monkeypatch.setattr(_warm.threading, "Barrier", NeverFull)
     start = asyncio.create_task(_warm.started_pool(3, "warm-test"))
-
-    def waiting() -> list[threading.Thread]:
-        return [t for t in threading.enumerate() if t.name.startswith("warm-test")]
-
-    while len(waiting()) < 3:
-        await asyncio.sleep(0.01)
+    await all_started.wait()
     start.cancel()
     with pytest.raises(asyncio.CancelledError):
         await start
-    for thread in waiting():
+    for thread in [t for t in threading.enumerate() if t.name.startswith("warm-test")]:
         thread.join(10)  # a bound, far below the barrier's 30 s
         assert not thread.is_alive()
