@@ -259,12 +259,19 @@ def serve_on_free_port(app: Any, **uvicorn_options: Any) -> None:
 def child_server(module: str, *args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """``python -m <module> <args>`` from the repository root, whose first line on
     stdout is its port (see :func:`serve_on_free_port`): yields its URL and the
-    process; on exit SIGINT, then a kill if it has not ended within 30 s."""
+    process; on exit SIGINT, then a kill if it has not ended within 30 s.
+
+    Raises:
+        RuntimeError: the child's first line is not a port (it failed to start).
+    """
     with subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT,
                           stdout=subprocess.PIPE, text=True) as proc:  # fmt: skip
         try:
             assert proc.stdout is not None
-            yield f"http://127.0.0.1:{int(proc.stdout.readline())}", proc
+            line = proc.stdout.readline()
+            if not line.strip().isdigit():
+                raise RuntimeError(f"{module} gave no port (exit {proc.poll()}): {line!r}")
+            yield f"http://127.0.0.1:{int(line)}", proc
         finally:
             proc.send_signal(signal.SIGINT)
             try:

@@ -178,6 +178,9 @@ def disk_floor(writes: int = CLIENTS, threads: tuple[int, ...] = POOLS) -> dict[
     audio = SynthesizedAudio(data=tone_wav(0.05, sample_rate=22050), format="wav",
                              sample_rate=22050, channels=1, duration_s=0.05, engine="fake",
                              text="Bicycles stay up because they steer.")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="speakstream-bench-disk-") as base:
+        with SegmentWriter(Path(base), run_subdir=False) as writer:  # first use, not timed
+            writer.write(0, audio, text="warm")
     pools = {}
     for size in threads:
         with tempfile.TemporaryDirectory(prefix="speakstream-bench-disk-") as base:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -68,20 +69,24 @@ async def test_a_cancelled_start_releases_the_threads_it_started(
     """Cancelled while its threads wait for each other (here for a party that
     never comes), the start breaks their barrier: they end now, not after the
     barrier's 30 s timeout, and the daemon's shutdown does not wait for them."""
-    loop, all_started = asyncio.get_running_loop(), asyncio.Event()
+    loop, all_started, arrived = asyncio.get_running_loop(), asyncio.Event(), [0]
+
+    def one_arrived() -> None:  # on the loop: no race between the threads
+        arrived[0] += 1
+        if arrived[0] == 3:
+            all_started.set()
 
     class NeverFull(threading.Barrier):
         def __init__(self, parties: int, timeout: float) -> None:
             super().__init__(parties + 1, timeout=timeout)
 
         def wait(self, timeout: float | None = None) -> int:
-            if self.n_waiting + 2 == self.parties:  # the last thread the pool starts
-                loop.call_soon_threadsafe(all_started.set)
+            loop.call_soon_threadsafe(one_arrived)
             return super().wait(timeout)
 
-    monkeypatch.setattr(_warm.threading, "Barrier", NeverFull)
+    monkeypatch.setattr(_warm, "threading", SimpleNamespace(Barrier=NeverFull))
     start = asyncio.create_task(_warm.started_pool(3, "warm-test"))
-    await all_started.wait()
+    await asyncio.wait_for(all_started.wait(), 30)
     start.cancel()
     with pytest.raises(asyncio.CancelledError):
         await start
