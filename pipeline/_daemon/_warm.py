@@ -4,9 +4,10 @@ Measured in ``bench/daemon_load.py`` (a fresh daemon, 100 clients at once,
 py-spy at 1 kHz): before this, the first burst's event loop spent about 215 ms
 blocked in ``Thread.start`` (the I/O pool starting its threads one by one as
 the first segment files were written: each start waits for the new thread to
-take the GIL), about 230 ms importing anyio's asyncio backend (Starlette's
-first streaming response) and about 90 ms importing the sentence model,
-all on the loop, while the first segments waited to be cut and written.
+take the GIL) and about 320 ms importing: anyio's asyncio backend (Starlette's
+first streaming response) about 175 ms, the sentence model about 90 ms, the
+rest other modules; all on the loop, while the first segments waited to be
+cut and written.
 """
 
 from __future__ import annotations
