@@ -207,6 +207,8 @@ def disk_floor(writes: int = CLIENTS, threads: tuple[int, ...] = POOLS) -> dict[
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["relay"]:
+        if len(sys.argv) != 3:
+            sys.exit("usage: python -m bench.daemon_floor relay LLM_URL (a child of the bench)")
         relay(sys.argv[2])
     else:
         print(json.dumps({"relay": relay_floor(), "disk": disk_floor()}, indent=1))

@@ -284,6 +284,8 @@ def _option(name: str, default: int) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
+        if len(sys.argv) != 3:
+            sys.exit("usage: python -m bench.daemon_load serve LLM_URL (a child of the bench)")
         serve(sys.argv[2])
     elif "--pair" in sys.argv:
         print(json.dumps(pair(_option("--clients", CLIENTS), _option("--slow", 20),
