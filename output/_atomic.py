@@ -4,16 +4,21 @@ A crash at any point leaves either no file or the complete file under the final
 name, never a partial one. A hard crash (SIGKILL, power loss) may leave a temp
 file named ``.<final name>.<random>.tmp`` behind; it never has the final name.
 On any exception the temp file is removed.
+
+:func:`atomic_write_steps` is the same write in steps, for a group commit
+(:mod:`._commit`): it stops once, when the bytes are written, for the caller
+to make them durable, then moves the file to its final name.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ._commit import run_inline
 from ._errors import OutputExistsError
 
 
@@ -23,11 +28,13 @@ def temp_name(final: Path) -> Path:
 
 
 @contextmanager
-def atomic_path(final: Path, *, overwrite: bool) -> Iterator[Path]:
+def atomic_path(final: Path, *, overwrite: bool, sync: bool = True) -> Iterator[Path]:
     """Yield a temp path to fill; on success move it to ``final`` atomically.
 
     With ``overwrite=False`` the move is a hard link, which fails if ``final``
-    exists (no check-then-replace race), so nothing is ever replaced.
+    exists (no check-then-replace race), so nothing is ever replaced. With
+    ``sync=False`` the temp file is not fsynced before the move: the caller
+    made it durable already (see :func:`atomic_write_steps`).
 
     Raises:
         OutputExistsError: ``final`` exists and ``overwrite`` is false (the
@@ -36,8 +43,9 @@ def atomic_path(final: Path, *, overwrite: bool) -> Iterator[Path]:
     tmp = temp_name(final)
     try:
         yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        if sync:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
         if overwrite:
             os.replace(tmp, final)
         else:
@@ -55,8 +63,26 @@ def atomic_path(final: Path, *, overwrite: bool) -> Iterator[Path]:
 
 def atomic_write_bytes(final: Path, data: bytes, *, overwrite: bool) -> None:
     """Write ``data`` to ``final`` atomically (see :func:`atomic_path`)."""
-    with atomic_path(final, overwrite=overwrite) as tmp, open(tmp, "xb") as f:
+    run_inline(atomic_write_steps(final, data, overwrite=overwrite))
+
+
+def atomic_write_steps(final: Path, data: bytes, *, overwrite: bool) -> Generator[int, None, None]:
+    """:func:`atomic_write_bytes` in steps: writes ``data`` to the temp file, yields
+    its file descriptor once, and after resuming moves the file to ``final``.
+
+    The caller makes the bytes durable while the generator waits (``os.fsync``
+    of the descriptor, or one ``syncfs`` for many files); an ``OSError`` thrown
+    in there removes the temp file and propagates. Closing the generator early
+    removes the temp file too.
+
+    Raises:
+        OSError: the temp file could not be written, or what was thrown in.
+        OutputExistsError: as :func:`atomic_path`.
+    """
+    with atomic_path(final, overwrite=overwrite, sync=False) as tmp, open(tmp, "xb") as f:
         f.write(data)
+        f.flush()
+        yield f.fileno()
 
 
 def atomic_write_text(final: Path, text: str, *, overwrite: bool) -> None:

@@ -13,7 +13,7 @@ import itertools
 import json
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ class ManifestWriter:
     def __init__(self, path: Path, *, overwrite: bool = False) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._synced = threading.Condition(self._lock)  # notified when a step ends
+        self._pending = 0  # lines of append_steps written but not yet synced
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if overwrite else 0)
         self._fd: int | None = os.open(path, flags, 0o644)
 
@@ -64,27 +66,74 @@ class ManifestWriter:
             fd = self._fd
             if fd is None:
                 raise RuntimeError(f"manifest {self.path} is closed")
-            start = os.lseek(fd, 0, os.SEEK_END)
+            start = self._write_line(fd, pieces)
             try:
-                _write_blocks(fd, itertools.chain(pieces, ["\n"]))
                 os.fsync(fd)
             except OSError as exc:
-                try:
-                    os.ftruncate(fd, start)
-                except OSError as undo:  # the line may stay torn; read_manifest says where
-                    exc.add_note(f"could not cut the torn line off again: {undo}")
-                raise WriteError(
-                    f"cannot append to {self.path.name}: {exc.strerror or exc}",
-                    path=self.path, errno=exc.errno,
-                ) from exc
-            except BaseException:  # from ``pieces``: the half line must not stay
-                with contextlib.suppress(OSError):
-                    os.ftruncate(fd, start)
-                raise
+                raise self._cut(fd, start, exc) from exc
+
+    def append_steps(self, record: dict[str, Any]) -> Generator[int, None, None]:
+        """:meth:`append` in steps, for a group commit: writes the line, yields the
+        file's descriptor once for the caller to make it durable (``os.fsync``,
+        or one ``syncfs`` for many files), and returns when resumed.
+
+        An ``OSError`` thrown in at the yield cuts the line off again (and any
+        line appended after it meanwhile) and raises :class:`WriteError`.
+
+        Raises:
+            WriteError: the line could not be written, or its sync failed.
+            RuntimeError: the manifest is closed.
+        """
+        with self._lock:
+            fd = self._fd
+            if fd is None:
+                raise RuntimeError(f"manifest {self.path} is closed")
+            start = self._write_line(fd, [json.dumps(record, ensure_ascii=False,
+                                                     allow_nan=False)])
+            self._pending += 1  # close() waits: the descriptor stays valid for the sync
+        try:
+            yield fd  # not under the lock: other lines may join the same sync
+        except OSError as exc:
+            with self._lock:
+                raise self._cut(fd, start, exc) from exc
+        finally:
+            with self._lock:
+                self._pending -= 1
+                self._synced.notify_all()
+
+    def _write_line(self, fd: int, pieces: Iterable[str]) -> int:
+        """Write ``pieces`` and a newline at the end of the file (the lock held);
+        returns where the line began. A failed write is cut off again."""
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            _write_blocks(fd, itertools.chain(pieces, ["\n"]))
+        except OSError as exc:
+            raise self._cut(fd, start, exc) from exc
+        except BaseException:  # from ``pieces``: the half line must not stay
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            raise
+        return start
+
+    def _cut(self, fd: int, start: int, exc: OSError) -> WriteError:
+        """Cut the file back to ``start`` (when it reaches past it) after ``exc``;
+        the :class:`WriteError` to raise."""
+        try:
+            if os.fstat(fd).st_size > start:  # never extend: an earlier cut came first
+                os.ftruncate(fd, start)
+        except OSError as undo:  # the line may stay torn; read_manifest says where
+            exc.add_note(f"could not cut the torn line off again: {undo}")
+        return WriteError(
+            f"cannot append to {self.path.name}: {exc.strerror or exc}",
+            path=self.path, errno=exc.errno,
+        )
 
     def close(self) -> None:
-        """Close the file. Idempotent; never raises for a full disk (nothing is buffered)."""
+        """Close the file, once the lines of :meth:`append_steps` in progress are
+        synced. Idempotent; never raises for a full disk (nothing is buffered)."""
         with self._lock:
+            while self._pending:
+                self._synced.wait()
             if self._fd is not None:
                 fd, self._fd = self._fd, None
                 os.close(fd)

@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import re
 import threading
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -14,7 +15,8 @@ from typing import Any
 
 from tts import SynthesizedAudio, WordBoundary
 
-from ._atomic import atomic_write_bytes
+from ._atomic import atomic_write_steps
+from ._commit import COMMITTER, run_inline
 from ._errors import FormatError, OutputExistsError, WriteError
 from ._formats import check_format, convert
 from ._manifest import (
@@ -176,6 +178,8 @@ class SegmentWriter:
             self._kept = self._compact()
         self._manifest = ManifestWriter(self.manifest_path, overwrite=overwrite and not resume)
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # notified when a write ends
+        self._pending = 0  # writes past their checks, not yet landed or failed
         self._segments: list[WrittenSegment] = []
         self._closed = False
 
@@ -233,7 +237,7 @@ class SegmentWriter:
         text: str,
         extra: dict[str, Any] | None = None,
     ) -> WrittenSegment:
-        """Write segment ``index`` and append its manifest line.
+        """Write segment ``index`` and append its manifest line (each fsynced).
 
         ``extra`` holds JSON-serialisable fields added to the manifest record.
 
@@ -252,15 +256,49 @@ class SegmentWriter:
                 run with ``run_subdir=False``) and ``overwrite`` is false.
             RuntimeError: the writer is closed.
         """
+        return run_inline(self._steps(index, self._convert(index, audio, text), audio, text,
+                                      extra))
+
+    async def awrite(
+        self,
+        index: int,
+        audio: SynthesizedAudio,
+        *,
+        text: str,
+        extra: dict[str, Any] | None = None,
+    ) -> WrittenSegment:
+        """:meth:`write`, made durable by the process's group commit (see
+        :mod:`output._commit`): one filesystem sync for every write waiting with
+        it, in one thread; a format conversion runs in a worker thread first.
+        Same arguments, result and errors as :meth:`write`."""
+        if audio.format == self.format:  # no conversion: a header check only
+            converted = self._convert(index, audio, text)
+        else:
+            converted = await asyncio.to_thread(self._convert, index, audio, text)
+        return await COMMITTER.run(self._steps(index, converted, audio, text, extra))
+
+    def _convert(self, index: int, audio: SynthesizedAudio, text: str) -> SynthesizedAudio:
+        """``audio`` in the writer's format (FormatError: a "failed" line, then raised)."""
         if self._closed:
             raise RuntimeError("SegmentWriter is closed")
         if isinstance(index, bool) or not isinstance(index, int) or index < 0:
             raise ValueError(f"index must be an int >= 0, got {index!r}")
         try:
-            converted = convert(audio, self.format)
+            return convert(audio, self.format)
         except FormatError as exc:
             self._append_failed(index, text, audio, exc)
             raise
+
+    def _steps(
+        self,
+        index: int,
+        converted: SynthesizedAudio,
+        audio: SynthesizedAudio,
+        text: str,
+        extra: dict[str, Any] | None,
+    ) -> Generator[int, None, WrittenSegment]:
+        """The write of one segment, in steps (see :mod:`output._commit`): yields the
+        file's descriptor, then the manifest's, each to be made durable."""
         path = self.path_for(index)
         written = WrittenSegment(
             index=index,
@@ -282,30 +320,39 @@ class SegmentWriter:
             kept = self._kept.pop(index, None)
             if kept is not None and kept["text"] == text and path.is_file():
                 self._kept[index] = kept  # finished by the earlier run: file and line stay
-                self._count += 1
-                self._duration_s += written.duration_s
-                if self._keep_records:
-                    self._segments.append(written)
+                self._landed(written)
                 return written
             self._replaced = self._replaced or kept is not None
+            self._pending += 1  # close() waits for this write
+        try:
             try:
-                atomic_write_bytes(path, converted.data, overwrite=self._config.overwrite)
+                yield from atomic_write_steps(path, converted.data,
+                                              overwrite=self._config.overwrite)
             except OSError as exc:
                 error = WriteError(
                     f"cannot write {path.name}: {exc.strerror or exc}", path=path, errno=exc.errno
                 )
-                self._append_failed(index, text, audio, error, locked=True)
+                self._append_failed(index, text, audio, error)
                 raise error from exc
             try:
-                self._manifest.append(record)
+                yield from self._manifest.append_steps(record)
             except WriteError:
                 path.unlink(missing_ok=True)  # the manifest must agree with the files
                 raise
-            self._count += 1
-            self._duration_s += written.duration_s
-            if self._keep_records:
-                self._segments.append(written)
+            with self._lock:
+                self._landed(written)
+        finally:
+            with self._lock:
+                self._pending -= 1
+                self._idle.notify_all()
         return written
+
+    def _landed(self, written: WrittenSegment) -> None:
+        """Count a segment on disk (the lock held)."""
+        self._count += 1
+        self._duration_s += written.duration_s
+        if self._keep_records:
+            self._segments.append(written)
 
     def end_of_input(self, segments_total: int) -> None:
         """The run has exactly ``segments_total`` segments (indices below it).
@@ -357,17 +404,6 @@ class SegmentWriter:
         except WriteError as also:
             exc.add_note(f"its manifest line could not be written either: {also}")
 
-    async def awrite(
-        self,
-        index: int,
-        audio: SynthesizedAudio,
-        *,
-        text: str,
-        extra: dict[str, Any] | None = None,
-    ) -> WrittenSegment:
-        """:meth:`write` in a worker thread (same arguments, result and errors)."""
-        return await asyncio.to_thread(self.write, index, audio, text=text, extra=extra)
-
     def close(self, summary: dict[str, Any] | None = None) -> None:
         """Append the summary line and close the manifest. Idempotent.
 
@@ -383,6 +419,10 @@ class SegmentWriter:
             raise ValueError("summary may not set 'type'")
         with self._lock:
             if self._closed:
+                return
+            while self._pending:  # writes in progress land first (and are counted)
+                self._idle.wait()
+            if self._closed:  # closed by another thread meanwhile
                 return
             self._closed = True
             try:

@@ -282,12 +282,11 @@ def test_a_segment_whose_line_cannot_be_written_leaves_no_file(
     writer = SegmentWriter(tmp_path, run_subdir=False)
     writer.write(0, tone_audio(440, 0.2), text="kept")
 
-    def full(self: ManifestWriter, record: dict) -> None:
-        raise WriteError("cannot append to manifest.jsonl: No space left on device",
-                         path=self.path, errno=errno.ENOSPC)
+    def full(fd: int, pieces: object) -> None:  # the disk takes no line any more
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(ManifestWriter, "append", full)
-    with pytest.raises(WriteError):
+    monkeypatch.setattr(manifest_mod, "_write_blocks", full)
+    with pytest.raises(WriteError, match="No space left"):
         writer.write(1, tone_audio(440, 0.2), text="lost")
     with pytest.raises(WriteError):
         writer.close({"status": "completed"})

@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -297,18 +297,18 @@ async def test_a_nul_in_the_answer_is_spoken_through_with_espeak(tmp_path: Path)
 def _fill_disk_from(monkeypatch: pytest.MonkeyPatch, first: int) -> list[str]:
     """Make the atomic file write fail with ENOSPC from the ``first``-th segment
     file on (an injected failing writer); returns the names it refused."""
-    real = atomic_mod.atomic_write_bytes
+    real = atomic_mod.atomic_write_steps
     refused: list[str] = []
 
-    def write(final: Path, data: bytes, *, overwrite: bool) -> None:
+    def write(final: Path, data: bytes, *, overwrite: bool) -> Generator[int, None, None]:
         if final.name.startswith("segment_") and int(final.stem.split("_")[1]) >= first:
             refused.append(final.name)
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(final, data, overwrite=overwrite)
+        return (yield from real(final, data, overwrite=overwrite))
 
     import output._writer as writer_mod
 
-    monkeypatch.setattr(writer_mod, "atomic_write_bytes", write)
+    monkeypatch.setattr(writer_mod, "atomic_write_steps", write)
     return refused
 
 

@@ -1,0 +1,142 @@
+"""Group commit: many segment writes made durable by one sync per round."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+from collections.abc import Generator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import output._commit as commit_mod
+from output import SegmentWriter, WriteError, read_manifest
+from output._commit import COMMITTER, commit, sync_descriptors
+from tests.output.conftest import tone_audio
+
+
+def _jobs(writers: list[SegmentWriter], per_writer: int) -> list[tuple[Any, Future[Any]]]:
+    jobs = []
+    for writer in writers:
+        for index in range(per_writer):
+            audio = tone_audio(300 + 50 * index, 0.1)
+            steps = writer._steps(index, audio, audio, f"s{index}", None)
+            jobs.append((steps, Future()))
+    return jobs
+
+
+def test_a_batch_of_writes_shares_one_sync_per_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twelve writes of three runs: one sync for the files, one for the manifest lines."""
+    rounds: list[list[int]] = []
+
+    def recording(fds: list[int]) -> dict[int, OSError]:
+        rounds.append(list(fds))
+        return sync_descriptors(fds)
+
+    monkeypatch.setattr(commit_mod, "sync_descriptors", recording)
+    writers = [SegmentWriter(tmp_path / f"run{n}", run_subdir=False) for n in range(3)]
+    jobs = _jobs(writers, per_writer=4)
+    commit(jobs)
+    assert [len(fds) for fds in rounds] == [12, 12]  # not 24 fsyncs, two syncs
+    for writer in writers:
+        writer.close()
+    assert [future.result().index for _, future in jobs] == [0, 1, 2, 3] * 3
+    for writer in writers:
+        records = read_manifest(writer.directory)
+        assert [r["index"] for r in records if r["type"] == "segment"] == [0, 1, 2, 3]
+        assert records[-1]["segments"] == 4
+        assert all(writer.path_for(i).is_file() for i in range(4))
+
+
+def test_a_failed_sync_fails_every_write_that_waited_on_it_and_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manifest lines' sync fails (EIO): no segment file stays, no line stays,
+    and each write's caller gets a WriteError; a later write works again."""
+    calls = 0
+
+    def second_round_fails(fds: list[int]) -> dict[int, OSError]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            return {fd: OSError(errno.EIO, "Input/output error") for fd in fds}
+        return sync_descriptors(fds)
+
+    monkeypatch.setattr(commit_mod, "sync_descriptors", second_round_fails)
+    writer = SegmentWriter(tmp_path, run_subdir=False)
+    jobs = _jobs([writer], per_writer=3)
+    commit(jobs)
+    for _, future in jobs:
+        with pytest.raises(WriteError, match="Input/output error"):
+            future.result()
+    assert not list(tmp_path.glob("segment_*")) and not list(tmp_path.glob(".*.tmp"))
+    assert read_manifest(tmp_path) == []
+    monkeypatch.undo()
+    writer.write(5, tone_audio(440, 0.1), text="later")
+    writer.close()
+    assert [r.get("index") for r in read_manifest(tmp_path)] == [5, None]
+
+
+def test_a_failed_file_sync_removes_the_temp_file_and_says_so_in_the_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commit_mod, "sync_descriptors",
+                        lambda fds: {fd: OSError(errno.EIO, "Input/output error") for fd in fds})
+    writer = SegmentWriter(tmp_path, run_subdir=False)
+    [(steps, future)] = _jobs([writer], per_writer=1)
+    commit([(steps, future)])
+    with pytest.raises(WriteError, match=r"segment_0000\.wav"):
+        future.result()
+    monkeypatch.undo()
+    writer.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.jsonl"]
+    assert [r["type"] for r in read_manifest(tmp_path)] == ["failed", "summary"]
+
+
+def test_sync_descriptors_reports_the_descriptor_it_could_not_sync(tmp_path: Path) -> None:
+    with open(tmp_path / "a", "wb") as good:
+        good.write(b"x")
+        bad = os.open(tmp_path / "b", os.O_WRONLY | os.O_CREAT)
+        os.close(bad)  # a closed descriptor: EBADF
+        failed = sync_descriptors([good.fileno(), bad])
+    assert list(failed) == [bad] and failed[bad].errno == errno.EBADF
+
+
+async def test_writes_from_many_tasks_land_through_the_commit_thread(tmp_path: Path) -> None:
+    writer = SegmentWriter(tmp_path, run_subdir=False)
+    results = await asyncio.gather(*(
+        writer.awrite(i, tone_audio(300 + 10 * i, 0.05), text=f"s{i}") for i in range(40)
+    ))
+    await writer.aclose()
+    assert [r.index for r in results] == list(range(40))
+    assert sorted(r["index"] for r in read_manifest(tmp_path) if r["type"] == "segment") \
+        == list(range(40))
+
+
+def _nothing() -> Generator[int, None, None]:
+    yield from ()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_commit_thread(tmp_path: Path) -> None:
+    """The parent's commit thread does not exist in a forked child: the child
+    must start one of its own, or its writes would wait forever."""
+    COMMITTER.submit(_nothing()).result(timeout=30)  # the parent's thread is running
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        try:
+            writer = SegmentWriter(tmp_path, run_subdir=False)
+            future = COMMITTER.submit(
+                writer._steps(0, tone_audio(440, 0.1), tone_audio(440, 0.1), "child", None))
+            future.result(timeout=30)
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert (tmp_path / "segment_0000.wav").is_file()
