@@ -28,6 +28,7 @@ from ._options import ClientOptions
 from ._stream import LLMStream, StreamState
 from ._sync import PortalHolder, iterate_in_portal
 from ._types import ChatRequest, ModelResponse, Report, StreamChunk, StreamStats, Thinking
+from ._watchdog import Watchdog
 
 _ROLES = frozenset({"system", "user", "assistant"})
 _END = object()
@@ -243,19 +244,24 @@ class LLMClient(ABC):
             completed = False
             delay: float | None = None
             inner = self._astream(request, report)
+            watchdog = Watchdog()  # the timeouts: one timer per lapse, not one per token
             try:
                 while True:
                     phase = "idle" if alive else "first_token"
                     limit = opts.idle_timeout if alive else opts.first_token_timeout
+                    watchdog.arm(limit)
                     try:
-                        async with asyncio.timeout(limit):
-                            item = await anext(inner, _END)
-                    except TimeoutError as exc:
+                        item = await anext(inner, _END)
+                    except asyncio.CancelledError:
+                        if not watchdog.expired():
+                            raise
                         raise LLMTimeoutError(
                             f"{self.provider}: nothing received for {limit} s ({phase} timeout)",
                             phase=phase,
                             provider=self.provider,
-                        ) from exc
+                        ) from TimeoutError(f"{limit} s")
+                    finally:
+                        watchdog.disarm()
                     if item is _END:
                         completed = True
                         return
@@ -285,6 +291,7 @@ class LLMClient(ABC):
                 if delay is None:
                     raise
             finally:
+                watchdog.close()
                 await inner.aclose()
                 stats = self._stats(
                     started, first_at, last_at, report, text, thinking, attempts, completed

@@ -115,6 +115,43 @@ async def test_stalled_stream_hits_idle_timeout_and_keeps_partial_text(
     assert len(server.requests) == 1  # never retried after text
 
 
+async def test_a_consumer_slower_than_the_idle_timeout_does_not_trip_it(
+    server: FakeLLMServer, make_client: MakeClient
+) -> None:
+    """Only the time a read waits for the server counts: the consumer holding the
+    stream (here 0.5 s per delta, the idle timeout 0.2 s) is no silence."""
+    server.push(Reply(tokens=TOKENS[:4]))
+    received: list[str] = []
+    async with make_client("ollama", idle_timeout=0.2, first_token_timeout=30) as client:
+        async for delta in client.astream_chat(USER):
+            received.append(delta)
+            await asyncio.sleep(0.5)
+    assert "".join(received) == "".join(TOKENS[:4])
+
+
+async def test_an_outside_cancel_during_a_read_stays_a_cancel(
+    server: FakeLLMServer, make_client: MakeClient
+) -> None:
+    """A task cancelled while it waits for a token gets CancelledError, not a
+    timeout error, and the timeouts' timer does not fire into a later read."""
+    server.push(Reply(tokens=TOKENS, stall_after=1))
+    async with make_client("ollama", idle_timeout=0.3, first_token_timeout=30) as client:
+        got_first = asyncio.Event()
+
+        async def consume() -> None:
+            async for _ in client.astream_chat(USER):
+                got_first.set()
+
+        task = asyncio.create_task(consume())
+        await got_first.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert task.cancelled()
+        server.push(Reply(tokens=TOKENS[:3]))  # the next stream of the client is whole
+        assert "".join([d async for d in client.astream_chat(USER)]) == "".join(TOKENS[:3])
+
+
 async def test_silent_server_hits_first_token_timeout(
     server: FakeLLMServer, make_client: MakeClient
 ) -> None:
