@@ -79,10 +79,21 @@ def atomic_write_steps(final: Path, data: bytes, *, overwrite: bool) -> Generato
         OSError: the temp file could not be written, or what was thrown in.
         OutputExistsError: as :func:`atomic_path`.
     """
-    with atomic_path(final, overwrite=overwrite, sync=False) as tmp, open(tmp, "xb") as f:
-        f.write(data)
-        f.flush()
-        yield f.fileno()
+    with atomic_path(final, overwrite=overwrite, sync=False) as tmp:
+        # os-level calls, not a buffered file: three system calls (each lets the
+        # GIL go and must win it back, which is slow next to a busy event loop).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            _write_all(fd, data)
+            yield fd
+        finally:
+            os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def atomic_write_text(final: Path, text: str, *, overwrite: bool) -> None:

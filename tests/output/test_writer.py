@@ -154,28 +154,13 @@ def test_crash_mid_write_leaves_no_partial_file(
     writer = SegmentWriter(tmp_path, run_subdir=False, overwrite=True)
     good = writer.write(0, tone_audio(440, 1.0), text="good")
     before = good.path.read_bytes()
-    real_open = open
+    real_write_all = atomic_mod._write_all
 
-    class HalfWriter:
-        def __init__(self, f):  # type: ignore[no-untyped-def]
-            self.f = f
+    def half_then_full(fd: int, data: bytes) -> None:
+        real_write_all(fd, data[: len(data) // 2])
+        raise OSError(28, "No space left on device")
 
-        def __enter__(self):  # type: ignore[no-untyped-def]
-            return self
-
-        def __exit__(self, *exc):  # type: ignore[no-untyped-def]
-            self.f.close()
-
-        def write(self, data: bytes) -> int:
-            self.f.write(data[: len(data) // 2])
-            self.f.flush()
-            raise OSError(28, "No space left on device")
-
-    def fake_open(path, mode="r", *args, **kwargs):  # type: ignore[no-untyped-def]
-        f = real_open(path, mode, *args, **kwargs)
-        return HalfWriter(f) if mode == "xb" else f
-
-    monkeypatch.setattr(atomic_mod, "open", fake_open, raising=False)
+    monkeypatch.setattr(atomic_mod, "_write_all", half_then_full)
     with pytest.raises(OSError, match="No space left"):
         writer.write(0, tone_audio(880, 1.0), text="doomed")
     monkeypatch.undo()
