@@ -24,8 +24,12 @@ Two limits of this machine, to read ``bench/daemon_load.py``'s figures against:
   serialises fsyncs: more threads are not faster), each pool's threads
   started beforehand. Reported: each write's time from the common start to
   its return, in ms, per pool size; ``last_write_ms``, the best pool's
-  maximum, is how soon the last of a burst's first files can be durable,
-  before any ``audio`` event that promises one.
+  maximum, is how soon the last of a burst's first files can be durable
+  with one ``fsync`` per file and per line (``SegmentWriter.write``).
+  Side by side, ``group_commit``: the same writes as the daemon makes them
+  now, ``SegmentWriter.awrite`` from one event loop at once (the process's
+  group commit: one ``syncfs`` per round for every write waiting,
+  :mod:`output._commit`); ``group_commit_last_ms`` is its last write's return.
 
 Run it with ``python -m bench.daemon_floor`` (prints JSON).
 """
@@ -201,8 +205,32 @@ def disk_floor(writes: int = CLIENTS, threads: tuple[int, ...] = POOLS) -> dict[
             for writer in writers:
                 writer.close()
         pools[str(size)] = summary([1000 * (at - started) for at in finished])
+    grouped = asyncio.run(_group_commit(writes, audio))
     return {"writes": writes, "write_done_ms_by_threads": pools,
-            "last_write_ms": min(p["max"] for p in pools.values())}  # fmt: skip
+            "last_write_ms": min(p["max"] for p in pools.values()),
+            "group_commit_ms": grouped,
+            "group_commit_last_ms": grouped["max"]}  # fmt: skip
+
+
+async def _group_commit(writes: int, audio: SynthesizedAudio) -> dict[str, float]:
+    """``writes`` segment-0 writes through ``awrite`` at once; ms from the common
+    start to each one's return (its file and line durable)."""
+    with tempfile.TemporaryDirectory(prefix="speakstream-bench-disk-") as base:
+        warm = SegmentWriter(Path(base) / "warm", run_subdir=False)  # first use, not timed
+        await warm.awrite(0, audio, text="warm")
+        await warm.aclose()
+        writers = [SegmentWriter(Path(base) / f"run{n}", run_subdir=False)
+                   for n in range(writes)]  # fmt: skip
+
+        async def write(writer: SegmentWriter) -> float:
+            await writer.awrite(0, audio, text=audio.text or "")
+            return time.monotonic()
+
+        started = time.monotonic()
+        finished = await asyncio.gather(*(write(writer) for writer in writers))
+        for writer in writers:
+            await writer.aclose()
+    return summary([1000 * (at - started) for at in finished])
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ load average before and after the burst is reported with the figures.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import codecs
 import contextlib
@@ -278,18 +279,25 @@ def pair(clients: int = CLIENTS, slow: int = 20, rounds: int = 3) -> dict[str, A
     }
 
 
-def _option(name: str, default: int) -> int:
-    return int(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
-
-
 if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
         if len(sys.argv) != 3:
             sys.exit("usage: python -m bench.daemon_load serve LLM_URL (a child of the bench)")
         serve(sys.argv[2])
-    elif "--pair" in sys.argv:
-        print(json.dumps(pair(_option("--clients", CLIENTS), _option("--slow", 20),
-                              _option("--rounds", 3)), indent=1))
     else:
-        print(json.dumps(run(quick="--quick" in sys.argv, clients=_option("--clients", 0),
-                             slow=_option("--slow", 0)), indent=1))
+        parser = argparse.ArgumentParser(prog="python -m bench.daemon_load",
+                                         description=__doc__.splitlines()[0])
+        parser.add_argument("--clients", type=int, default=CLIENTS, help="clients at once")
+        parser.add_argument("--quick", action="store_true", help=f"20 clients, not {CLIENTS}")
+        parser.add_argument("--slow", type=int, default=None,
+                            help="how many of them are slow readers (--pair: 20, else 0)")
+        parser.add_argument("--pair", action="store_true",
+                            help="bursts without and with slow readers, interleaved")
+        parser.add_argument("--rounds", type=int, default=3, help="--pair: rounds")
+        args = parser.parse_args()
+        if args.pair:
+            result = pair(args.clients, 20 if args.slow is None else args.slow, args.rounds)
+        else:
+            result = run(quick=args.quick, clients=20 if args.quick else args.clients,
+                         slow=args.slow or 0)
+        print(json.dumps(result, indent=1))

@@ -131,3 +131,5 @@ def test_the_relay_floor_delivers_every_token_and_the_disk_floor_times_every_wri
     disk = disk_floor(writes=3, threads=(1, 3))
     assert [p["n"] for p in disk["write_done_ms_by_threads"].values()] == [3, 3]
     assert disk["last_write_ms"] == min(p["max"] for p in disk["write_done_ms_by_threads"].values())
+    assert disk["group_commit_ms"]["n"] == 3
+    assert disk["group_commit_last_ms"] == disk["group_commit_ms"]["max"] > 0
