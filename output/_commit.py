@@ -120,9 +120,10 @@ class GroupCommit:
         return future
 
     async def run(self, steps: Steps[T]) -> T:
-        """:meth:`submit` and await the result (cancelling the wait leaves the write
-        to finish: a write half done is never abandoned)."""
-        return await asyncio.shield(asyncio.wrap_future(self.submit(steps)))
+        """:meth:`submit` and await the result. Cancelling the wait drops a write
+        the thread has not started (nothing of it is on disk); one it has started
+        runs to its end (a write half done is never abandoned)."""
+        return await asyncio.wrap_future(self.submit(steps))
 
     def _after_fork(self) -> None:
         self._jobs = queue.SimpleQueue()  # the parent's jobs are the parent's
@@ -149,13 +150,17 @@ def commit(batch: list[tuple[Steps[Any], Future[Any]]]) -> None:
         else:
             steps.close()
     while waiting:
-        failed = sync_descriptors([fd for _, _, fd in waiting])
+        fds = [fd for _, _, fd in waiting]
+        try:
+            failed: dict[int, Exception] = dict(sync_descriptors(fds))
+        except Exception as exc:  # a bug (a step yielded no descriptor): never a hang
+            failed = dict.fromkeys(fds, exc)
         round_, waiting = waiting, []
         for steps, future, fd in round_:
             _advance(steps, future, failed.get(fd), waiting)
 
 
-def _advance(steps: Steps[Any], future: Future[Any], error: OSError | None,
+def _advance(steps: Steps[Any], future: Future[Any], error: Exception | None,
              waiting: list[tuple[Steps[Any], Future[Any], int]]) -> None:
     try:
         fd = steps.send(None) if error is None else steps.throw(error)

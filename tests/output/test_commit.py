@@ -19,7 +19,7 @@ from tests.output.conftest import tone_audio
 
 
 def _jobs(writers: list[SegmentWriter], per_writer: int) -> list[tuple[Any, Future[Any]]]:
-    jobs = []
+    jobs: list[tuple[Any, Future[Any]]] = []
     for writer in writers:
         for index in range(per_writer):
             audio = tone_audio(300 + 50 * index, 0.1)
@@ -140,3 +140,38 @@ def test_a_forked_child_gets_its_own_commit_thread(tmp_path: Path) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert (tmp_path / "segment_0000.wav").is_file()
+
+
+def test_a_step_that_yields_no_descriptor_fails_its_write_and_the_thread_goes_on() -> None:
+    """A bug in a write's steps is its caller's error: the commit thread (which
+    would otherwise die, and every later write wait forever) returns."""
+    def bad() -> Generator[int, None, None]:
+        yield "not a descriptor"  # type: ignore[misc]
+
+    future: Future[None] = Future()
+    commit([(bad(), future)])
+    assert isinstance(future.exception(timeout=0), TypeError)
+
+
+async def test_a_cancelled_write_lands_whole_or_not_at_all(tmp_path: Path) -> None:
+    """Writes cancelled at every stage: each is either whole (file and line) or
+    absent (neither), never a temp file or a line without its file; close()
+    does not hang on them."""
+    writer = SegmentWriter(tmp_path, run_subdir=False)
+    tasks = [asyncio.create_task(writer.awrite(i, tone_audio(440, 0.05), text=f"s{i}"))
+             for i in range(30)]
+    for n, task in enumerate(tasks):
+        for _ in range(n % 4):
+            await asyncio.sleep(0)
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.wait_for(writer.aclose(), timeout=30)
+    lines, files, temps = _on_disk(tmp_path)
+    assert lines == files and not temps
+
+
+def _on_disk(directory: Path) -> tuple[set[int], set[int], list[Path]]:
+    """Indices with a manifest line, indices with a file, temp files left."""
+    lines = {r["index"] for r in read_manifest(directory) if r["type"] == "segment"}
+    files = {int(p.stem.split("_")[1]) for p in directory.glob("segment_*.wav")}
+    return lines, files, list(directory.glob(".*.tmp"))
