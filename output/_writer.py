@@ -271,18 +271,26 @@ class SegmentWriter:
         :mod:`output._commit`): one filesystem sync for every write waiting with
         it, in one thread; a format conversion runs in a worker thread first.
         Same arguments, result and errors as :meth:`write`."""
-        if audio.format == self.format:  # no conversion: a header check only
-            converted = self._convert(index, audio, text)
-        else:
-            converted = await asyncio.to_thread(self._convert, index, audio, text)
+        self._check(index)
+        try:
+            if audio.format == self.format:  # no conversion: a header check only
+                converted = convert(audio, self.format)
+            else:
+                converted = await asyncio.to_thread(convert, audio, self.format)
+        except FormatError as exc:  # its "failed" line, fsynced, off the event loop
+            await asyncio.to_thread(self._append_failed, index, text, audio, exc)
+            raise
         return await COMMITTER.run(self._steps(index, converted, audio, text, extra))
 
-    def _convert(self, index: int, audio: SynthesizedAudio, text: str) -> SynthesizedAudio:
-        """``audio`` in the writer's format (FormatError: a "failed" line, then raised)."""
+    def _check(self, index: int) -> None:
         if self._closed:
             raise RuntimeError("SegmentWriter is closed")
         if isinstance(index, bool) or not isinstance(index, int) or index < 0:
             raise ValueError(f"index must be an int >= 0, got {index!r}")
+
+    def _convert(self, index: int, audio: SynthesizedAudio, text: str) -> SynthesizedAudio:
+        """``audio`` in the writer's format (FormatError: a "failed" line, then raised)."""
+        self._check(index)
         try:
             return convert(audio, self.format)
         except FormatError as exc:

@@ -297,3 +297,21 @@ def test_resume_onto_a_shorter_input_drops_the_stale_lines_and_files(tmp_path: P
     third.write(0, tone_audio(440, 0.1), text="old 0")
     third.close({"status": "cancelled"})
     assert [r.get("index") for r in read_manifest(tmp_path)] == [0, 1, None]
+
+
+@pytest.mark.parametrize("label", ["wav", "mp3"])  # no conversion (a header check); conversion
+async def test_awrite_of_mislabelled_audio_keeps_its_text_in_the_manifest(
+    tmp_path: Path, label: str
+) -> None:
+    liar = tone_audio(440, 0.1)
+    liar = type(liar)(**{**liar.__dict__, "data": b"not audio at all" * 8, "format": label})
+    writer = SegmentWriter(tmp_path, run_subdir=False)
+    with pytest.raises(FormatError):
+        await writer.awrite(0, liar, text="said, not saved")
+    with pytest.raises(ValueError, match="index must be an int >= 0"):
+        await writer.awrite(-1, tone_audio(440, 0.1), text="x")
+    await writer.aclose()
+    records = read_manifest(tmp_path)
+    assert [(r["type"], r.get("text")) for r in records] == [
+        ("failed", "said, not saved"), ("summary", None)]
+    assert "FormatError" in records[0]["error"]
