@@ -287,8 +287,9 @@ if __name__ == "__main__":
     else:
         parser = argparse.ArgumentParser(prog="python -m bench.daemon_load",
                                          description=__doc__.splitlines()[0])
-        parser.add_argument("--clients", type=int, default=CLIENTS, help="clients at once")
-        parser.add_argument("--quick", action="store_true", help=f"20 clients, not {CLIENTS}")
+        parser.add_argument("--clients", type=int, default=None,
+                            help=f"clients at once (default {CLIENTS}; --quick: 20)")
+        parser.add_argument("--quick", action="store_true", help="20 clients")
         parser.add_argument("--slow", type=int, default=None,
                             help="how many of them are slow readers (--pair: 20, else 0)")
         parser.add_argument("--pair", action="store_true",
@@ -296,8 +297,8 @@ if __name__ == "__main__":
         parser.add_argument("--rounds", type=int, default=3, help="--pair: rounds")
         args = parser.parse_args()
         if args.pair:
-            result = pair(args.clients, 20 if args.slow is None else args.slow, args.rounds)
+            result = pair(args.clients or CLIENTS, 20 if args.slow is None else args.slow,
+                          args.rounds)
         else:
-            result = run(quick=args.quick, clients=20 if args.quick else args.clients,
-                         slow=args.slow or 0)
+            result = run(quick=args.quick, clients=args.clients, slow=args.slow or 0)
         print(json.dumps(result, indent=1))

@@ -54,8 +54,15 @@ class Watchdog:
             self._handle = self._loop.call_at(due, self._check)
 
     def disarm(self) -> None:
-        """The read ended (an item, an error or a cancel): nothing waits now."""
+        """The read ended (an item, an error or a cancel): nothing waits now. If
+        the watchdog fired but the read ended without its ``CancelledError``
+        (something swallowed it), its cancel request is taken back, as
+        ``asyncio.timeout`` does on exit."""
         self._due = None
+        if self._fired:
+            self._fired = False
+            assert self._task is not None
+            self._task.uncancel()
 
     def expired(self) -> bool:
         """After the read raised ``CancelledError``: ``True`` if this watchdog caused

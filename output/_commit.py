@@ -43,6 +43,13 @@ BATCH_MAX = 256
 
 
 def _find_syncfs() -> Any:
+    release = os.uname().release if hasattr(os, "uname") else ""
+    try:
+        major, minor = (int(part) for part in release.split(".")[:2])
+    except ValueError:
+        return None
+    if (major, minor) < (5, 8):  # syncfs reports write-back errors from Linux 5.8 on
+        return None
     try:
         return ctypes.CDLL(None, use_errno=True).syncfs
     except (AttributeError, OSError):  # not Linux (or no libc symbol): fsync each descriptor
@@ -54,27 +61,30 @@ _SYNCFS = _find_syncfs()
 
 def sync_descriptors(fds: list[int]) -> dict[int, OSError]:
     """Make what was written through ``fds`` durable: one ``syncfs`` per filesystem
-    where the system has it, else ``fsync`` of each. Returns the descriptors whose
-    sync failed, with the error (empty: all durable)."""
+    where the system has it (Linux 5.8 or later), else ``fsync`` of each. Returns
+    the descriptors whose sync failed, with the error (empty: all durable).
+
+    ``syncfs`` reports an error of the whole filesystem (another program's file
+    too); when it fails, each descriptor of that filesystem is fsynced on its
+    own, so only the writes that really failed fail."""
     failed: dict[int, OSError] = {}
-    if _SYNCFS is None:
-        for fd in fds:
-            try:
-                os.fsync(fd)
-            except OSError as exc:
-                failed[fd] = exc
-        return failed
     by_device: dict[int, list[int]] = {}
-    for fd in fds:
+    for fd in dict.fromkeys(fds):  # each descriptor once (lines of one manifest)
+        if _SYNCFS is None:
+            by_device.setdefault(-1 - len(by_device), []).append(fd)  # one group each
+            continue
         try:
             by_device.setdefault(os.fstat(fd).st_dev, []).append(fd)
         except OSError as exc:
             failed[fd] = exc
-    for group in by_device.values():
-        if _SYNCFS(group[0]) != 0:
-            code = ctypes.get_errno()
-            for fd in group:
-                failed[fd] = OSError(code, os.strerror(code))
+    for device, group in by_device.items():
+        if device >= 0 and _SYNCFS(group[0]) == 0:
+            continue
+        for fd in group:  # no syncfs, or it failed: find out which really did
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                failed[fd] = exc
     return failed
 
 
@@ -138,7 +148,13 @@ class GroupCommit:
                     batch.append(self._jobs.get_nowait())
                 except queue.Empty:
                     break
-            commit(batch)
+            try:
+                commit(batch)
+            except BaseException as exc:  # a bug of ours: its writes fail, the thread goes on
+                for steps, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                        steps.close()
 
 
 def commit(batch: list[tuple[Steps[Any], Future[Any]]]) -> None:
@@ -151,16 +167,13 @@ def commit(batch: list[tuple[Steps[Any], Future[Any]]]) -> None:
             steps.close()
     while waiting:
         fds = [fd for _, _, fd in waiting]
-        try:
-            failed: dict[int, Exception] = dict(sync_descriptors(fds))
-        except Exception as exc:  # a bug (a step yielded no descriptor): never a hang
-            failed = dict.fromkeys(fds, exc)
+        failed = sync_descriptors(fds)
         round_, waiting = waiting, []
         for steps, future, fd in round_:
             _advance(steps, future, failed.get(fd), waiting)
 
 
-def _advance(steps: Steps[Any], future: Future[Any], error: Exception | None,
+def _advance(steps: Steps[Any], future: Future[Any], error: OSError | None,
              waiting: list[tuple[Steps[Any], Future[Any], int]]) -> None:
     try:
         fd = steps.send(None) if error is None else steps.throw(error)
@@ -169,7 +182,11 @@ def _advance(steps: Steps[Any], future: Future[Any], error: Exception | None,
     except BaseException as exc:  # the job's own error: its caller gets it
         future.set_exception(exc)
     else:
-        waiting.append((steps, future, fd))
+        if isinstance(fd, int) and not isinstance(fd, bool):
+            waiting.append((steps, future, fd))
+            return
+        steps.close()  # a bug in the steps: this write fails, not its batch
+        future.set_exception(TypeError(f"a write's steps yielded {fd!r}, not a descriptor"))
 
 
 #: The process's commit thread.

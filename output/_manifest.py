@@ -77,8 +77,12 @@ class ManifestWriter:
         file's descriptor once for the caller to make it durable (``os.fsync``,
         or one ``syncfs`` for many files), and returns when resumed.
 
-        An ``OSError`` thrown in at the yield cuts the line off again (and any
-        line appended after it meanwhile) and raises :class:`WriteError`.
+        An ``OSError`` thrown in at the yield cuts the line off again when it is
+        still the file's last, and raises :class:`WriteError`. When other lines
+        were appended after it meanwhile (each durable on its own), it stays:
+        they are never cut with it; the error's note says so, and the caller
+        supersedes it (a later line for the same index wins, see
+        :func:`last_per_index`).
 
         Raises:
             WriteError: the line could not be written, or its sync failed.
@@ -88,14 +92,22 @@ class ManifestWriter:
             fd = self._fd
             if fd is None:
                 raise RuntimeError(f"manifest {self.path} is closed")
-            start = self._write_line(fd, [json.dumps(record, ensure_ascii=False,
-                                                     allow_nan=False)])
+            line = json.dumps(record, ensure_ascii=False, allow_nan=False)
+            start = self._write_line(fd, [line])
+            end = start + len(line.encode("utf-8")) + 1
             self._pending += 1  # close() waits: the descriptor stays valid for the sync
         try:
             yield fd  # not under the lock: other lines may join the same sync
         except OSError as exc:
             with self._lock:
-                raise self._cut(fd, start, exc) from exc
+                if os.fstat(fd).st_size == end:  # still the last line: cut it off
+                    raise self._cut(fd, start, exc) from exc
+                exc.add_note("its line stays in the manifest: lines written after it "
+                             "are kept")
+                raise WriteError(
+                    f"cannot append to {self.path.name}: {exc.strerror or exc}",
+                    path=self.path, errno=exc.errno,
+                ) from exc
         finally:
             with self._lock:
                 self._pending -= 1

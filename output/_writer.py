@@ -344,8 +344,11 @@ class SegmentWriter:
                 raise error from exc
             try:
                 yield from self._manifest.append_steps(record)
-            except WriteError:
-                path.unlink(missing_ok=True)  # the manifest must agree with the files
+            except WriteError as error:
+                path.unlink(missing_ok=True)  # the manifest must agree with the files:
+                # a line that could not be cut off (others came after it) is
+                # superseded by a "failed" line for the same index.
+                self._append_failed(index, text, audio, error)
                 raise
             with self._lock:
                 self._landed(written)

@@ -15,6 +15,7 @@ import pytest
 import output._commit as commit_mod
 from output import SegmentWriter, WriteError, read_manifest
 from output._commit import COMMITTER, commit, sync_descriptors
+from output._manifest import last_per_index
 from tests.output.conftest import tone_audio
 
 
@@ -53,11 +54,12 @@ def test_a_batch_of_writes_shares_one_sync_per_round(
         assert all(writer.path_for(i).is_file() for i in range(4))
 
 
-def test_a_failed_sync_fails_every_write_that_waited_on_it_and_leaves_nothing_behind(
+def test_a_failed_sync_fails_every_write_that_waited_on_it_and_keeps_their_text(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The manifest lines' sync fails (EIO): no segment file stays, no line stays,
-    and each write's caller gets a WriteError; a later write works again."""
+    """The manifest lines' sync fails (EIO): no segment file stays, each write's
+    caller gets a WriteError, and the manifest says each index failed (with its
+    text); a later write works again."""
     calls = 0
 
     def second_round_fails(fds: list[int]) -> dict[int, OSError]:
@@ -75,11 +77,32 @@ def test_a_failed_sync_fails_every_write_that_waited_on_it_and_leaves_nothing_be
         with pytest.raises(WriteError, match="Input/output error"):
             future.result()
     assert not list(tmp_path.glob("segment_*")) and not list(tmp_path.glob(".*.tmp"))
-    assert read_manifest(tmp_path) == []
+    final = last_per_index(read_manifest(tmp_path))
+    assert {i: (r["type"], r["text"]) for i, r in final.items()} == {
+        0: ("failed", "s0"), 1: ("failed", "s1"), 2: ("failed", "s2")}
     monkeypatch.undo()
     writer.write(5, tone_audio(440, 0.1), text="later")
     writer.close()
-    assert [r.get("index") for r in read_manifest(tmp_path)] == [5, None]
+    assert read_manifest(tmp_path)[-2]["index"] == 5
+
+
+def test_a_failed_line_never_takes_a_later_durable_line_with_it(tmp_path: Path) -> None:
+    """A write waits for its line's sync; meanwhile another thread's "failed" line
+    for segment 1 is appended and fsynced; then the first sync fails. Segment 1's
+    line (its text) must stay."""
+    writer = SegmentWriter(tmp_path, run_subdir=False)
+    audio = tone_audio(440, 0.1)
+    steps = writer._steps(0, audio, audio, "s0", None)
+    next(steps)  # the file's bytes written
+    steps.send(None)  # linked; its manifest line written, waiting for its sync
+    writer.write_failed(1, text="segment one's text", error="TTSError: boom")
+    with pytest.raises(WriteError, match="Input/output error"):
+        steps.throw(OSError(errno.EIO, "Input/output error"))
+    writer.close()
+    final = last_per_index(read_manifest(tmp_path))
+    assert (final[1]["type"], final[1]["text"]) == ("failed", "segment one's text")
+    assert (final[0]["type"], final[0]["text"]) == ("failed", "s0")
+    assert not writer.path_for(0).exists()
 
 
 def test_a_failed_file_sync_removes_the_temp_file_and_says_so_in_the_manifest(
@@ -123,6 +146,7 @@ def _nothing() -> Generator[int, None, None]:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_gets_its_own_commit_thread(tmp_path: Path) -> None:
     """The parent's commit thread does not exist in a forked child: the child
     must start one of its own, or its writes would wait forever."""
@@ -175,3 +199,14 @@ def _on_disk(directory: Path) -> tuple[set[int], set[int], list[Path]]:
     lines = {r["index"] for r in read_manifest(directory) if r["type"] == "segment"}
     files = {int(p.stem.split("_")[1]) for p in directory.glob("segment_*.wav")}
     return lines, files, list(directory.glob(".*.tmp"))
+
+
+def test_a_failed_syncfs_falls_back_to_fsync_each_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """syncfs fails for an error anywhere on the filesystem (another program's
+    file): each descriptor is then fsynced on its own, and a healthy one passes."""
+    monkeypatch.setattr(commit_mod, "_SYNCFS", lambda fd: -1)
+    with open(tmp_path / "a", "wb") as good:
+        good.write(b"x")
+        assert sync_descriptors([good.fileno(), good.fileno()]) == {}
