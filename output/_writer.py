@@ -249,9 +249,10 @@ class SegmentWriter:
                 ``{"type": "failed", "index", "text", "engine", "error"}`` line,
                 so the segment's text is never lost.
             WriteError: the disk refused the file or its manifest line (full,
-                read-only): no file under the final name and no segment line
-                (the file is removed again when only its line failed); a
-                ``"failed"`` line is attempted.
+                read-only, a failed sync): no file under the final name and no
+                segment line that counts (the file is removed again when only
+                its line failed; a line that other lines followed before its
+                sync failed stays, superseded); a ``"failed"`` line is attempted.
             OutputExistsError: the file exists (same index twice, or a previous
                 run with ``run_subdir=False``) and ``overwrite`` is false.
             RuntimeError: the writer is closed.
