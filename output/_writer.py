@@ -393,11 +393,10 @@ class SegmentWriter:
             if self._closed:
                 raise RuntimeError("SegmentWriter is closed")
             self._replaced = self._replaced or self._kept.pop(index, None) is not None
-            self._manifest.append(record)
+        self._append_unlocked(record)
 
     def _append_failed(
-        self, index: int, text: str, audio: SynthesizedAudio, exc: Exception, *,
-        locked: bool = False,
+        self, index: int, text: str, audio: SynthesizedAudio, exc: Exception
     ) -> None:
         """Best effort "failed" line while ``exc`` is being raised (a second failure,
         e.g. the same full disk, is attached to ``exc`` as a note)."""
@@ -406,15 +405,31 @@ class SegmentWriter:
             "voice": audio.voice, "error": f"{type(exc).__name__}: {exc}",
         }
         try:
-            if locked:
-                self._manifest.append(record)
-            else:
-                with self._lock:
-                    if self._closed:
-                        return
-                    self._manifest.append(record)
+            self._append_unlocked(record)
+        except RuntimeError:
+            return  # closed meanwhile: the summary line is written already
         except WriteError as also:
             exc.add_note(f"its manifest line could not be written either: {also}")
+
+    def _append_unlocked(self, record: dict[str, Any]) -> None:
+        """Append a manifest line without holding the writer's lock through its
+        fsync (the commit thread takes that lock for every run's writes): counted
+        as a write in progress, so :meth:`close` waits for it.
+
+        Raises:
+            RuntimeError: the writer is closed.
+            WriteError: as :meth:`ManifestWriter.append`.
+        """
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("SegmentWriter is closed")
+            self._pending += 1
+        try:
+            self._manifest.append(record)
+        finally:
+            with self._lock:
+                self._pending -= 1
+                self._idle.notify_all()
 
     def close(self, summary: dict[str, Any] | None = None) -> None:
         """Append the summary line and close the manifest. Idempotent.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import threading
 from collections.abc import Generator
 from concurrent.futures import Future
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 import output._commit as commit_mod
 from output import SegmentWriter, WriteError, read_manifest
 from output._commit import COMMITTER, commit, sync_descriptors
-from output._manifest import last_per_index
+from output._manifest import ManifestWriter, last_per_index
 from tests.output.conftest import tone_audio
 
 
@@ -210,3 +211,35 @@ def test_a_failed_syncfs_falls_back_to_fsync_each_descriptor(
     with open(tmp_path / "a", "wb") as good:
         good.write(b"x")
         assert sync_descriptors([good.fileno(), good.fileno()]) == {}
+
+
+async def test_a_slow_failed_line_does_not_hold_up_writes_through_the_commit_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one thread's "failed" line waits on the disk (its append held here),
+    writes of the same run still land through the commit thread: the writer's
+    lock is not held through a manifest fsync."""
+    writer = SegmentWriter(tmp_path, run_subdir=False)
+    in_append, release = threading.Event(), threading.Event()
+    real_append = ManifestWriter.append
+
+    def slow_append(self: ManifestWriter, record: dict[str, object]) -> None:
+        in_append.set()
+        release.wait(30)
+        real_append(self, record)
+
+    monkeypatch.setattr(ManifestWriter, "append", slow_append)
+    failing = asyncio.ensure_future(asyncio.to_thread(
+        writer.write_failed, 0, text="no audio", error="TTSError: boom"))
+    await asyncio.to_thread(in_append.wait, 30)
+    try:
+        written = await asyncio.wait_for(
+            writer.awrite(1, tone_audio(440, 0.1), text="lands"), timeout=20)
+    finally:
+        release.set()
+    await failing
+    monkeypatch.undo()
+    await writer.aclose()
+    assert written.index == 1
+    final = last_per_index(read_manifest(tmp_path))
+    assert [(i, r["type"]) for i, r in sorted(final.items())] == [(0, "failed"), (1, "segment")]
