@@ -84,13 +84,18 @@ def atomic_write_steps(final: Path, data: bytes, *, overwrite: bool) -> Generato
         # GIL go and must win it back, which is slow next to a busy event loop).
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
             yield fd
         finally:
             os.close(fd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until all of ``data`` is written (a write may take part of it).
+
+    Raises:
+        OSError: as ``os.write`` (what was written before stays).
+    """
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]

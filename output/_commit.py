@@ -14,10 +14,12 @@ and one thread instead of one per write competes with the event loop for the
 GIL. The durability order of each write is unchanged: its bytes are on disk
 before its name, its manifest line before it returns.
 
-The sync is ``syncfs(2)`` on Linux (one call per filesystem in the batch; it
-also flushes other programs' dirty data on that filesystem), else ``fsync(2)``
-of each descriptor. A failed sync is thrown into every step that waited on it,
-as the ``OSError`` that ``fsync`` would have raised. The idea is a database
+The sync is ``syncfs(2)`` on Linux 5.8 or later (one call per filesystem in
+the batch; it also flushes other programs' dirty data on that filesystem, and
+fails for an error anywhere on it: then each descriptor is fsynced on its own
+to find the writes that really failed), else ``fsync(2)`` of each descriptor.
+A failed sync is thrown into the step that waited on it, as the ``OSError``
+that ``fsync`` would have raised. The idea is a database
 log's group commit (e.g. PostgreSQL's ``commit_delay``; ext4's jbd2 batches
 ``fsync`` calls the same way inside one journal commit).
 """
@@ -25,6 +27,7 @@ log's group commit (e.g. PostgreSQL's ``commit_delay``; ext4's jbd2 batches
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 import queue
@@ -68,24 +71,28 @@ def sync_descriptors(fds: list[int]) -> dict[int, OSError]:
     too); when it fails, each descriptor of that filesystem is fsynced on its
     own, so only the writes that really failed fail."""
     failed: dict[int, OSError] = {}
+    unique = list(dict.fromkeys(fds))  # each descriptor once (lines of one manifest)
+    if _SYNCFS is None:
+        _fsync_each(unique, failed)
+        return failed
     by_device: dict[int, list[int]] = {}
-    for fd in dict.fromkeys(fds):  # each descriptor once (lines of one manifest)
-        if _SYNCFS is None:
-            by_device.setdefault(-1 - len(by_device), []).append(fd)  # one group each
-            continue
+    for fd in unique:
         try:
             by_device.setdefault(os.fstat(fd).st_dev, []).append(fd)
         except OSError as exc:
             failed[fd] = exc
-    for device, group in by_device.items():
-        if device >= 0 and _SYNCFS(group[0]) == 0:
-            continue
-        for fd in group:  # no syncfs, or it failed: find out which really did
-            try:
-                os.fsync(fd)
-            except OSError as exc:
-                failed[fd] = exc
+    for group in by_device.values():
+        if _SYNCFS(group[0]) != 0:
+            _fsync_each(group, failed)  # it failed: find out which really did
     return failed
+
+
+def _fsync_each(fds: list[int], failed: dict[int, OSError]) -> None:
+    for fd in fds:
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            failed[fd] = exc
 
 
 def run_inline(steps: Steps[T]) -> T:
@@ -154,7 +161,8 @@ class GroupCommit:
                 for steps, future in batch:
                     if not future.done():
                         future.set_exception(exc)
-                        steps.close()
+                        with contextlib.suppress(Exception):
+                            steps.close()
 
 
 def commit(batch: list[tuple[Steps[Any], Future[Any]]]) -> None:

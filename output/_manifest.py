@@ -17,7 +17,7 @@ from collections.abc import Generator, Iterable
 from pathlib import Path
 from typing import Any
 
-from ._atomic import atomic_write_text
+from ._atomic import atomic_write_text, write_all
 from ._errors import ManifestError, WriteError
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -100,14 +100,15 @@ class ManifestWriter:
             yield fd  # not under the lock: other lines may join the same sync
         except OSError as exc:
             with self._lock:
-                if os.fstat(fd).st_size == end:  # still the last line: cut it off
+                try:
+                    last = os.fstat(fd).st_size == end
+                except OSError:
+                    last = False
+                if last:  # still the file's last line: cut it off
                     raise self._cut(fd, start, exc) from exc
                 exc.add_note("its line stays in the manifest: lines written after it "
                              "are kept")
-                raise WriteError(
-                    f"cannot append to {self.path.name}: {exc.strerror or exc}",
-                    path=self.path, errno=exc.errno,
-                ) from exc
+                raise self._error(exc) from exc
         finally:
             with self._lock:
                 self._pending -= 1
@@ -135,6 +136,9 @@ class ManifestWriter:
                 os.ftruncate(fd, start)
         except OSError as undo:  # the line may stay torn; read_manifest says where
             exc.add_note(f"could not cut the torn line off again: {undo}")
+        return self._error(exc)
+
+    def _error(self, exc: OSError) -> WriteError:
         return WriteError(
             f"cannot append to {self.path.name}: {exc.strerror or exc}",
             path=self.path, errno=exc.errno,
@@ -160,9 +164,7 @@ def _write_blocks(fd: int, pieces: Iterable[str]) -> None:
             block.append(data)
             size += len(data)
         if block and (piece is None or size >= _BLOCK):
-            view = memoryview(b"".join(block))
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, b"".join(block))
             block, size = [], 0
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import re
 import threading
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -332,8 +333,8 @@ class SegmentWriter:
                 self._landed(written)
                 return written
             self._replaced = self._replaced or kept is not None
-            self._pending += 1  # close() waits for this write
-        try:
+            self._pending += 1  # close() waits for this write (see _in_progress)
+        with self._in_progress(counted=True):
             try:
                 yield from atomic_write_steps(path, converted.data,
                                               overwrite=self._config.overwrite)
@@ -353,11 +354,29 @@ class SegmentWriter:
                 raise
             with self._lock:
                 self._landed(written)
+        return written
+
+    @contextlib.contextmanager
+    def _in_progress(self, *, counted: bool = False) -> Iterator[None]:
+        """A write or line in progress: :meth:`close` waits until it ends.
+
+        ``counted``: the caller counted it already, under the lock, with its own
+        checks. Else it is counted here.
+
+        Raises:
+            RuntimeError: the writer is closed (not counted).
+        """
+        if not counted:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("SegmentWriter is closed")
+                self._pending += 1
+        try:
+            yield
         finally:
             with self._lock:
                 self._pending -= 1
                 self._idle.notify_all()
-        return written
 
     def _landed(self, written: WrittenSegment) -> None:
         """Count a segment on disk (the lock held)."""
@@ -420,16 +439,8 @@ class SegmentWriter:
             RuntimeError: the writer is closed.
             WriteError: as :meth:`ManifestWriter.append`.
         """
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("SegmentWriter is closed")
-            self._pending += 1
-        try:
+        with self._in_progress():
             self._manifest.append(record)
-        finally:
-            with self._lock:
-                self._pending -= 1
-                self._idle.notify_all()
 
     def close(self, summary: dict[str, Any] | None = None) -> None:
         """Append the summary line and close the manifest. Idempotent.

@@ -154,13 +154,13 @@ def test_crash_mid_write_leaves_no_partial_file(
     writer = SegmentWriter(tmp_path, run_subdir=False, overwrite=True)
     good = writer.write(0, tone_audio(440, 1.0), text="good")
     before = good.path.read_bytes()
-    real_write_all = atomic_mod._write_all
+    real_write_all = atomic_mod.write_all
 
     def half_then_full(fd: int, data: bytes) -> None:
         real_write_all(fd, data[: len(data) // 2])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(atomic_mod, "_write_all", half_then_full)
+    monkeypatch.setattr(atomic_mod, "write_all", half_then_full)
     with pytest.raises(OSError, match="No space left"):
         writer.write(0, tone_audio(880, 1.0), text="doomed")
     monkeypatch.undo()
