@@ -798,7 +798,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     ask = sub.add_parser("ask", help="ask one question and speak the answer")
-    ask.add_argument("question")
+    ask.add_argument("question", type=_question)
     _add_llm_options(ask)
     _add_output_options(ask)
     ask.add_argument("--daemon", metavar="URL",
@@ -839,6 +839,13 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("--json", action="store_true")
     config.set_defaults(func=_cmd_config)
     return parser
+
+
+def _question(text: str) -> str:
+    """argparse type of ``ask``'s question: non-blank text (exit 2 with a usage line)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the question is empty")
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:

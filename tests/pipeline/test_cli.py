@@ -122,6 +122,14 @@ def test_bad_option_value_exits_2_naming_it(tmp_path: Path) -> None:
     assert "workers must be an integer in [1, 32], got 0" in err
 
 
+@pytest.mark.parametrize("question", ["", "   "])
+def test_an_empty_question_is_a_usage_error_not_a_traceback(tmp_path: Path, question: str) -> None:
+    code, _, err = run(tmp_path, "ask", question, "--tts", "espeak")
+    assert code == 2
+    assert "argument question: the question is empty" in err and "Traceback" not in err
+    assert not (tmp_path / "speakstream-out").exists()  # nothing was started
+
+
 # -- settings, errors and status lines (issue 10 items 1, 3, 4; issue 11 item 9) -------
 
 README = Path(__file__).resolve().parents[2] / "README.md"
