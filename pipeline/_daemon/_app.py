@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse, Response
 from tts import TTSEngine
 
 from ._guard import GuardMiddleware
-from ._http import STATUS_TYPES, ApiError, error_body, error_response
+from ._http import STATUS_TYPES, ApiError, error_body, error_response, invalid_fields
 from ._routes import ROUTERS
 from ._settings import DaemonSettings
 from ._state import DaemonState
@@ -112,12 +112,7 @@ def create_app(
             return JSONResponse(error_body("invalid_request_error",
                                            f"the body is not JSON: {reason} at character {where}"),
                                 status_code=400)
-        param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
-        message = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg')}" for e in errors
-        )
-        return JSONResponse(error_body("invalid_request_error", message, param=param),
-                            status_code=422)
+        return error_response(invalid_fields(errors, skip=1))  # skip FastAPI's "body"
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,18 @@ STATUS_TYPES = {400: "invalid_request_error", 401: "unauthorized", 403: "forbidd
                 404: "not_found", 405: "method_not_allowed", 409: "conflict",
                 413: "payload_too_large", 422: "invalid_request_error",
                 500: "internal_error"}
+
+
+def invalid_fields(errors: Sequence[Mapping[str, Any]], *, skip: int = 0) -> ApiError:
+    """A 422 ``invalid_request_error`` for pydantic's ``errors()``: one line,
+    ``"field: reason; other.field: reason"`` (``"the body"`` when the whole
+    document is wrong, e.g. a list where an object belongs), ``param`` the first
+    field. ``skip``: leading parts of each ``loc`` to drop (FastAPI's ``"body"``)."""
+    fields = [".".join(str(part) for part in error.get("loc", ())[skip:]) for error in errors]
+    message = "; ".join(f"{field or 'the body'}: {error.get('msg')}"
+                        for field, error in zip(fields, errors, strict=True))
+    return ApiError(422, "invalid_request_error", message or "invalid request",
+                    param=fields[0] if fields and fields[0] else None)
 
 
 def error_body(type: str, message: str, *, param: str | None = None) -> dict[str, Any]:

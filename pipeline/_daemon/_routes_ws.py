@@ -54,7 +54,7 @@ from output import AudioSink, SegmentInfo
 from tts import SynthesizedAudio
 
 from ._eventlog import EventsExpired
-from ._http import ID_RE, ApiError, error_body, parse_json
+from ._http import ID_RE, ApiError, error_body, invalid_fields, parse_json
 from ._runs import ActiveRun
 from ._speak import SpeakRequest, start_chat_run
 from ._state import DaemonState
@@ -166,7 +166,8 @@ class _Connection:
             body = SpeakRequest.model_validate(fields)
             run = start_chat_run(self.state, body, endpoint="stream", sinks=[handover])
         except ValidationError as exc:
-            await self.error("invalid_request_error", str(exc))
+            error = invalid_fields(exc.errors())
+            await self.error(error.type, error.message, param=error.param)
             return
         except ApiError as exc:
             await self.error(exc.type, exc.message, param=exc.param)

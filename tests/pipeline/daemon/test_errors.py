@@ -66,6 +66,30 @@ def test_bad_bodies_are_4xx_with_the_documented_shape(daemon: Daemon) -> None:
            "invalid_request_error")
 
 
+def _one_line_naming(error: dict[str, Any], field: str | None) -> None:
+    """A field error reads the same on every transport: ``field: reason``, one line."""
+    assert error["param"] == field, error
+    assert error["message"].startswith(f"{field or 'the body'}: "), error
+    assert "\n" not in error["message"] and "pydantic" not in error["message"], error
+
+
+@pytest.mark.parametrize("path", ["/v1/speak", "/v1/narrations"])
+def test_invalid_fields_read_the_same_on_every_route(daemon: Daemon, path: str) -> None:
+    field = "message" if path == "/v1/speak" else "text"
+    response = httpx.post(daemon.url + path, json={field: 5})
+    _one_line_naming(_error(response, 422, "invalid_request_error"), field)
+    response = httpx.post(daemon.url + path, json=[1])  # a list where the object belongs
+    _one_line_naming(_error(response, 422, "invalid_request_error"), None)
+
+
+def test_invalid_fields_read_the_same_over_the_websocket(daemon: Daemon) -> None:
+    with connect(daemon.ws_url + "/v1/stream") as ws:
+        ws.send(json.dumps({"type": "speak", "message": 5}))
+        reply = json.loads(ws.recv(timeout=30))
+        assert reply["type"] == "error"
+        _one_line_naming(reply["error"], "message")
+
+
 @pytest.mark.parametrize("path", ["/v1/speak", "/v1/narrations", "/v1/audio/speech"])
 def test_deeply_nested_json_is_a_400_on_every_route(daemon: Daemon, path: str) -> None:
     response = httpx.post(daemon.url + path, content=DEEP.encode(),
