@@ -53,7 +53,7 @@ from ._events import (
     TextDelta,
     event_to_dict,
 )
-from ._flags import add_llm_arguments
+from ._flags import add_llm_arguments, positive_int
 from ._job import ItemDone, anarrate_job, job_fingerprint
 from ._job_pipelines import JobPipelines, engine_options, item_size, usable_cpus
 from ._jobfile import JobItem, is_job_file, iter_job_items
@@ -785,7 +785,8 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
 def _add_llm_options(p: argparse.ArgumentParser) -> None:
     add_llm_arguments(p)
     p.add_argument("--system", help="system prompt")
-    p.add_argument("--max-tokens", dest="max_tokens", type=int, help="cap each answer's tokens")
+    p.add_argument("--max-tokens", dest="max_tokens", type=positive_int,
+                   help="cap each answer's tokens")
     p.add_argument("--no-play", action="store_true", help="write files only, do not play")
 
 

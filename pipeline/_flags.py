@@ -32,3 +32,14 @@ def seconds(text: str) -> float | str:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count that must be at least 1 (``--max-tokens``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    return value

@@ -122,11 +122,21 @@ def test_bad_option_value_exits_2_naming_it(tmp_path: Path) -> None:
     assert "workers must be an integer in [1, 32], got 0" in err
 
 
-@pytest.mark.parametrize("question", ["", "   "])
-def test_an_empty_question_is_a_usage_error_not_a_traceback(tmp_path: Path, question: str) -> None:
-    code, _, err = run(tmp_path, "ask", question, "--tts", "espeak")
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["ask", ""], "argument question: the question is empty"),
+        (["ask", "   "], "argument question: the question is empty"),
+        (["ask", "hi", "--max-tokens", "0"], "argument --max-tokens: must be >= 1, got '0'"),
+        (["chat", "--max-tokens", "-3"], "argument --max-tokens: must be >= 1, got '-3'"),
+    ],
+)
+def test_bad_arguments_are_usage_errors_not_tracebacks(
+    tmp_path: Path, args: list[str], needle: str
+) -> None:
+    code, _, err = run(tmp_path, *args, "--tts", "espeak")
     assert code == 2
-    assert "argument question: the question is empty" in err and "Traceback" not in err
+    assert needle in err and "Traceback" not in err
     assert not (tmp_path / "speakstream-out").exists()  # nothing was started
 
 
