@@ -89,16 +89,47 @@ STATUS_TYPES = {400: "invalid_request_error", 401: "unauthorized", 403: "forbidd
                 500: "internal_error"}
 
 
+#: At most this many field errors are spelled out in one message (then "and N more").
+MAX_FIELD_ERRORS = 5
+
+#: pydantic error types that mean "the document is not an object" at its top.
+_NOT_AN_OBJECT = frozenset({"model_type", "model_attributes_type", "dict_type"})
+
+
 def invalid_fields(errors: Sequence[Mapping[str, Any]], *, skip: int = 0) -> ApiError:
     """A 422 ``invalid_request_error`` for pydantic's ``errors()``: one line,
-    ``"field: reason; other.field: reason"`` (``"the body"`` when the whole
-    document is wrong, e.g. a list where an object belongs), ``param`` the first
-    field. ``skip``: leading parts of each ``loc`` to drop (FastAPI's ``"body"``)."""
-    fields = [".".join(str(part) for part in error.get("loc", ())[skip:]) for error in errors]
-    message = "; ".join(f"{field or 'the body'}: {error.get('msg')}"
-                        for field, error in zip(fields, errors, strict=True))
-    return ApiError(422, "invalid_request_error", message or "invalid request",
+    ``"field: reason; items[0].text: reason"`` (at most :data:`MAX_FIELD_ERRORS`,
+    then ``"and N more"``), ``param`` the first field; ``"the body: must be a JSON
+    object"`` (``param`` null) when the document itself is not an object. Field
+    names come from the client (an unknown key): control characters are escaped
+    and each name is cut to 64 characters. ``skip``: leading parts of each
+    ``loc`` to drop (FastAPI's ``"body"``)."""
+    fields = [_field(error.get("loc", ())[skip:]) for error in errors]
+    parts = []
+    for field, error in zip(fields[:MAX_FIELD_ERRORS], errors, strict=False):
+        if field:
+            parts.append(f"{field}: {error.get('msg')}")
+        elif error.get("type") in _NOT_AN_OBJECT:
+            parts.append("the body: must be a JSON object")
+        else:
+            parts.append(f"the body: {error.get('msg')}")
+    if len(errors) > MAX_FIELD_ERRORS:
+        parts.append(f"and {len(errors) - MAX_FIELD_ERRORS} more")
+    return ApiError(422, "invalid_request_error", "; ".join(parts) or "invalid request",
                     param=fields[0] if fields and fields[0] else None)
+
+
+def _field(loc: Sequence[Any]) -> str:
+    """``("items", 0, "text")`` as ``items[0].text``, safe to print on one line."""
+    name = ""
+    for part in loc:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            text = json.dumps(str(part), ensure_ascii=False)[1:-1]  # escapes \n and friends
+            text = text if len(text) <= 64 else text[:63] + "…"
+            name += f".{text}" if name else text
+    return name
 
 
 def error_body(type: str, message: str, *, param: str | None = None) -> dict[str, Any]:

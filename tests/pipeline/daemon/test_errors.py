@@ -13,6 +13,7 @@ import pytest
 from websockets.sync.client import connect
 
 from pipeline._daemon import DaemonSettings
+from pipeline._daemon._http import MAX_FIELD_ERRORS, invalid_fields
 from tests.fakes.engine import FakeEngine
 
 from .conftest import Daemon, ScriptedLLM, read_sse, start_daemon
@@ -79,7 +80,22 @@ def test_invalid_fields_read_the_same_on_every_route(daemon: Daemon, path: str) 
     response = httpx.post(daemon.url + path, json={field: 5})
     _one_line_naming(_error(response, 422, "invalid_request_error"), field)
     response = httpx.post(daemon.url + path, json=[1])  # a list where the object belongs
-    _one_line_naming(_error(response, 422, "invalid_request_error"), None)
+    error = _error(response, 422, "invalid_request_error")
+    _one_line_naming(error, None)
+    assert error["message"] == "the body: must be a JSON object"  # the same on both routes
+    # An unknown key is the client's text: it cannot break the line.
+    response = httpx.post(daemon.url + path, json={field: "hi", "a\nb": 1})
+    error = _error(response, 422, "invalid_request_error")
+    assert error["param"] == "a\\nb" and "\n" not in error["message"], error
+
+
+def test_many_field_errors_stay_one_bounded_line() -> None:
+    errors = [{"loc": ("items", n, "x" * 100), "msg": "bad", "type": "string_type"}
+              for n in range(40)]
+    error = invalid_fields(errors)
+    assert error.status == 422 and error.param == "items[0]." + "x" * 63 + "…"
+    assert error.message.count("bad") == MAX_FIELD_ERRORS
+    assert error.message.endswith(f"; and {40 - MAX_FIELD_ERRORS} more")
 
 
 def test_invalid_fields_read_the_same_over_the_websocket(daemon: Daemon) -> None:
