@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse, Response
 from tts import TTSEngine
 
 from ._guard import GuardMiddleware
-from ._http import STATUS_TYPES, ApiError, error_body, error_response, invalid_fields
+from ._http import STATUS_TYPES, ApiError, error_body, error_response, invalid_fields, not_json
 from ._routes import ROUTERS
 from ._settings import DaemonSettings
 from ._state import DaemonState
@@ -107,11 +107,9 @@ def create_app(
         errors = exc.errors()
         first = errors[0] if errors else {}
         if first.get("type") == "json_invalid":
-            where = first.get("loc", ("body", "?"))[-1]
+            where = first.get("loc", ("body",))[-1]
             reason = (first.get("ctx") or {}).get("error", "invalid")
-            return JSONResponse(error_body("invalid_request_error",
-                                           f"the body is not JSON: {reason} at character {where}"),
-                                status_code=400)
+            return error_response(not_json(reason, where if isinstance(where, int) else None))
         return error_response(invalid_fields(errors, skip=1))  # skip FastAPI's "body"
 
     @app.exception_handler(HTTPException)

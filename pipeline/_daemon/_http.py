@@ -89,6 +89,13 @@ STATUS_TYPES = {400: "invalid_request_error", 401: "unauthorized", 403: "forbidd
                 500: "internal_error"}
 
 
+def not_json(reason: str, at: int | None = None) -> ApiError:
+    """A 400 ``invalid_request_error``: the body is not JSON, because of ``reason``
+    (``at``: the character offset where decoding failed, when known)."""
+    where = f" at character {at}" if at is not None else ""
+    return ApiError(400, "invalid_request_error", f"the body is not JSON: {reason}{where}")
+
+
 #: At most this many field errors are spelled out in one message (then "and N more").
 MAX_FIELD_ERRORS = 5
 

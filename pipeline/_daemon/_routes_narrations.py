@@ -15,7 +15,7 @@ from starlette.responses import FileResponse
 from .._errors import ConfigError
 from .._jobfile import JobItem
 from .._pipeline import new_run_id
-from ._http import ApiError, check_id, check_length, contained, invalid_fields
+from ._http import ApiError, check_id, check_length, contained, invalid_fields, not_json
 from ._jobs import Job
 from ._routes_basic import daemon
 from ._routes_runs import MEDIA_TYPES
@@ -74,9 +74,10 @@ async def _parse(request: Request) -> NarrationRequest:
         return NarrationRequest.model_validate(json.loads(await request.body()))
     except ValidationError as exc:
         raise invalid_fields(exc.errors()) from exc
-    except ValueError as exc:
-        # Malformed JSON (not UTF-8 included) is a 400, as on every other route.
-        raise ApiError(400, "invalid_request_error", f"the body is not JSON: {exc}") from exc
+    except json.JSONDecodeError as exc:  # malformed JSON is a 400, as on every other route
+        raise not_json(exc.msg, exc.pos) from exc
+    except ValueError as exc:  # not UTF-8
+        raise not_json(str(exc)) from exc
 
 
 def _items(raw: list[Any], limit: int) -> list[JobItem]:

@@ -89,6 +89,16 @@ def test_invalid_fields_read_the_same_on_every_route(daemon: Daemon, path: str) 
     assert error["param"] == "a\\nb" and "\n" not in error["message"], error
 
 
+def test_a_body_that_is_not_json_reads_the_same_on_every_route(daemon: Daemon) -> None:
+    messages = set()
+    for path in ("/v1/speak", "/v1/narrations"):
+        response = httpx.post(daemon.url + path, content=b'{"message": "hi",',
+                              headers={"content-type": "application/json"})
+        messages.add(_error(response, 400, "invalid_request_error")["message"])
+    assert len(messages) == 1, messages
+    assert messages.pop().startswith("the body is not JSON: ")
+
+
 def test_many_field_errors_stay_one_bounded_line() -> None:
     errors = [{"loc": ("items", n, "x" * 100), "msg": "bad", "type": "string_type"}
               for n in range(40)]
