@@ -10,19 +10,22 @@ from llm._watchdog import Watchdog
 async def test_a_cancel_the_read_swallowed_is_taken_back() -> None:
     """The watchdog fires while a read ignores the cancel and returns anyway: the
     task's cancel request is taken back, so a later outside cancel stays a cancel."""
+    rearmed = asyncio.Event()
+
     async def read() -> None:
         watchdog = Watchdog()
         watchdog.arm(0.01)
         try:
-            await asyncio.sleep(5)  # the watchdog cancels this...
+            await asyncio.sleep(30)  # the watchdog cancels this...
         except asyncio.CancelledError:
             pass  # ...and something swallows it
         watchdog.disarm()
         task = asyncio.current_task()
         assert task is not None and task.cancelling() == 0
         watchdog.arm(30)
+        rearmed.set()
         try:
-            await asyncio.sleep(5)  # now cancelled from outside
+            await asyncio.sleep(30)  # now cancelled from outside
         except asyncio.CancelledError:
             assert not watchdog.expired()
             raise
@@ -30,7 +33,7 @@ async def test_a_cancel_the_read_swallowed_is_taken_back() -> None:
             watchdog.close()
 
     task = asyncio.create_task(read())
-    await asyncio.sleep(0.2)
+    await rearmed.wait()  # the watchdog's own cancel came and went, however slow the host
     task.cancel()
     try:
         await task
