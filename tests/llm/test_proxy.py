@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.fakes.llm_server import FakeLLMServer, Reply
+from tests.fakes.tcp import tcp_server
 from tests.llm.conftest import MakeClient
 
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
@@ -44,12 +45,8 @@ async def forward_proxy(seen: list[str]) -> AsyncIterator[str]:
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer),
                              return_exceptions=True)
 
-    proxy = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
-    finally:
-        proxy.close()
-        await proxy.wait_closed()
+    async with tcp_server(handle) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(autouse=True)

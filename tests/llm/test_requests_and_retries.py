@@ -8,6 +8,7 @@ import pytest
 
 import llm
 from tests.fakes.llm_server import FakeLLMServer, Reply
+from tests.fakes.tcp import tcp_server
 from tests.llm.conftest import USER, MakeClient
 
 HISTORY = [
@@ -289,20 +290,14 @@ async def test_undecodable_body_is_an_llm_stream_error_not_a_raw_client_error() 
             b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
         )
         await writer.drain()
-        writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with tcp_server(handle) as port:
         async with llm.create_client(
             "ollama", model="m", base_url=f"http://127.0.0.1:{port}", max_retries=0
         ) as client:
             with pytest.raises(llm.LLMStreamError) as info:
                 await _drain(client)
-        assert info.value.provider == "ollama" and info.value.partial_text == ""
-    finally:
-        server.close()
-        await server.wait_closed()
+    assert info.value.provider == "ollama" and info.value.partial_text == ""
 
 
 # -- Retry-After ----------------------------------------------------------------------
