@@ -8,6 +8,8 @@ On any exception the temp file is removed.
 :func:`atomic_write_steps` is the same write in steps, for a group commit
 (:mod:`._commit`): it stops once, when the bytes are written, for the caller
 to make them durable, then moves the file to its final name.
+:func:`placed_write_steps` moves it first and stops after, for a caller that
+announces a complete file before it is durable.
 """
 
 from __future__ import annotations
@@ -88,6 +90,40 @@ def atomic_write_steps(final: Path, data: bytes, *, overwrite: bool) -> Generato
             yield fd
         finally:
             os.close(fd)
+
+
+def placed_write_steps(final: Path, data: bytes, *, overwrite: bool) -> Generator[int, None, None]:
+    """The file under its name first, durable after: writes ``data`` to a temp file,
+    moves it to ``final`` (atomically, as :func:`atomic_path`: a reader sees all of
+    it or nothing), then yields its descriptor once for the caller to make the
+    bytes and the name durable.
+
+    For a caller that announces the file as soon as it is complete and records
+    it durably (a manifest line) once the sync is done: a crash before the sync
+    may leave ``final`` without its bytes, so nothing durable may name it before
+    then. An ``OSError`` thrown in (the sync failed), or closing the generator
+    early, removes ``final`` again and propagates.
+
+    Raises:
+        OSError: the temp file could not be written or moved, or what was thrown in.
+        OutputExistsError: as :func:`atomic_path`.
+    """
+    fd = -1
+    try:
+        with atomic_path(final, overwrite=overwrite, sync=False) as tmp:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            write_all(fd, data)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        raise
+    try:
+        yield fd
+    except BaseException:
+        final.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -12,7 +12,13 @@ A batch of 100 segment writes costs two syncs (the files, then their names and
 manifest lines) instead of 200 ``fsync`` calls that the journal serialises,
 and one thread instead of one per write competes with the event loop for the
 GIL. The durability order of each write is unchanged: its bytes are on disk
-before its name, its manifest line before it returns.
+before its manifest line, its manifest line before it returns.
+
+A write whose first part ran on an event loop (a segment file moved into
+place there, to be announced before it is durable) is finished there too
+(:meth:`GroupCommit.drive`): only its syncs go to the thread, batched with
+the others'. Each step between syncs is a few system calls, cheaper on the
+loop than the hand-offs of the GIL between the thread and a busy loop.
 
 The sync is ``syncfs(2)`` on Linux 5.8 or later (one call per filesystem in
 the batch; it also flushes other programs' dirty data on that filesystem, and
@@ -98,16 +104,35 @@ def _fsync_each(fds: list[int], failed: dict[int, OSError]) -> None:
 def run_inline(steps: Steps[T]) -> T:
     """Run ``steps`` in this thread, with ``fsync`` of each descriptor it yields
     (no batching: for callers that write one file at a time)."""
-    error: OSError | None = None
     try:
         fd = next(steps)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    return _fsync_inline(steps, fd)
+
+
+def _after_failed_sync(steps: Steps[T], error: OSError) -> T:
+    """Throw ``error`` into ``steps`` (its sync failed) and run the rest here, as
+    :func:`run_inline` does."""
+    try:
+        fd = steps.throw(error)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    return _fsync_inline(steps, fd)
+
+
+def _fsync_inline(steps: Steps[T], fd: int) -> T:
+    """``fsync`` the descriptor ``steps`` yielded and resume them, until they return."""
+    try:
         while True:
             try:
                 os.fsync(fd)
             except OSError as exc:
-                error = exc
-            fd = steps.send(None) if error is None else steps.throw(error)
-            error = None
+                fd = steps.throw(exc)
+            else:
+                fd = steps.send(None)
     except StopIteration as done:
         result: T = done.value
         return result
@@ -141,6 +166,35 @@ class GroupCommit:
         the thread has not started (nothing of it is on disk); one it has started
         runs to its end (a write half done is never abandoned)."""
         return await asyncio.wrap_future(self.submit(steps))
+
+    def drive(self, steps: Steps[T], fd: int) -> asyncio.Future[T]:
+        """Finish ``steps``, which yielded ``fd`` already, on this event loop: each
+        sync goes to the commit thread (batched with every other write waiting
+        there), the steps between the syncs run here. For a write whose first
+        part ran on the loop (a file moved into place before it is durable):
+        its remaining steps are a few system calls, cheaper here than the
+        thread's hand-offs of the GIL with a busy loop.
+
+        Returns a future of the steps' result (or their error, as with
+        :meth:`run`); the write has started, and runs to its end even if the
+        caller stops waiting (it is under way: its file may be announced).
+        Call it from a coroutine."""
+        task = asyncio.get_running_loop().create_task(self._drive(steps, fd))
+        _DRIVEN.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(_DRIVEN.discard)
+        return asyncio.shield(task)
+
+    async def _drive(self, steps: Steps[T], fd: int) -> T:
+        while True:
+            try:
+                await asyncio.wrap_future(self.submit(_sync_one(fd)))
+            except OSError as exc:  # its failure path syncs a "failed" line: not on the loop
+                return await asyncio.to_thread(_after_failed_sync, steps, exc)
+            try:
+                fd = steps.send(None)
+            except StopIteration as done:
+                result: T = done.value
+                return result
 
     def _after_fork(self) -> None:
         self._jobs = queue.SimpleQueue()  # the parent's jobs are the parent's
@@ -196,6 +250,14 @@ def _advance(steps: Steps[Any], future: Future[Any], error: OSError | None,
         steps.close()  # a bug in the steps: this write fails, not its batch
         future.set_exception(TypeError(f"a write's steps yielded {fd!r}, not a descriptor"))
 
+
+def _sync_one(fd: int) -> Steps[None]:
+    """A job that only syncs ``fd`` (its error, if any, is the job's)."""
+    yield fd
+
+
+#: Writes driven on an event loop (:meth:`GroupCommit.drive`) until they end.
+_DRIVEN: set[asyncio.Task[Any]] = set()
 
 #: The process's commit thread.
 COMMITTER = GroupCommit()

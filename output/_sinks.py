@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pydub import AudioSegment
@@ -44,12 +44,20 @@ class FileSink(AudioSink):
     def __init__(self, writer: SegmentWriter) -> None:
         self.writer = writer
 
-    async def write(self, segment: SegmentInfo, audio: SynthesizedAudio) -> WrittenSegment:
+    async def write(
+        self,
+        segment: SegmentInfo,
+        audio: SynthesizedAudio,
+        *,
+        placed: Callable[[WrittenSegment], None] | None = None,
+    ) -> WrittenSegment:
         """Write ``segment``'s file and manifest line; the manifest's ``text`` is
-        what was spoken (``audio.text``)."""
+        what was spoken (``audio.text``). ``placed``: called as soon as the file
+        is complete under its name, before it is durable (see
+        :meth:`SegmentWriter.awrite`)."""
         return await self.writer.awrite(
             segment.index, audio, text=audio.text or segment.text,
-            extra=segment.manifest_fields(),
+            extra=segment.manifest_fields(), placed=placed,
         )
 
     async def accept(self, segment: SegmentInfo, audio: SynthesizedAudio) -> None:

@@ -8,7 +8,7 @@ import datetime as dt
 import os
 import re
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -16,7 +16,7 @@ from typing import Any
 
 from tts import SynthesizedAudio, WordBoundary
 
-from ._atomic import atomic_write_steps
+from ._atomic import atomic_write_steps, placed_write_steps
 from ._commit import COMMITTER, run_inline
 from ._errors import FormatError, OutputExistsError, WriteError
 from ._formats import check_format, convert
@@ -126,11 +126,14 @@ class SegmentWriter:
     Each file is converted (pydub + ffmpeg) only when the engine's format
     differs, written to a temp file in the same directory and renamed, so the
     final name never holds a partial file. The manifest line for a segment is
-    appended and fsynced right after its file lands. ``close(summary)`` writes
-    the summary line; ``write`` after ``close`` raises ``RuntimeError``.
+    appended and fsynced right after its file lands, so the manifest only ever
+    lists durable files. ``close(summary)`` writes the summary line; ``write``
+    after ``close`` raises ``RuntimeError``.
 
-    ``write`` is thread-safe; ``awrite`` runs it in a worker thread so the
-    event loop never blocks on encoding or disk.
+    ``write`` is thread-safe and syncs in the calling thread; ``awrite`` hands
+    the syncs to the process's group commit (:mod:`output._commit`) and
+    converts formats in a worker thread, and with ``placed`` it announces
+    the file before it is durable.
 
     With ``resume=True`` the writer continues an earlier, interrupted run in
     ``output_dir`` (implies ``run_subdir=False``): the manifest is first
@@ -268,11 +271,26 @@ class SegmentWriter:
         *,
         text: str,
         extra: dict[str, Any] | None = None,
+        placed: Callable[[WrittenSegment], None] | None = None,
     ) -> WrittenSegment:
         """:meth:`write`, made durable by the process's group commit (see
         :mod:`output._commit`): one filesystem sync for every write waiting with
         it, in one thread; a format conversion runs in a worker thread first.
-        Same arguments, result and errors as :meth:`write`."""
+        Same arguments, result and errors as :meth:`write`.
+
+        ``placed``: called (in this thread, before this returns) with the
+        segment as soon as its file is complete under its final name, so a
+        caller can announce it without waiting for the disk. The file is then
+        written here, on the event loop (a few system calls into the page
+        cache), moved into place, and only after that made durable, with its
+        manifest line (the syncs in the commit thread, the steps between them
+        on the loop: :meth:`GroupCommit.drive`); this returns once both are
+        durable. A crash in between leaves a whole file that the manifest does
+        not list (a resume writes it again). If the sync fails, the file is
+        removed again and the ``WriteError`` raised as usual: a caller that
+        announced it must take that back. Cancelling the wait after ``placed``
+        does not stop the write: it lands whole.
+        """
         self._check(index)
         try:
             if audio.format == self.format:  # no conversion: a header check only
@@ -282,7 +300,18 @@ class SegmentWriter:
         except FormatError as exc:  # its "failed" line, fsynced, off the event loop
             await asyncio.to_thread(self._append_failed, index, text, audio, exc)
             raise
-        return await COMMITTER.run(self._steps(index, converted, audio, text, extra))
+        if placed is None:
+            return await COMMITTER.run(self._steps(index, converted, audio, text, extra))
+        steps = self._steps(index, converted, audio, text, extra, place_first=True)
+        try:
+            fd = next(steps)  # the file is complete under its final name
+        except StopIteration as kept:  # finished by an earlier run: nothing to write
+            placed(kept.value)
+            result: WrittenSegment = kept.value
+            return result
+        landing = COMMITTER.drive(steps, fd)  # under way whatever ``placed`` does
+        placed(self._describe(index, converted, audio, text))
+        return await landing
 
     def _check(self, index: int) -> None:
         if self._closed:
@@ -306,23 +335,15 @@ class SegmentWriter:
         audio: SynthesizedAudio,
         text: str,
         extra: dict[str, Any] | None,
+        *,
+        place_first: bool = False,
     ) -> Generator[int, None, WrittenSegment]:
         """The write of one segment, in steps (see :mod:`output._commit`): yields the
-        file's descriptor, then the manifest's, each to be made durable."""
-        path = self.path_for(index)
-        written = WrittenSegment(
-            index=index,
-            path=path,
-            format=self.format,
-            duration_s=converted.duration_s,
-            bytes=len(converted.data),
-            engine=audio.engine,
-            voice=audio.voice,
-            text=text,
-            words=audio.words,
-            sample_rate=converted.sample_rate,
-            channels=converted.channels,
-        )
+        file's descriptor, then the manifest's, each to be made durable.
+        ``place_first``: the file is moved under its final name before its
+        sync, not after (see :meth:`awrite`'s ``placed``)."""
+        written = self._describe(index, converted, audio, text)
+        path = written.path
         record = written.to_record(extra)
         with self._lock:
             if self._closed:
@@ -336,8 +357,8 @@ class SegmentWriter:
             self._pending += 1  # close() waits for this write (see _in_progress)
         with self._in_progress(counted=True):
             try:
-                yield from atomic_write_steps(path, converted.data,
-                                              overwrite=self._config.overwrite)
+                file_steps = placed_write_steps if place_first else atomic_write_steps
+                yield from file_steps(path, converted.data, overwrite=self._config.overwrite)
             except OSError as exc:
                 error = WriteError(
                     f"cannot write {path.name}: {exc.strerror or exc}", path=path, errno=exc.errno
@@ -355,6 +376,23 @@ class SegmentWriter:
             with self._lock:
                 self._landed(written)
         return written
+
+    def _describe(self, index: int, converted: SynthesizedAudio, audio: SynthesizedAudio,
+                  text: str) -> WrittenSegment:
+        """The segment as it will be on disk (``converted``: in the writer's format)."""
+        return WrittenSegment(
+            index=index,
+            path=self.path_for(index),
+            format=self.format,
+            duration_s=converted.duration_s,
+            bytes=len(converted.data),
+            engine=audio.engine,
+            voice=audio.voice,
+            text=text,
+            words=audio.words,
+            sample_rate=converted.sample_rate,
+            channels=converted.channels,
+        )
 
     @contextlib.contextmanager
     def _in_progress(self, *, counted: bool = False) -> Iterator[None]:

@@ -6,7 +6,7 @@ import asyncio
 import errno
 import os
 import threading
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import output._commit as commit_mod
-from output import SegmentWriter, WriteError, read_manifest
+from output import SegmentWriter, WriteError, WrittenSegment, read_manifest
 from output._commit import COMMITTER, commit, sync_descriptors
 from output._manifest import ManifestWriter, last_per_index
 from tests.output.conftest import tone_audio
@@ -243,3 +243,114 @@ async def test_a_slow_failed_line_does_not_hold_up_writes_through_the_commit_thr
     assert written.index == 1
     final = last_per_index(read_manifest(tmp_path))
     assert [(i, r["type"]) for i, r in sorted(final.items())] == [(0, "failed"), (1, "segment")]
+
+
+# -- placed first: announced when complete, durable after ---------------------------
+
+
+@pytest.fixture
+def held_sync(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """The commit thread's syncs wait until the event is set (set at teardown)."""
+    gate = threading.Event()
+    real = commit_mod.sync_descriptors
+
+    def held(fds: list[int]) -> dict[int, OSError]:
+        gate.wait(30)
+        return real(fds)
+
+    monkeypatch.setattr(commit_mod, "sync_descriptors", held)
+    try:
+        yield gate
+    finally:
+        gate.set()
+
+
+async def test_a_placed_write_is_announced_whole_before_its_sync_then_listed(
+    tmp_path: Path, held_sync: threading.Event
+) -> None:
+    writer = SegmentWriter(tmp_path, run_subdir=False)
+    audio = tone_audio(440, 0.2)
+    seen: list[tuple[WrittenSegment, bytes, list[Any]]] = []
+    announced = asyncio.Event()
+
+    def placed(written: WrittenSegment) -> None:
+        seen.append((written, written.path.read_bytes(), read_manifest(tmp_path)))
+        announced.set()
+
+    task = asyncio.create_task(writer.awrite(0, audio, text="s0", placed=placed))
+    await announced.wait()
+    [(written, data, lines)] = seen
+    assert written.path == writer.path_for(0) and data == audio.data  # whole, in place
+    assert lines == []  # not listed before it is durable
+    assert not task.done()  # the sync is still held
+    held_sync.set()
+    assert await task == written
+    await writer.aclose()
+    records = read_manifest(tmp_path)
+    assert [(r["type"], r.get("index")) for r in records] == [("segment", 0), ("summary", None)]
+    assert _on_disk(tmp_path) == ({0}, {0}, [])
+
+
+async def test_placed_writes_from_many_runs_share_their_syncs(
+    tmp_path: Path, held_sync: threading.Event
+) -> None:
+    """Twelve writes placed while the first sync is held: the rest wait for the
+    thread together, so they take one sync per round, not one each."""
+    rounds: list[int] = []
+    held = commit_mod.sync_descriptors
+
+    def recording(fds: list[int]) -> dict[int, OSError]:
+        rounds.append(len(fds))
+        return held(fds)
+
+    commit_mod.sync_descriptors = recording  # undone by held_sync's monkeypatch
+    writers = [SegmentWriter(tmp_path / f"run{n}", run_subdir=False) for n in range(12)]
+    placed = [asyncio.Event() for _ in writers]
+    tasks = [asyncio.create_task(writer.awrite(0, tone_audio(440, 0.05), text="s0",
+                                               placed=lambda _, e=event: e.set()))
+             for writer, event in zip(writers, placed, strict=True)]
+    for event in placed:
+        await event.wait()
+    for _ in range(3):  # each write's driver task takes its first step: its sync waits
+        await asyncio.sleep(0)
+    held_sync.set()
+    await asyncio.gather(*tasks)
+    for writer in writers:
+        await writer.aclose()
+    assert sum(rounds) == 24  # each file, then each line
+    assert rounds[0] + rounds[1] >= 12  # the files that waited went in one round
+    assert all(_on_disk(w.directory) == ({0}, {0}, []) for w in writers)
+
+
+async def test_a_placed_write_whose_sync_fails_is_removed_and_its_text_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commit_mod, "sync_descriptors",
+                        lambda fds: {fd: OSError(errno.EIO, "Input/output error") for fd in fds})
+    writer = SegmentWriter(tmp_path, run_subdir=False)
+    was_there: list[bool] = []
+    with pytest.raises(WriteError, match=r"segment_0000\.wav.*Input/output error"):
+        await writer.awrite(0, tone_audio(440, 0.1), text="s0",
+                            placed=lambda written: was_there.append(written.path.is_file()))
+    monkeypatch.undo()
+    writer.close()
+    assert was_there == [True]
+    assert _on_disk(tmp_path) == (set(), set(), [])  # removed again, no temp file
+    assert [(r["type"], r.get("text")) for r in read_manifest(tmp_path)] == [
+        ("failed", "s0"), ("summary", None)]
+
+
+async def test_a_placed_write_cancelled_while_it_syncs_still_lands_whole(
+    tmp_path: Path, held_sync: threading.Event
+) -> None:
+    writer = SegmentWriter(tmp_path, run_subdir=False)
+    announced = asyncio.Event()
+    task = asyncio.create_task(writer.awrite(0, tone_audio(440, 0.1), text="s0",
+                                             placed=lambda written: announced.set()))
+    await announced.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    held_sync.set()
+    await asyncio.wait_for(writer.aclose(), timeout=30)  # waits for the write in flight
+    assert _on_disk(tmp_path) == ({0}, {0}, [])
