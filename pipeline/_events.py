@@ -111,7 +111,16 @@ class SegmentQueued(_Event):
 
 @dataclass(frozen=True, kw_only=True)
 class AudioReady(_Event):
-    """A segment's audio file is written (status ``"audio"``), in index order.
+    """A segment's audio file is complete under its final name (status ``"audio"``),
+    in index order.
+
+    The file was written to a temporary name and moved into place (a reader
+    sees all of it or nothing). It is made durable and listed in the
+    manifest right after, before the run hands on its next segment; the
+    event does not wait for the disk. If that sync fails (the disk's error),
+    the file is removed again, a :class:`RunFailed` for this ``index``
+    follows, and :class:`RunCompleted` counts the index in
+    ``failed_indices``, not in ``audio_indices``.
 
     Attributes:
         index: the segment index.

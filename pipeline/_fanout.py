@@ -53,14 +53,17 @@ class SinkFanout:
             await self._call(sink, sink.chunk(segment, chunk))
 
     async def write(
-        self, segment: SegmentInfo, audio: SynthesizedAudio
+        self, segment: SegmentInfo, audio: SynthesizedAudio,
+        placed: Callable[[WrittenSegment], None],
     ) -> WrittenSegment | None:
         """The file sink's turn: the written segment, or ``None`` (no file sink,
-        or it failed: then reported with the segment's index)."""
+        or it failed: then reported with the segment's index). ``placed`` is
+        called when the file is complete under its name, before it is durable
+        (:meth:`FileSink.write`); if it then fails, the report follows."""
         if self.files is None:
             return None
         try:
-            return await self.files.write(segment, audio)
+            return await self.files.write(segment, audio, placed=placed)
         except _EXPECTED as exc:
             self._report(exc, segment.index)
             return None

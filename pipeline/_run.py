@@ -87,6 +87,7 @@ from output import (
     PcmDecoder,
     RunSummary,
     SegmentInfo,
+    WrittenSegment,
     convert,
 )
 from tts import AudioChunk, SynthesizedAudio, TTSEngine, TTSError, sanitize_text
@@ -723,23 +724,36 @@ class StreamRun:
             return
         audio = outcome.audio
         segment = replace(segment, synth_s=outcome.synth_s, reused=outcome.reused)
-        written = await self._fanout.write(segment, audio)
+        announced: list[WrittenSegment] = []
+
+        def placed(written: WrittenSegment) -> None:
+            announced.append(written)
+            self._audio_ready(written, outcome.synth_s)
+
+        written = await self._fanout.write(segment, audio, placed)
+        if written is None and announced:  # its sync failed: removed, and reported
+            self._tally.taken_back(index, announced[0].duration_s, outcome.synth_s)
         await self._fanout.accept(segment, audio)
+        self._pacer.audio_out()  # no file, or it failed: the other sinks had the audio
+        if written is None and not announced and self._fanout.files is None:
+            # a run without files: the sinks have it
+            self._tally.delivered(self._now(), audio.duration_s, outcome.synth_s)
+
+    def _audio_ready(self, written: WrittenSegment, synth_s: float) -> None:
+        """A segment's file is complete under its name: announced now; the commit
+        thread makes it durable (and lists it in the manifest) meanwhile."""
         self._pacer.audio_out()  # runs whose sinks take no chunks: first audio is here
         now = self._now()
-        if written is not None:
-            self._tally.file_written(now, index, str(written.path))
-            self._tally.delivered(now, written.duration_s, outcome.synth_s)
-            self._emit(
-                AudioReady,
-                index=index,
-                path=str(written.path),
-                format=written.format,
-                duration_s=written.duration_s,
-                engine=written.engine,
-                voice=written.voice,
-                synth_s=outcome.synth_s,
-                text=written.text,
-            )
-        elif self._fanout.files is None:  # a run without files: the sinks have it
-            self._tally.delivered(now, audio.duration_s, outcome.synth_s)
+        self._tally.file_written(now, written.index, str(written.path))
+        self._tally.delivered(now, written.duration_s, synth_s)
+        self._emit(
+            AudioReady,
+            index=written.index,
+            path=str(written.path),
+            format=written.format,
+            duration_s=written.duration_s,
+            engine=written.engine,
+            voice=written.voice,
+            synth_s=synth_s,
+            text=written.text,
+        )

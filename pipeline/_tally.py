@@ -60,6 +60,14 @@ class RunTally:
         self.files.append(path)
         self.file_indices.append(index)
 
+    def taken_back(self, index: int, duration_s: float, synth_s: float) -> None:
+        """The file of ``index``, counted by :meth:`file_written` and
+        :meth:`delivered`, was removed again (it could not be made durable)."""
+        at = self.file_indices.index(index)
+        del self.file_indices[at], self.files[at]
+        self.audio_s -= duration_s
+        self.synth_s -= synth_s
+
     def error(self, error_type: str, message: str) -> None:
         if self.first_error is None:
             self.first_error = f"{error_type}: {message}"

@@ -119,5 +119,7 @@ def test_kill_9_during_narrate_then_resume_loses_nothing(tmp_path: Path) -> None
     proc.communicate(timeout=60)
     first = tmp_path / "job" / "chapter_01"
     written = check_files(first, expect_summary=False)  # no summary: it was killed
-    assert len([r for r in written if r["type"] == "segment"]) >= 3
+    # An `audio` event goes out when its file is complete; its manifest line
+    # follows the sync, so the third may be unlisted yet (check_files allows it).
+    assert len([r for r in written if r["type"] == "segment"]) >= 2
     assert_resume_finishes(tmp_path, args)

@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Generator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -297,18 +297,20 @@ async def test_a_nul_in_the_answer_is_spoken_through_with_espeak(tmp_path: Path)
 def _fill_disk_from(monkeypatch: pytest.MonkeyPatch, first: int) -> list[str]:
     """Make the atomic file write fail with ENOSPC from the ``first``-th segment
     file on (an injected failing writer); returns the names it refused."""
-    real = atomic_mod.atomic_write_steps
     refused: list[str] = []
 
-    def write(final: Path, data: bytes, *, overwrite: bool) -> Generator[int, None, None]:
-        if final.name.startswith("segment_") and int(final.stem.split("_")[1]) >= first:
-            refused.append(final.name)
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return (yield from real(final, data, overwrite=overwrite))
+    def failing(real: Callable[..., Generator[int, None, None]]) -> Callable[..., Any]:
+        def write(final: Path, data: bytes, *, overwrite: bool) -> Generator[int, None, None]:
+            if final.name.startswith("segment_") and int(final.stem.split("_")[1]) >= first:
+                refused.append(final.name)
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return (yield from real(final, data, overwrite=overwrite))
+        return write
 
     import output._writer as writer_mod
 
-    monkeypatch.setattr(writer_mod, "atomic_write_steps", write)
+    for name in ("atomic_write_steps", "placed_write_steps"):  # durable first, placed first
+        monkeypatch.setattr(writer_mod, name, failing(getattr(atomic_mod, name)))
     return refused
 
 
@@ -340,6 +342,47 @@ async def test_disk_full_fails_the_segments_it_cannot_write_and_the_run_goes_on(
     assert sorted(p.name for p in (tmp_path / "full").glob("segment_*")) == [
         "segment_0000.wav", "segment_0001.wav"
     ]
+
+
+async def test_a_segment_announced_then_not_made_durable_is_taken_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The `audio` event goes out when the file is complete under its name; when
+    its sync then fails (EIO), the file goes, an error for that segment follows,
+    and the completed event counts it failed, not written."""
+    import output._commit as commit_mod
+
+    real = commit_mod.sync_descriptors
+
+    def segment_1_fails(fds: list[int]) -> dict[int, OSError]:
+        failed = real(fds)
+        for fd in fds:
+            if "segment_0001" in os.readlink(f"/proc/self/fd/{fd}"):
+                failed[fd] = OSError(errno.EIO, "Input/output error")
+        return failed
+
+    monkeypatch.setattr(commit_mod, "sync_descriptors", segment_1_fails)
+    async with make(tmp_path, FakeEngine()) as pipe:
+        events = await collect(pipe.astream_text_to_audio(TEXT, run_id="eio"))
+    total = len(of(events, SegmentQueued))
+    kinds = [(type(e).__name__, getattr(e, "index", getattr(e, "segment_index", None)))
+             for e in events if isinstance(e, AudioReady | RunFailed)]
+    assert kinds[:3] == [("AudioReady", 0), ("AudioReady", 1), ("RunFailed", 1)]
+    failed = of(events, RunFailed)
+    assert failed[0].error_type == "WriteError" and "Input/output error" in failed[0].message
+    done = events[-1]
+    assert isinstance(done, RunCompleted)
+    assert done.failed_indices == [1]
+    assert done.audio_indices == [i for i in range(total) if i != 1]
+    assert len(done.audio_files) == total - 1 and "segment_0001" not in str(done.audio_files)
+    assert done.audio_s == pytest.approx(sum(a.duration_s for a in of(events, AudioReady)
+                                             if a.index != 1))
+    run_dir = tmp_path / "eio"
+    assert not (run_dir / "segment_0001.wav").exists()
+    records = read_manifest(run_dir)
+    assert [r["index"] for r in records if r["type"] == "segment"] == done.audio_indices
+    assert [(r["index"], r["text"]) for r in records if r["type"] == "failed"] == [
+        (1, of(events, AudioReady)[1].text)]
 
 
 @pytest.fixture
