@@ -1,9 +1,11 @@
 """Atomic file creation: write a temp file in the same directory, then rename.
 
 A crash at any point leaves either no file or the complete file under the final
-name, never a partial one. A hard crash (SIGKILL, power loss) may leave a temp
-file named ``.<final name>.<random>.tmp`` behind; it never has the final name.
-On any exception the temp file is removed.
+name, never a partial one (:func:`placed_write_steps` trades that, for a power
+loss only, for a name given before the sync: see there). A hard crash
+(SIGKILL, power loss) may leave a temp file named
+``.<final name>.<random>.tmp`` behind; it never has the final name. On any
+exception the temp file is removed.
 
 :func:`atomic_write_steps` is the same write in steps, for a group commit
 (:mod:`._commit`): it stops once, when the bytes are written, for the caller
@@ -119,8 +121,11 @@ def placed_write_steps(final: Path, data: bytes, *, overwrite: bool) -> Generato
         raise
     try:
         yield fd
-    except BaseException:
-        final.unlink(missing_ok=True)
+    except BaseException as exc:
+        try:
+            final.unlink(missing_ok=True)
+        except OSError as also:  # e.g. remounted read-only: the first error stays the one
+            exc.add_note(f"{final.name} could not be removed either: {also}")
         raise
     finally:
         os.close(fd)

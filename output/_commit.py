@@ -1,7 +1,7 @@
 """Group commit: many writes made durable by one filesystem sync.
 
-A write that must be durable before it is reported (a segment file, then its
-manifest line) is given as *steps*: a generator that does its writing, yields
+A write that must be durable before it is listed and returned (a segment
+file, then its manifest line) is given as *steps*: a generator that does its writing, yields
 a file descriptor whenever what it wrote must reach the disk, and returns its
 result. One thread per process runs the steps of every writer, a batch at a
 time (every job waiting when it wakes)::
@@ -190,6 +190,8 @@ class GroupCommit:
                 await asyncio.wrap_future(self.submit(_sync_one(fd)))
             except OSError as exc:  # its failure path syncs a "failed" line: not on the loop
                 return await asyncio.to_thread(_after_failed_sync, steps, exc)
+            except asyncio.CancelledError:  # the loop is closing: finish here, never half
+                return _fsync_inline(steps, fd)
             try:
                 fd = steps.send(None)
             except StopIteration as done:

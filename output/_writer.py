@@ -28,6 +28,14 @@ from ._manifest import (
     rewrite_manifest,
 )
 
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a write's outcome as seen: its caller failed first (a failed write
+    still leaves its "failed" manifest line)."""
+    if not future.cancelled():
+        future.exception()
+
+
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -125,7 +133,8 @@ class SegmentWriter:
 
     Each file is converted (pydub + ffmpeg) only when the engine's format
     differs, written to a temp file in the same directory and renamed, so the
-    final name never holds a partial file. The manifest line for a segment is
+    final name never holds a partial file (but see :meth:`awrite`'s ``placed``
+    for a power loss). The manifest line for a segment is
     appended and fsynced right after its file lands, so the manifest only ever
     lists durable files. ``close(summary)`` writes the summary line; ``write``
     after ``close`` raises ``RuntimeError``.
@@ -285,11 +294,16 @@ class SegmentWriter:
         cache), moved into place, and only after that made durable, with its
         manifest line (the syncs in the commit thread, the steps between them
         on the loop: :meth:`GroupCommit.drive`); this returns once both are
-        durable. A crash in between leaves a whole file that the manifest does
-        not list (a resume writes it again). If the sync fails, the file is
-        removed again and the ``WriteError`` raised as usual: a caller that
-        announced it must take that back. Cancelling the wait after ``placed``
-        does not stop the write: it lands whole.
+        durable. A crash in between leaves a file that the manifest does not
+        list (whole if only the process died, possibly empty after a power
+        loss; a resume writes it again). A write that replaces a file (a kept
+        index on resume, or any under ``overwrite``) is made durable before it
+        takes the name, then ``placed`` is called. The rest of the write
+        finishes on the event loop, so close the writer with :meth:`aclose`
+        (or from another thread), not :meth:`close` on the loop's thread. If
+        the sync fails, the file is removed again and the ``WriteError`` raised
+        as usual: a caller that announced it must take that back. Cancelling
+        the wait after ``placed`` does not stop the write: it lands whole.
         """
         self._check(index)
         try:
@@ -300,18 +314,29 @@ class SegmentWriter:
         except FormatError as exc:  # its "failed" line, fsynced, off the event loop
             await asyncio.to_thread(self._append_failed, index, text, audio, exc)
             raise
-        if placed is None:
-            return await COMMITTER.run(self._steps(index, converted, audio, text, extra))
+        if placed is None or self._replaces(index):
+            # Replacing a file (resume, overwrite): its new bytes are durable before
+            # they take the name, which a durable manifest line may still give.
+            written = await COMMITTER.run(self._steps(index, converted, audio, text, extra))
+            if placed is not None:
+                placed(written)
+            return written
         steps = self._steps(index, converted, audio, text, extra, place_first=True)
-        try:
-            fd = next(steps)  # the file is complete under its final name
-        except StopIteration as kept:  # finished by an earlier run: nothing to write
-            placed(kept.value)
-            result: WrittenSegment = kept.value
-            return result
+        fd = next(steps)  # the file is complete under its final name (nothing kept: see above)
         landing = COMMITTER.drive(steps, fd)  # under way whatever ``placed`` does
-        placed(self._describe(index, converted, audio, text))
+        try:
+            placed(self._describe(index, converted, audio, text))
+        except BaseException:
+            landing.add_done_callback(_retrieve)  # it lands; its own error is not lost
+            raise
         return await landing
+
+    def _replaces(self, index: int) -> bool:
+        """Whether writing ``index`` now would replace a file (one a resumed manifest
+        lists, or any under ``overwrite``)."""
+        with self._lock:
+            kept = index in self._kept
+        return kept or (self._config.overwrite and self.path_for(index).exists())
 
     def _check(self, index: int) -> None:
         if self._closed:

@@ -41,10 +41,10 @@ async def tcp_server(handle: Handler) -> AsyncIterator[int]:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the peer hung up
         finally:
-            handlers.discard(task)
             writer.close()
             with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 await writer.wait_closed()
+            handlers.discard(task)
 
     server = await asyncio.start_server(accept, "127.0.0.1", 0)
     try:

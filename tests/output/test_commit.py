@@ -292,7 +292,7 @@ async def test_a_placed_write_is_announced_whole_before_its_sync_then_listed(
 
 
 async def test_placed_writes_from_many_runs_share_their_syncs(
-    tmp_path: Path, held_sync: threading.Event
+    tmp_path: Path, held_sync: threading.Event, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Twelve writes placed while the first sync is held: the rest wait for the
     thread together, so they take one sync per round, not one each."""
@@ -303,7 +303,19 @@ async def test_placed_writes_from_many_runs_share_their_syncs(
         rounds.append(len(fds))
         return held(fds)
 
-    commit_mod.sync_descriptors = recording  # undone by held_sync's monkeypatch
+    monkeypatch.setattr(commit_mod, "sync_descriptors", recording)
+    submitted = 0
+    all_submitted = asyncio.Event()
+    real_submit = COMMITTER.submit
+
+    def counting(steps: Any) -> Future[Any]:
+        nonlocal submitted
+        submitted += 1
+        if submitted == 12:
+            all_submitted.set()
+        return real_submit(steps)
+
+    monkeypatch.setattr(COMMITTER, "submit", counting)
     writers = [SegmentWriter(tmp_path / f"run{n}", run_subdir=False) for n in range(12)]
     placed = [asyncio.Event() for _ in writers]
     tasks = [asyncio.create_task(writer.awrite(0, tone_audio(440, 0.05), text="s0",
@@ -311,8 +323,7 @@ async def test_placed_writes_from_many_runs_share_their_syncs(
              for writer, event in zip(writers, placed, strict=True)]
     for event in placed:
         await event.wait()
-    for _ in range(3):  # each write's driver task takes its first step: its sync waits
-        await asyncio.sleep(0)
+    await all_submitted.wait()  # every file's sync is queued behind the held one
     held_sync.set()
     await asyncio.gather(*tasks)
     for writer in writers:
@@ -353,4 +364,32 @@ async def test_a_placed_write_cancelled_while_it_syncs_still_lands_whole(
         await task
     held_sync.set()
     await asyncio.wait_for(writer.aclose(), timeout=30)  # waits for the write in flight
+    assert _on_disk(tmp_path) == ({0}, {0}, [])
+
+
+async def test_a_placed_write_that_replaces_a_file_is_durable_before_it_is_announced(
+    tmp_path: Path,
+) -> None:
+    """Over a file a durable line still names (``overwrite``; resume alike), the new
+    bytes take the name only once durable: ``placed`` sees the new line listed."""
+    writer = SegmentWriter(tmp_path, run_subdir=False, overwrite=True)
+    writer.write(0, tone_audio(440, 0.1), text="old")
+    lines_at_placed: list[list[str]] = []
+    new = tone_audio(880, 0.1)
+    written = await writer.awrite(0, new, text="new", placed=lambda written: lines_at_placed.append(
+        [r["text"] for r in read_manifest(tmp_path) if r["type"] == "segment"]))
+    await writer.aclose()
+    assert lines_at_placed == [["old", "new"]]
+    assert written.path.read_bytes() == new.data
+
+
+async def test_a_placed_callback_that_raises_still_lets_the_write_land(tmp_path: Path) -> None:
+    writer = SegmentWriter(tmp_path, run_subdir=False)
+
+    def broken(written: WrittenSegment) -> None:
+        raise RuntimeError("a bug in the caller")
+
+    with pytest.raises(RuntimeError, match="a bug in the caller"):
+        await writer.awrite(0, tone_audio(440, 0.1), text="s0", placed=broken)
+    await asyncio.wait_for(writer.aclose(), timeout=30)  # the write in flight lands first
     assert _on_disk(tmp_path) == ({0}, {0}, [])
