@@ -26,10 +26,12 @@ Two limits of this machine, to read ``bench/daemon_load.py``'s figures against:
   its return, in ms, per pool size; ``last_write_ms``, the best pool's
   maximum, is how soon the last of a burst's first files can be durable
   with one ``fsync`` per file and per line (``SegmentWriter.write``).
-  Side by side, ``group_commit``: the same writes as the daemon makes them
-  now, ``SegmentWriter.awrite`` from one event loop at once (the process's
+  Side by side, ``group_commit``: the same writes through
+  ``SegmentWriter.awrite`` from one event loop at once (the process's
   group commit: one ``syncfs`` per round for every write waiting,
-  :mod:`output._commit`); ``group_commit_last_ms`` is its last write's return.
+  :mod:`output._commit`; as the daemon made them until 12-04, before its
+  ``audio`` event stopped waiting for them); ``group_commit_last_ms`` is its
+  last write's return.
 
 Run it with ``python -m bench.daemon_floor`` (prints JSON).
 """

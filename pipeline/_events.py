@@ -120,7 +120,8 @@ class AudioReady(_Event):
     event does not wait for the disk. If that sync fails (the disk's error),
     the file is removed again, a :class:`RunFailed` for this ``index``
     follows, and :class:`RunCompleted` counts the index in
-    ``failed_indices``, not in ``audio_indices``.
+    ``failed_indices``, not in ``audio_indices`` (later events'
+    ``audio_files_generated`` is then one lower).
 
     Attributes:
         index: the segment index.

@@ -740,8 +740,8 @@ class StreamRun:
             self._tally.delivered(self._now(), audio.duration_s, outcome.synth_s)
 
     def _audio_ready(self, written: WrittenSegment, synth_s: float) -> None:
-        """A segment's file is complete under its name: announced now; the commit
-        thread makes it durable (and lists it in the manifest) meanwhile."""
+        """A segment's file is complete under its name: announced now; its syncs
+        (in the commit thread) and its manifest line follow meanwhile."""
         self._pacer.audio_out()  # runs whose sinks take no chunks: first audio is here
         now = self._now()
         self._tally.file_written(now, written.index, str(written.path))

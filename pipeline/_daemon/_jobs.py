@@ -50,7 +50,7 @@ from typing import Any
 from output import MANIFEST_NAME, read_manifest
 
 from .._config import StreamingConfig
-from .._events import AudioReady, RunStarted
+from .._events import AudioReady, RunFailed, RunStarted
 from .._job import ItemDone, ItemResult, JobProgress, anarrate_job, job_fingerprint
 from .._job_pipelines import JobPipelines
 from .._jobfile import JobItem
@@ -224,12 +224,21 @@ class JobStore:
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (job_id, item, chapter, index, name, format, duration_s),
         )
+        self._count_files(job_id)
+
+    def _count_files(self, job_id: str) -> None:
         self._exec(
             "UPDATE jobs SET segments = (SELECT COUNT(*) FROM files WHERE job_id = ?),"
             " audio_s = (SELECT COALESCE(SUM(duration_s), 0) FROM files WHERE job_id = ?),"
             " updated = ? WHERE id = ?",
             (job_id, job_id, time.time(), job_id),
         )
+
+    def remove_file(self, job_id: str, chapter: int, index: int, *, item: str = "") -> None:
+        """Forget one segment file (removed again: its sync failed); no-op if unknown."""
+        self._exec("DELETE FROM files WHERE job_id = ? AND item = ? AND chapter = ? AND idx = ?",
+                   (job_id, item, chapter, index))
+        self._count_files(job_id)
 
     def job_items(self, job_id: str) -> list[JobItem]:
         """The items of a job of items, in order (``[]`` for a text job)."""
@@ -433,6 +442,10 @@ class NarrationJobs:
                         name = Path(event.path).relative_to(directory).as_posix()
                         await asyncio.to_thread(store.add_file, job.id, chapter.number, event.index,
                                                 name, event.format, event.duration_s, item=item.id)
+                    elif isinstance(event, RunFailed) and event.segment_index is not None:
+                        # an announced file that could not be made durable was removed
+                        await asyncio.to_thread(store.remove_file, job.id, chapter.number,
+                                                event.segment_index, item=item.id)
         return _errors(failed, len(items) if job.items else 0)
 
     async def _run_on_ray(self, job: Job, items: list[JobItem], config: StreamingConfig,

@@ -429,6 +429,8 @@ class ActiveRun:
                 event.index, Path(event.path), event.format, event.duration_s
             )
         elif isinstance(event, RunFailed):
+            if event.segment_index is not None:  # an announced file taken back goes too
+                record.files.pop(event.segment_index, None)
             self._failed_seen = True
             errors = self.health.errors
             errors[event.error_type] = errors.get(event.error_type, 0) + 1

@@ -30,8 +30,10 @@ from pipeline import (
     SegmentQueued,
     StreamingPipeline,
     create_streaming_pipeline,
+    event_to_dict,
 )
 from tests.fakes.engine import FakeEngine, StreamingFakeEngine
+from tests.faults.invariants import check_files, check_text
 from tts import AudioChunk, EspeakEngine, SynthesisError, SynthesizedAudio
 from tts._audio import normalize_wav
 
@@ -383,6 +385,9 @@ async def test_a_segment_announced_then_not_made_durable_is_taken_back(
     assert [r["index"] for r in records if r["type"] == "segment"] == done.audio_indices
     assert [(r["index"], r["text"]) for r in records if r["type"] == "failed"] == [
         (1, of(events, AudioReady)[1].text)]
+    as_dicts = [event_to_dict(e) for e in events]
+    check_text(as_dicts, TEXT)  # the shared invariants hold with a segment taken back
+    check_files(run_dir, as_dicts)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from pipeline._daemon import DaemonSettings
 from tests.fakes.engine import FakeEngine
@@ -125,4 +126,38 @@ def test_delete_cancels_a_running_job(tmp_path: Path) -> None:
         assert job["status"] == "cancelled" and job["segments"] == 1
     finally:
         gated.release.set()
+        running.stop()
+
+
+def test_a_file_taken_back_leaves_the_jobs_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chapter one's segment 1 is announced, then its sync fails (EIO): the job
+    neither lists nor counts it (the file is gone); every other file is there."""
+    import errno
+    import os
+
+    import output._commit as commit_mod
+
+    real = commit_mod.sync_descriptors
+
+    def one_fails(fds: list[int]) -> dict[int, OSError]:
+        failed = real(fds)
+        for fd in fds:
+            path = os.readlink(f"/proc/self/fd/{fd}")  # the temp name, linked into place
+            if "chapter_01/" in path and "segment_0001" in path:
+                failed[fd] = OSError(errno.EIO, "Input/output error")
+        return failed
+
+    monkeypatch.setattr(commit_mod, "sync_descriptors", one_fails)
+    running = start_daemon(_settings(tmp_path), llm=ScriptedLLM(["x"]), engine=FakeEngine())
+    try:
+        job_id = httpx.post(running.url + "/v1/narrations", json={"text": BOOK}).json()["id"]
+        job = _wait_status(running, job_id, ("completed", "failed"))
+        listed = {(f["chapter"], f["idx"]) for f in job["files"]}
+        assert (1, 1) not in listed and (1, 0) in listed and (2, 1) in listed
+        assert job["segments"] == len(job["files"])
+        for f in job["files"]:
+            assert httpx.get(running.url + f["url"]).status_code == 200
+    finally:
         running.stop()

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.fakes.engine import FakeEngine
 
@@ -193,3 +194,36 @@ def test_conversation_id_keeps_history(daemon: Daemon) -> None:
     assert requests[2] == [{"role": "user", "content": "Unrelated"}]
     bad = httpx.post(daemon.url + "/v1/speak", json={"message": "x", "conversation_id": "../x"})
     assert bad.status_code == 422 and bad.json()["error"]["param"] == "conversation_id"
+
+
+def test_an_announced_file_whose_sync_fails_leaves_the_run(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Segment 1's `audio` event goes out, then its sync fails (EIO): an `error`
+    for segment 1 follows, and the run's record, its URLs and `done` drop it."""
+    import errno
+    import os
+
+    import output._commit as commit_mod
+
+    real = commit_mod.sync_descriptors
+
+    def segment_1_fails(fds: list[int]) -> dict[int, OSError]:
+        failed = real(fds)
+        for fd in fds:
+            if "segment_0001" in os.readlink(f"/proc/self/fd/{fd}"):
+                failed[fd] = OSError(errno.EIO, "Input/output error")
+        return failed
+
+    monkeypatch.setattr(commit_mod, "sync_descriptors", segment_1_fails)
+    events = _speak(daemon)
+    kinds = [(kind, data.get("index", data.get("segment_index"))) for kind, data in events
+             if kind in ("audio", "error")]
+    assert kinds[:3] == [("audio", 0), ("audio", 1), ("error", 1)]
+    done = events[-1][1]
+    assert done["failed_indices"] == [1] and 1 not in done["audio_indices"]
+    run_id = events[0][1]["run_id"]
+    run = httpx.get(f"{daemon.url}/v1/runs/{run_id}").json()
+    assert [a["index"] for a in run["audio"]] == done["audio_indices"]
+    assert httpx.get(f"{daemon.url}/v1/runs/{run_id}/audio/1").status_code == 404
+    assert httpx.get(f"{daemon.url}/v1/runs/{run_id}/audio/0").status_code == 200
