@@ -98,7 +98,8 @@ def placed_write_steps(final: Path, data: bytes, *, overwrite: bool) -> Generato
     """The file under its name first, durable after: writes ``data`` to a temp file,
     moves it to ``final`` (atomically, as :func:`atomic_path`: a reader sees all of
     it or nothing), then yields its descriptor once for the caller to make the
-    bytes and the name durable.
+    bytes durable (and the name: ``syncfs`` does, ``fsync`` of the file alone
+    does not).
 
     For a caller that announces the file as soon as it is complete and records
     it durably (a manifest line) once the sync is done: a crash before the sync

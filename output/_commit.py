@@ -123,6 +123,24 @@ def _after_failed_sync(steps: Steps[T], error: OSError) -> T:
     return _fsync_inline(steps, fd)
 
 
+def _finish_cancelled(steps: Steps[T], fd: int, job: Future[None]) -> T:
+    """The rest of a driven write whose loop is closing, here: the sync of ``fd``
+    the thread was asked for is used if it ran (a write-back error is reported
+    once, so a second ``fsync`` could miss it), else ``fd`` is fsynced here."""
+    if job.cancel():
+        return _fsync_inline(steps, fd)
+    try:
+        job.result()  # running or done: wait for its outcome
+    except OSError as exc:
+        return _after_failed_sync(steps, exc)
+    try:
+        fd = steps.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    return _fsync_inline(steps, fd)
+
+
 def _fsync_inline(steps: Steps[T], fd: int) -> T:
     """``fsync`` the descriptor ``steps`` yielded and resume them, until they return."""
     try:
@@ -186,12 +204,13 @@ class GroupCommit:
 
     async def _drive(self, steps: Steps[T], fd: int) -> T:
         while True:
+            job = self.submit(_sync_one(fd))
             try:
-                await asyncio.wrap_future(self.submit(_sync_one(fd)))
+                await asyncio.wrap_future(job)
             except OSError as exc:  # its failure path syncs a "failed" line: not on the loop
                 return await asyncio.to_thread(_after_failed_sync, steps, exc)
             except asyncio.CancelledError:  # the loop is closing: finish here, never half
-                return _fsync_inline(steps, fd)
+                return _finish_cancelled(steps, fd, job)
             try:
                 fd = steps.send(None)
             except StopIteration as done:

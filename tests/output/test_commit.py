@@ -393,3 +393,34 @@ async def test_a_placed_callback_that_raises_still_lets_the_write_land(tmp_path:
         await writer.awrite(0, tone_audio(440, 0.1), text="s0", placed=broken)
     await asyncio.wait_for(writer.aclose(), timeout=30)  # the write in flight lands first
     assert _on_disk(tmp_path) == ({0}, {0}, [])
+
+
+@pytest.mark.parametrize("outcome", ["not started", "synced", "failed"])
+def test_a_drive_whose_loop_closes_finishes_with_what_the_thread_did(
+    tmp_path: Path, outcome: str
+) -> None:
+    """The loop closes while a placed write waits for its sync: the write ends here,
+    whole or failed (text kept), using the thread's sync if it ran: a write-back
+    error is reported once, so syncing again could hide it."""
+    writer = SegmentWriter(tmp_path, run_subdir=False)
+    steps = writer._steps(0, tone_audio(440, 0.1), tone_audio(440, 0.1), "s0", None,
+                          place_first=True)
+    fd = next(steps)  # placed
+    job: Future[None] = Future()
+    if outcome != "not started":
+        job.set_running_or_notify_cancel()
+        if outcome == "synced":
+            job.set_result(None)
+        else:
+            job.set_exception(OSError(errno.EIO, "Input/output error"))
+    if outcome == "failed":
+        with pytest.raises(WriteError, match="Input/output error"):
+            commit_mod._finish_cancelled(steps, fd, job)
+    else:
+        assert commit_mod._finish_cancelled(steps, fd, job).index == 0
+    writer.close()
+    lines, files, temps = _on_disk(tmp_path)
+    expected = set() if outcome == "failed" else {0}
+    assert lines == files == expected and not temps
+    if outcome == "failed":
+        assert read_manifest(tmp_path)[0]["type"] == "failed"
