@@ -29,7 +29,7 @@ Two limits of this machine, to read ``bench/daemon_load.py``'s figures against:
   Side by side, ``group_commit``: the same writes through
   ``SegmentWriter.awrite`` from one event loop at once (the process's
   group commit: one ``syncfs`` per round for every write waiting,
-  :mod:`output._commit`; as the daemon made them until 12-04, before its
+  :mod:`output._commit`; as the daemon made them until 2026-12-04, before its
   ``audio`` event stopped waiting for them); ``group_commit_last_ms`` is its
   last write's return.
 

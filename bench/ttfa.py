@@ -17,8 +17,9 @@ player sink does. It is split into ``to_engine`` (text complete -> engine call
 starts), ``engine_extra`` (engine call time beyond its set latency) and
 ``to_sink`` (engine done -> first chunk at the sink). ``first_file_overhead``
 is the same for the first ``AudioReady`` the caller sees: the segment's file
-and its manifest line written and fsynced (its own figure, as the issue
-asks). The run is closed after its first file.
+complete under its name (its syncs and manifest line follow; until
+2026-12-04 they came first), its own figure, as the issue asks. The run is
+closed after its first file.
 """
 
 from __future__ import annotations

@@ -366,7 +366,14 @@ class _LocalRun:
         if kind == "segment":
             self._segments[int(message["index"])] = message
         elif kind == "audio":
-            path = await self._save_segment(message)
+            try:
+                path = await self._save_segment(message)
+            except DaemonError as exc:
+                if exc.status_code != 404:
+                    raise
+                # Taken back already (its sync failed on the daemon's disk): the
+                # `error` for this segment follows; nothing is saved here.
+                return event_from_message(message, path="")
             return event_from_message(message, path=str(path))
         if kind == "done":
             return await self._finish(message)

@@ -95,9 +95,15 @@ def check_text(events: list[Event], sent: str, *, stopped: bool = False) -> list
     )
     failed_events = sorted({e["segment_index"] for e in of(events, "error")
                             if e.get("segment_index") is not None})
-    # An `audio` event whose file then failed its sync is taken back by an error.
-    announced = [a["index"] for a in of(events, "audio") if a["index"] not in failed_events]
-    assert announced == written, "audio events out of order"
+    audio_order = [a["index"] for a in of(events, "audio")]
+    assert audio_order == sorted(set(audio_order)), "audio events out of order"
+    # An `audio` event whose file then failed its sync is taken back by a later error.
+    for taken_back in set(audio_order) & set(failed_events):
+        at = next(i for i, e in enumerate(events)
+                  if e["status"] == "audio" and e["index"] == taken_back)
+        assert any(e["status"] == "error" and e.get("segment_index") == taken_back
+                   for e in events[at:]), f"segment {taken_back} taken back before its audio"
+    assert [i for i in audio_order if i not in failed_events] == written
     assert failed_events == failed, "a failed segment without its error event (or vice versa)"
     return segments
 
