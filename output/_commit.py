@@ -112,11 +112,11 @@ def run_inline(steps: Steps[T]) -> T:
     return _fsync_inline(steps, fd)
 
 
-def _after_failed_sync(steps: Steps[T], error: OSError) -> T:
-    """Throw ``error`` into ``steps`` (its sync failed) and run the rest here, as
-    :func:`run_inline` does."""
+def _resume_inline(steps: Steps[T], error: OSError | None) -> T:
+    """Resume ``steps`` after their sync (``error``: it failed, thrown in) and run
+    the rest here, as :func:`run_inline` does."""
     try:
-        fd = steps.throw(error)
+        fd = steps.send(None) if error is None else steps.throw(error)
     except StopIteration as done:
         result: T = done.value
         return result
@@ -132,13 +132,8 @@ def _finish_cancelled(steps: Steps[T], fd: int, job: Future[None]) -> T:
     try:
         job.result()  # running or done: wait for its outcome
     except OSError as exc:
-        return _after_failed_sync(steps, exc)
-    try:
-        fd = steps.send(None)
-    except StopIteration as done:
-        result: T = done.value
-        return result
-    return _fsync_inline(steps, fd)
+        return _resume_inline(steps, exc)
+    return _resume_inline(steps, None)
 
 
 def _fsync_inline(steps: Steps[T], fd: int) -> T:
@@ -208,7 +203,7 @@ class GroupCommit:
             try:
                 await asyncio.wrap_future(job)
             except OSError as exc:  # its failure path syncs a "failed" line: not on the loop
-                return await asyncio.to_thread(_after_failed_sync, steps, exc)
+                return await asyncio.to_thread(_resume_inline, steps, exc)
             except asyncio.CancelledError:  # the loop is closing: finish here, never half
                 return _finish_cancelled(steps, fd, job)
             try:

@@ -78,3 +78,24 @@ def pulse_env(pulse_server: PulseServer, monkeypatch: pytest.MonkeyPatch) -> Pul
     for key, value in pulse_server.env.items():
         monkeypatch.setenv(key, value)
     return pulse_server
+
+
+def fail_syncs_of(monkeypatch: pytest.MonkeyPatch, *parts: str) -> None:
+    """Make the group commit's sync fail with EIO (as a disk's write-back error)
+    for every descriptor whose path (the temp name a placed file was written
+    under) contains all of ``parts``; the others sync for real."""
+    import errno
+
+    import output._commit as commit_mod
+
+    real = commit_mod.sync_descriptors
+
+    def failing(fds: list[int]) -> dict[int, OSError]:
+        failed = real(fds)
+        for fd in fds:
+            path = os.readlink(f"/proc/self/fd/{fd}")
+            if all(part in path for part in parts):
+                failed[fd] = OSError(errno.EIO, "Input/output error")
+        return failed
+
+    monkeypatch.setattr(commit_mod, "sync_descriptors", failing)

@@ -34,6 +34,7 @@ from pipeline import (
 )
 from tests.fakes.engine import FakeEngine, StreamingFakeEngine
 from tests.faults.invariants import check_files, check_text
+from tests.output.conftest import fail_syncs_of
 from tts import AudioChunk, EspeakEngine, SynthesisError, SynthesizedAudio
 from tts._audio import normalize_wav
 
@@ -352,18 +353,7 @@ async def test_a_segment_announced_then_not_made_durable_is_taken_back(
     """The `audio` event goes out when the file is complete under its name; when
     its sync then fails (EIO), the file goes, an error for that segment follows,
     and the completed event counts it failed, not written."""
-    import output._commit as commit_mod
-
-    real = commit_mod.sync_descriptors
-
-    def segment_1_fails(fds: list[int]) -> dict[int, OSError]:
-        failed = real(fds)
-        for fd in fds:
-            if "segment_0001" in os.readlink(f"/proc/self/fd/{fd}"):
-                failed[fd] = OSError(errno.EIO, "Input/output error")
-        return failed
-
-    monkeypatch.setattr(commit_mod, "sync_descriptors", segment_1_fails)
+    fail_syncs_of(monkeypatch, "segment_0001")
     async with make(tmp_path, FakeEngine()) as pipe:
         events = await collect(pipe.astream_text_to_audio(TEXT, run_id="eio"))
     total = len(of(events, SegmentQueued))

@@ -134,22 +134,9 @@ def test_a_file_taken_back_leaves_the_jobs_files(
 ) -> None:
     """Chapter one's segment 1 is announced, then its sync fails (EIO): the job
     neither lists nor counts it (the file is gone); every other file is there."""
-    import errno
-    import os
+    from tests.output.conftest import fail_syncs_of
 
-    import output._commit as commit_mod
-
-    real = commit_mod.sync_descriptors
-
-    def one_fails(fds: list[int]) -> dict[int, OSError]:
-        failed = real(fds)
-        for fd in fds:
-            path = os.readlink(f"/proc/self/fd/{fd}")  # the temp name, linked into place
-            if "chapter_01/" in path and "segment_0001" in path:
-                failed[fd] = OSError(errno.EIO, "Input/output error")
-        return failed
-
-    monkeypatch.setattr(commit_mod, "sync_descriptors", one_fails)
+    fail_syncs_of(monkeypatch, "chapter_01/", "segment_0001")
     running = start_daemon(_settings(tmp_path), llm=ScriptedLLM(["x"]), engine=FakeEngine())
     try:
         job_id = httpx.post(running.url + "/v1/narrations", json={"text": BOOK}).json()["id"]

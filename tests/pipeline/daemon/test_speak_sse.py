@@ -201,21 +201,9 @@ def test_an_announced_file_whose_sync_fails_leaves_the_run(
 ) -> None:
     """Segment 1's `audio` event goes out, then its sync fails (EIO): an `error`
     for segment 1 follows, and the run's record, its URLs and `done` drop it."""
-    import errno
-    import os
+    from tests.output.conftest import fail_syncs_of
 
-    import output._commit as commit_mod
-
-    real = commit_mod.sync_descriptors
-
-    def segment_1_fails(fds: list[int]) -> dict[int, OSError]:
-        failed = real(fds)
-        for fd in fds:
-            if "segment_0001" in os.readlink(f"/proc/self/fd/{fd}"):
-                failed[fd] = OSError(errno.EIO, "Input/output error")
-        return failed
-
-    monkeypatch.setattr(commit_mod, "sync_descriptors", segment_1_fails)
+    fail_syncs_of(monkeypatch, "segment_0001")
     events = _speak(daemon)
     kinds = [(kind, data.get("index", data.get("segment_index"))) for kind, data in events
              if kind in ("audio", "error")]
