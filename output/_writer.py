@@ -481,17 +481,35 @@ class SegmentWriter:
         self, index: int, text: str, audio: SynthesizedAudio, exc: Exception
     ) -> None:
         """Best effort "failed" line while ``exc`` is being raised (a second failure,
-        e.g. the same full disk, is attached to ``exc`` as a note)."""
+        e.g. the same full disk, is attached to ``exc`` as a note).
+
+        On an event loop's thread (a placed write's steps run there) the line and
+        its fsync go to a worker thread instead; :meth:`close` waits for it."""
         record = {
             "type": "failed", "index": index, "text": text, "engine": audio.engine,
             "voice": audio.voice, "error": f"{type(exc).__name__}: {exc}",
         }
+        with self._lock:
+            if self._closed:
+                return  # the summary line is written already
+            self._pending += 1
+
+        def append() -> None:
+            with self._in_progress(counted=True):
+                try:
+                    self._manifest.append(record)
+                except WriteError as also:
+                    exc.add_note(f"its manifest line could not be written either: {also}")
+
         try:
-            self._append_unlocked(record)
-        except RuntimeError:
-            return  # closed meanwhile: the summary line is written already
-        except WriteError as also:
-            exc.add_note(f"its manifest line could not be written either: {also}")
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a worker or the commit thread: the line is written here
+            append()
+        else:
+            try:
+                loop.run_in_executor(None, append)
+            except RuntimeError:  # the loop's executor is shut down: here, then
+                append()
 
     def _append_unlocked(self, record: dict[str, Any]) -> None:
         """Append a manifest line without holding the writer's lock through its

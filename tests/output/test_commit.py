@@ -424,3 +424,32 @@ def test_a_drive_whose_loop_closes_finishes_with_what_the_thread_did(
     assert lines == files == expected and not temps
     if outcome == "failed":
         assert read_manifest(tmp_path)[0]["type"] == "failed"
+
+
+async def test_a_placed_write_that_fails_on_the_loop_syncs_its_failed_line_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file's own write fails (ENOSPC) in the part that runs on the event loop:
+    the "failed" line, with its fsync, is written by a worker thread, not the loop."""
+    import output._atomic as atomic_mod
+
+    def full(fd: int, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    appended_on: list[threading.Thread] = []
+    real_append = ManifestWriter.append
+
+    def recording(self: ManifestWriter, record: dict[str, object]) -> None:
+        appended_on.append(threading.current_thread())
+        real_append(self, record)
+
+    monkeypatch.setattr(atomic_mod, "write_all", full)
+    monkeypatch.setattr(ManifestWriter, "append", recording)
+    writer = SegmentWriter(tmp_path, run_subdir=False)
+    with pytest.raises(WriteError, match="No space left"):
+        await writer.awrite(0, tone_audio(440, 0.1), text="s0", placed=lambda written: None)
+    await writer.aclose()  # waits for the failed line
+    assert appended_on[0] is not threading.current_thread()  # not the loop's thread
+    assert [(r["type"], r.get("text")) for r in read_manifest(tmp_path)] == [
+        ("failed", "s0"), ("summary", None)]
+    assert _on_disk(tmp_path) == (set(), set(), [])
