@@ -735,7 +735,7 @@ class StreamRun:
             self._tally.taken_back(index, announced[0].duration_s, outcome.synth_s)
         await self._fanout.accept(segment, audio)
         self._pacer.audio_out()  # no file, or it failed: the other sinks had the audio
-        if written is None and not announced and self._fanout.files is None:
+        if written is None and self._fanout.files is None:
             # a run without files: the sinks have it
             self._tally.delivered(self._now(), audio.duration_s, outcome.synth_s)
 
