@@ -483,8 +483,9 @@ class SegmentWriter:
         """Best effort "failed" line while ``exc`` is being raised (a second failure,
         e.g. the same full disk, is attached to ``exc`` as a note).
 
-        On an event loop's thread (a placed write's steps run there) the line and
-        its fsync go to a worker thread instead; :meth:`close` waits for it."""
+        On an event loop's thread (a placed write's steps run there) the line goes
+        to the commit thread instead, in order with the others, its sync batched;
+        :meth:`close` waits for it."""
         record = {
             "type": "failed", "index": index, "text": text, "engine": audio.engine,
             "voice": audio.voice, "error": f"{type(exc).__name__}: {exc}",
@@ -494,22 +495,19 @@ class SegmentWriter:
                 return  # the summary line is written already
             self._pending += 1
 
-        def append() -> None:
+        def append() -> Generator[int, None, None]:
             with self._in_progress(counted=True):
                 try:
-                    self._manifest.append(record)
+                    yield from self._manifest.append_steps(record)
                 except WriteError as also:
                     exc.add_note(f"its manifest line could not be written either: {also}")
 
         try:
-            loop = asyncio.get_running_loop()
+            asyncio.get_running_loop()
         except RuntimeError:  # a worker or the commit thread: the line is written here
-            append()
+            run_inline(append())
         else:
-            try:
-                loop.run_in_executor(None, append)
-            except RuntimeError:  # the loop's executor is shut down: here, then
-                append()
+            COMMITTER.submit(append())
 
     def _append_unlocked(self, record: dict[str, Any]) -> None:
         """Append a manifest line without holding the writer's lock through its

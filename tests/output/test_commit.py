@@ -430,21 +430,21 @@ async def test_a_placed_write_that_fails_on_the_loop_syncs_its_failed_line_elsew
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The file's own write fails (ENOSPC) in the part that runs on the event loop:
-    the "failed" line, with its fsync, is written by a worker thread, not the loop."""
+    the "failed" line, with its sync, is written by the commit thread, not the loop."""
     import output._atomic as atomic_mod
 
     def full(fd: int, data: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     appended_on: list[threading.Thread] = []
-    real_append = ManifestWriter.append
+    real_append = ManifestWriter.append_steps
 
-    def recording(self: ManifestWriter, record: dict[str, object]) -> None:
+    def recording(self: ManifestWriter, record: dict[str, Any]) -> Generator[int, None, None]:
         appended_on.append(threading.current_thread())
-        real_append(self, record)
+        yield from real_append(self, record)
 
     monkeypatch.setattr(atomic_mod, "write_all", full)
-    monkeypatch.setattr(ManifestWriter, "append", recording)
+    monkeypatch.setattr(ManifestWriter, "append_steps", recording)
     writer = SegmentWriter(tmp_path, run_subdir=False)
     with pytest.raises(WriteError, match="No space left"):
         await writer.awrite(0, tone_audio(440, 0.1), text="s0", placed=lambda written: None)
